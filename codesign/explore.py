@@ -1,0 +1,133 @@
+"""`codesign explore`: search a workload's space on one accelerator and write the run's outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from codesign.cost_cache import LayerCostCache
+from codesign.cost_engine import CostEngine
+from codesign.data import load_dataset
+from codesign.evaluator import CandidateResult, Evaluator
+from codesign.export import export_qcdq, max_output_difference
+from codesign.hardware import load_hardware
+from codesign.report import atomic_write, plot_pareto, result_row, summary_lines, write_table
+from codesign.search import pareto_front, run_nsga2
+from codesign.store import RunStore
+from codesign.workload import Workload
+
+
+def default_cache_path() -> Path:
+    base = os.environ.get("CODESIGN_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "codesign"
+    )
+    return Path(base) / "layer_costs.sqlite"
+
+
+@dataclass(frozen=True)
+class ExploreResult:
+    run_dir: Path
+    pareto: list[CandidateResult]
+    candidates: list[CandidateResult]
+    seconds: float
+    zigzag_calls: int
+    cache_hits: int
+
+
+Reporter = Callable[[str], None]
+
+
+def explore(
+    workload: Workload,
+    run_dir: Path,
+    *,
+    jobs: int = 1,
+    cache_path: Path | None = None,
+    progress: bool = True,
+    report: Reporter = print,
+) -> ExploreResult:
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    torch.manual_seed(workload.search.seed)
+    target = load_hardware(workload.accelerator)
+    dataset = load_dataset(workload.dataset, seed=workload.training.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store = RunStore(run_dir / "run.db")
+    resumed = len(store)
+    config = {
+        "workload": workload.name,
+        "workload_file": workload.source,
+        "dataset": dataset.name,
+        "accelerator": target.name,
+        "accelerator_file": str(target.accelerator_path),
+        "mapping_file": str(target.mapping_path),
+        "training": asdict(workload.training),
+        "cost": asdict(workload.cost),
+        "search": asdict(workload.search),
+    }
+    store.set_meta("config", config)
+    atomic_write(run_dir / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2)))
+    report(
+        f"codesign explore: {workload.name} on {target.name} | {len(dataset.train)}/{len(dataset.val)}/{len(dataset.test)} "
+        f"train/val/test images | space of {workload.space.size():,} specs | run folder {run_dir}"
+        + (f" | resuming with {resumed} stored evaluations" if resumed else "")
+    )
+    cache = LayerCostCache(cache_path or default_cache_path())
+    engine = CostEngine(target, workload.cost, cache, jobs=jobs)
+    evaluator = Evaluator(dataset, workload.training, engine, weights_dir=run_dir / "weights")
+    total = workload.search.population * workload.search.generations
+    bar = tqdm(total=total, desc="evaluating", unit="cand", disable=not progress, dynamic_ncols=True)
+    seen: list[CandidateResult] = []
+
+    def evaluate(spec):
+        result = store.get(spec.key())
+        if result is None:
+            result = evaluator.evaluate(spec)
+            store.put(result)
+        seen.append(result)
+        bar.update(1)
+        if len(seen) % 4 == 0:
+            front = pareto_front(seen, workload.search.objectives)
+            best = max(r.val.accuracy for r in front)
+            bar.set_postfix(front=len(front), best_acc=f"{best:.3f}", zigzag=engine.stats.zigzag_calls)
+        return result
+
+    try:
+        run_nsga2(workload.space, workload.search, evaluate)
+    finally:
+        bar.close()
+        engine.close()
+    results = store.results()
+    front = pareto_front(results, workload.search.objectives)
+    onnx_dir = run_dir / "onnx"
+    rows = []
+    check_images = dataset.test.images[:64]
+    for result in front:
+        model = evaluator.model(result.spec)
+        path = export_qcdq(model, onnx_dir / f"{result.spec.key()}.onnx")
+        row = result_row(result)
+        row["onnx"] = str(path.relative_to(run_dir))
+        row["onnx_max_abs_diff"] = max_output_difference(model, path, check_images)
+        rows.append(row)
+    write_table(run_dir / "pareto.csv", rows)
+    write_table(run_dir / "candidates.csv", [result_row(r) for r in results])
+    plot_pareto(run_dir / "pareto.png", front, results, target.name)
+    seconds = time.perf_counter() - start
+    report(f"\n{len(results)} candidates evaluated, {len(front)} on the Pareto front (test-split figures):")
+    for line in summary_lines(front):
+        report("  " + line)
+    report(
+        f"\nZigZag: {engine.stats.zigzag_calls} layer evaluations ({engine.stats.zigzag_seconds:.1f} s), "
+        f"{engine.stats.cache_hits} cache hits | wall time {seconds:.1f} s"
+    )
+    report(f"wrote {run_dir}/pareto.csv, candidates.csv, pareto.png, onnx/ ({len(front)} files)")
+    store.close()
+    cache.close()
+    return ExploreResult(run_dir, front, results, seconds, engine.stats.zigzag_calls, engine.stats.cache_hits)

@@ -1,0 +1,462 @@
+"""ONNX -> list of compute layers, each a typed LayerSpec ready for ZigZag.
+
+Brevitas QCDQ graphs are read directly: quantize/dequantize/clip chains are folded away and each
+layer's weight, input-activation and output-activation bit widths are recovered from them
+(`Clip` range if present, else the integer type). Plain float graphs work too; their layers get
+ZigZag's default precisions (8-bit weights and activations, 16-bit partial sums).
+
+Partial sums use ZigZag's convention of twice the input-activation width (the register files of
+the shipped accelerators are sized for it).
+
+The geometry conventions (loop dimensions, equation, padding) follow ZigZag 3.9's own ONNX parser,
+so that costing our layer list layer by layer gives the same totals as ZigZag on the whole graph.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from codesign.errors import CodesignError
+
+COMPUTE_OPS = ("Conv", "Gemm", "MatMul")
+PASS_THROUGH_OPS = {"Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "MaxPool"}
+OUTPUT_CHAIN_OPS = {"BatchNormalization", "Relu", "Identity", "Flatten", "Reshape"}
+INT_BITS = {
+    onnx.TensorProto.INT8: 8,
+    onnx.TensorProto.UINT8: 8,
+    onnx.TensorProto.INT16: 16,
+    onnx.TensorProto.UINT16: 16,
+    onnx.TensorProto.INT32: 32,
+    onnx.TensorProto.INT4: 4,
+    onnx.TensorProto.UINT4: 4,
+}
+ZIGZAG_DEFAULT_BITS = 8
+SEGMENT_PATTERN = re.compile(r"^/?(stages|heads)\.(\d+)[/.]")
+
+# How the layer's operands are sourced, as ZigZag's ONNX parser decides from predecessor nodes.
+SOURCE_BOTH_CONSTANT = "both_constant"  # no predecessor node: the network input feeds it directly
+SOURCE_INPUT_FROM_LAYER = "input_from_layer"  # activations from a node, weights constant
+SOURCE_BOTH_FROM_LAYERS = "both_from_layers"  # two variable operands (e.g. activation x activation)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One compute layer in ZigZag's terms, plus where it sits in the early-exit network."""
+
+    name: str
+    op_type: str
+    segment: str  # "stage<i>", "head<i>", or "backbone" for graphs without codesign module names
+    equation: str
+    loop_dims: tuple[str, ...]
+    loop_sizes: tuple[int, ...]
+    dimension_relations: tuple[str, ...] = ()
+    pr_loop_sizes: tuple[int, int] | None = None  # (IX, IY) for convolutions
+    padding: tuple[tuple[int, int], tuple[int, int]] | None = None
+    weight_bits: int = ZIGZAG_DEFAULT_BITS
+    act_bits: int = ZIGZAG_DEFAULT_BITS
+    output_bits: int = ZIGZAG_DEFAULT_BITS  # final output precision
+    partial_sum_bits: int = 2 * ZIGZAG_DEFAULT_BITS
+    operand_source: str = SOURCE_INPUT_FROM_LAYER
+    quantized: bool = False
+
+    @property
+    def macs(self) -> int:
+        return int(np.prod([s for s in self.loop_sizes if s > 0], dtype=np.int64))
+
+    def geometry_key(self) -> dict[str, Any]:
+        """Everything ZigZag's result depends on from the layer side (the name is not part of it)."""
+        return {
+            "op_type": self.op_type,
+            "equation": self.equation,
+            "loop_dims": list(self.loop_dims),
+            "loop_sizes": list(self.loop_sizes),
+            "dimension_relations": list(self.dimension_relations),
+            "pr_loop_sizes": list(self.pr_loop_sizes) if self.pr_loop_sizes else None,
+            "padding": [list(p) for p in self.padding] if self.padding else None,
+            "precision": [self.weight_bits, self.act_bits, self.output_bits, self.partial_sum_bits],
+            "operand_source": self.operand_source,
+        }
+
+    def zigzag_dict(self, layer_id: int = 1) -> dict[str, Any]:
+        """The layer in ZigZag's workload format (as its ONNX parser would have produced it)."""
+        if self.operand_source == SOURCE_BOTH_CONSTANT:
+            source = {"W": layer_id, "I": layer_id}
+        elif self.operand_source == SOURCE_INPUT_FROM_LAYER:
+            source = {"W": layer_id, "I": layer_id - 1}
+        else:
+            source = {"W": layer_id - 1, "I": layer_id - 1}
+        data: dict[str, Any] = {
+            "id": layer_id,
+            "name": self.name,
+            "operator_type": self.op_type,
+            "equation": self.equation,
+            "loop_dims": list(self.loop_dims),
+            "loop_sizes": list(self.loop_sizes),
+            "dimension_relations": list(self.dimension_relations),
+            "operand_source": source,
+            "operand_precision": {
+                "W": self.weight_bits,
+                "I": self.act_bits,
+                "O_final": self.output_bits,
+                "O": self.partial_sum_bits,
+            },
+        }
+        if self.pr_loop_sizes is not None and self.padding is not None:
+            data["pr_loop_dims"] = ["IX", "IY"]
+            data["pr_loop_sizes"] = list(self.pr_loop_sizes)
+            data["padding"] = [list(p) for p in self.padding]
+        return data
+
+
+def conv_layer(
+    name: str,
+    segment: str,
+    *,
+    batch: int,
+    in_channels: int,
+    out_channels: int,
+    groups: int,
+    in_hw: tuple[int, int],
+    out_hw: tuple[int, int],
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    dilations: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    weight_bits: int,
+    act_bits: int,
+    output_bits: int,
+    partial_sum_bits: int,
+    operand_source: str,
+    quantized: bool,
+) -> LayerSpec:
+    """A convolution in ZigZag's convention (same loop order, relations and padding as its ConvParser)."""
+    return LayerSpec(
+        name=name,
+        op_type="Conv",
+        segment=segment,
+        equation="O[b][g][k][oy][ox]+=W[g][k][c][fy][fx]*I[b][g][c][iy][ix]",
+        loop_dims=("B", "K", "G", "OX", "OY", "C", "FX", "FY"),
+        loop_sizes=(
+            batch,
+            math.ceil(out_channels / groups),
+            groups,
+            out_hw[1],
+            out_hw[0],
+            math.ceil(in_channels / groups),
+            kernel[0],
+            kernel[1],
+        ),
+        dimension_relations=(
+            f"ix={strides[0]}*ox+{dilations[0]}*fx",
+            f"iy={strides[1]}*oy+{dilations[1]}*fy",
+        ),
+        pr_loop_sizes=(in_hw[1], in_hw[0]),
+        padding=((pads[0], pads[2]), (pads[1], pads[3])),
+        weight_bits=weight_bits,
+        act_bits=act_bits,
+        output_bits=output_bits,
+        partial_sum_bits=partial_sum_bits,
+        operand_source=operand_source,
+        quantized=quantized,
+    )
+
+
+def gemm_layer(
+    name: str,
+    segment: str,
+    *,
+    input_shape: tuple[int, ...],
+    out_features: int,
+    weights_constant: bool,
+    weight_bits: int,
+    act_bits: int,
+    output_bits: int,
+    partial_sum_bits: int,
+    operand_source: str,
+    quantized: bool,
+    op_type: str = "Gemm",
+) -> LayerSpec:
+    """A matrix product in ZigZag's Gemm convention: I[(b)][d][c] * W[c][k] -> O[(b)][d][k]."""
+    size_d, size_c = input_shape[-2], input_shape[-1]
+    batch = 0
+    heads = 0
+    if len(input_shape) >= 3:
+        batch = input_shape[0] or 1
+    if len(input_shape) == 4:
+        heads = input_shape[1]
+    extra_dims = (["B"] if batch else []) + (["H"] if heads else [])
+    extra_sizes = ([batch] if batch else []) + ([heads] if heads else [])
+    index = ("[b]" if batch else "") + ("[h]" if heads else "")
+    weight_index = "" if weights_constant else index
+    return LayerSpec(
+        name=name,
+        op_type=op_type,
+        segment=segment,
+        equation=f"O{index}[d][k]+=I{index}[d][c]*W{weight_index}[c][k]",
+        loop_dims=("C", "D", "K", *extra_dims),
+        loop_sizes=(size_c, size_d, out_features, *extra_sizes),
+        weight_bits=weight_bits if weights_constant else act_bits,
+        act_bits=act_bits,
+        output_bits=output_bits,
+        partial_sum_bits=partial_sum_bits,
+        operand_source=operand_source,
+        quantized=quantized,
+    )
+
+
+class _Graph:
+    """Index of an ONNX graph: producers, consumers, constants and shapes."""
+
+    def __init__(self, model: onnx.ModelProto, source: str):
+        self.source = source
+        self.model = model
+        graph = model.graph
+        self.producer: dict[str, onnx.NodeProto] = {}
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        for node in graph.node:
+            for out in node.output:
+                self.producer[out] = node
+            for inp in node.input:
+                self.consumers.setdefault(inp, []).append(node)
+        self.initializers = {init.name: init for init in graph.initializer}
+        self.shapes: dict[str, list[int]] = {}
+        for value in [*graph.input, *graph.output, *graph.value_info]:
+            dims = value.type.tensor_type.shape.dim
+            self.shapes[value.name] = [d.dim_value for d in dims]
+        for init in graph.initializer:
+            self.shapes[init.name] = list(init.dims)
+
+    def constant(self, name: str) -> np.ndarray | None:
+        if name in self.initializers:
+            return numpy_helper.to_array(self.initializers[name])
+        node = self.producer.get(name)
+        if node is not None and node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    return numpy_helper.to_array(attr.t)
+        return None
+
+    def shape(self, name: str, node: onnx.NodeProto) -> list[int]:
+        shape = self.shapes.get(name)
+        if not shape:
+            raise CodesignError(
+                f"{self.source}: node {node.name or node.op_type}: expected a known shape for tensor {name!r} "
+                "after shape inference"
+            )
+        return shape
+
+    def dtype_bits(self, name: str) -> int | None:
+        if name in self.initializers:
+            return INT_BITS.get(self.initializers[name].data_type)
+        return None
+
+    def clip_bits(self, clip: onnx.NodeProto) -> int | None:
+        low = self.constant(clip.input[1]) if len(clip.input) > 1 and clip.input[1] else None
+        high = self.constant(clip.input[2]) if len(clip.input) > 2 and clip.input[2] else None
+        if low is None or high is None:
+            return None
+        levels = int(np.asarray(high).item()) - int(np.asarray(low).item()) + 1
+        return max(1, math.ceil(math.log2(levels)))
+
+    def quantize_bits(self, quantize: onnx.NodeProto) -> int:
+        """Bits of a QuantizeLinear output: a following Clip narrows the integer type."""
+        for consumer in self.consumers.get(quantize.output[0], []):
+            if consumer.op_type == "Clip":
+                bits = self.clip_bits(consumer)
+                if bits is not None:
+                    return bits
+        zero_point = quantize.input[2] if len(quantize.input) > 2 else ""
+        return self.dtype_bits(zero_point) or 8
+
+    def dequantized_bits(self, dequantize: onnx.NodeProto) -> int | None:
+        """Bits of the integer tensor a DequantizeLinear reads."""
+        source = dequantize.input[0]
+        node = self.producer.get(source)
+        if node is not None and node.op_type == "Clip":
+            bits = self.clip_bits(node)
+            if bits is not None:
+                return bits
+            source = node.input[0]
+            node = self.producer.get(source)
+        if node is not None and node.op_type == "QuantizeLinear":
+            return self.quantize_bits(node)
+        return self.dtype_bits(source)
+
+    def input_bits(self, name: str) -> int | None:
+        """Bits of a tensor that feeds a compute layer, looking through layout-only ops."""
+        node = self.producer.get(name)
+        while node is not None and node.op_type in PASS_THROUGH_OPS:
+            node = self.producer.get(node.input[0])
+        if node is not None and node.op_type == "DequantizeLinear":
+            return self.dequantized_bits(node)
+        return None
+
+    def output_bits(self, name: str) -> int | None:
+        """Bits the layer's result is requantized to, following BN/ReLU/layout ops to a QuantizeLinear."""
+        current = name
+        for _ in range(8):
+            consumers = self.consumers.get(current, [])
+            if len(consumers) != 1:
+                return None
+            node = consumers[0]
+            if node.op_type == "QuantizeLinear":
+                return self.quantize_bits(node)
+            if node.op_type not in OUTPUT_CHAIN_OPS:
+                return None
+            current = node.output[0]
+        return None
+
+    def has_predecessor_node(self, name: str) -> bool:
+        return name in self.producer
+
+
+def _segment_of(node: onnx.NodeProto) -> str:
+    match = SEGMENT_PATTERN.match(node.name)
+    if match is None:
+        return "backbone"
+    kind, index = match.groups()
+    return f"{'stage' if kind == 'stages' else 'head'}{index}"
+
+
+def _int_attr(node: onnx.NodeProto, name: str, default: Any) -> Any:
+    for attr in node.attribute:
+        if attr.name == name:
+            return list(attr.ints) if attr.type == onnx.AttributeProto.INTS else int(attr.i)
+    return default
+
+
+def _custom_precision(node: onnx.NodeProto) -> tuple[int, int, int | None]:
+    """ZigZag's per-node override attributes `weight_size`, `act_size`, `output_size` (for float graphs)."""
+    weight = _int_attr(node, "weight_size", ZIGZAG_DEFAULT_BITS)
+    act = _int_attr(node, "act_size", ZIGZAG_DEFAULT_BITS)
+    out = _int_attr(node, "output_size", None)
+    return weight, act, out
+
+
+def _fix_batch_dimension(model: onnx.ModelProto) -> None:
+    """Symbolic (dynamic) dimensions are costed as 1: one inference at a time."""
+    for value in [*model.graph.input, *model.graph.output]:
+        for dim in value.type.tensor_type.shape.dim:
+            if not dim.HasField("dim_value") or dim.dim_value <= 0:
+                dim.Clear()
+                dim.dim_value = 1
+
+
+def load_onnx(path: str | Path) -> onnx.ModelProto:
+    path = Path(path)
+    if not path.is_file():
+        raise CodesignError(f"{path}: file: expected an existing ONNX file")
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and friends
+        raise CodesignError(f"{path}: file: expected an ONNX model (protobuf), could not parse it ({type(exc).__name__})") from None
+
+
+def layers_from_onnx(model: onnx.ModelProto | str | Path, source: str | None = None) -> list[LayerSpec]:
+    """Compute layers of an ONNX graph in node order, with Q/DQ folded and bit widths recovered."""
+    if not isinstance(model, onnx.ModelProto):
+        source = source or str(model)
+        model = load_onnx(model)
+    source = source or "<onnx model>"
+    if any(node.op_type == "If" for node in model.graph.node):
+        raise CodesignError(f"{source}: graph: expected a graph without 'If' nodes (export exits as separate outputs)")
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    _fix_batch_dimension(model)
+    try:
+        model = onnx.shape_inference.infer_shapes(model)
+    except Exception as exc:
+        raise CodesignError(f"{source}: graph: expected a valid ONNX graph for shape inference ({exc})") from None
+    graph = _Graph(model, source)
+    layers: list[LayerSpec] = []
+    for node in model.graph.node:
+        if node.op_type not in COMPUTE_OPS:
+            continue
+        layers.append(_layer_from_node(node, graph))
+    if not layers:
+        raise CodesignError(f"{source}: graph: expected at least one Conv, Gemm or MatMul node, found none")
+    return layers
+
+
+def _layer_from_node(node: onnx.NodeProto, graph: _Graph) -> LayerSpec:
+    name = node.name or f"{node.op_type}_{node.output[0]}"
+    act_bits = graph.input_bits(node.input[0])
+    weight_bits = graph.input_bits(node.input[1]) if len(node.input) > 1 else None
+    quantized = act_bits is not None or weight_bits is not None
+    custom_weight, custom_act, custom_out = _custom_precision(node)
+    if quantized:
+        act_bits = act_bits or 32
+        weight_bits = weight_bits or 32
+        out_bits = graph.output_bits(node.output[0]) or act_bits
+    else:
+        weight_bits, act_bits = custom_weight, custom_act
+        out_bits = act_bits
+    predecessors = sum(1 for name_in in node.input if graph.has_predecessor_node(name_in))
+    if predecessors == 0:
+        source = SOURCE_BOTH_CONSTANT
+    elif predecessors == 1 or (quantized and node.op_type != "MatMul"):
+        # A QCDQ graph feeds constant weights through DequantizeLinear nodes: they are still constants.
+        source = SOURCE_INPUT_FROM_LAYER
+    elif predecessors == 2:
+        source = SOURCE_BOTH_FROM_LAYERS
+    else:
+        raise CodesignError(
+            f"{graph.source}: node {name}: expected at most 2 predecessor nodes (fold bias quantization first), "
+            f"found {predecessors}"
+        )
+    segment = _segment_of(node)
+    if node.op_type == "Conv":
+        in_shape = graph.shape(node.input[0], node)
+        out_shape = graph.shape(node.output[0], node)
+        weight_shape = graph.shape(node.input[1], node)
+        kernel = _int_attr(node, "kernel_shape", list(weight_shape[2:]))
+        groups = _int_attr(node, "group", 1)
+        psum = custom_out or 2 * act_bits
+        return conv_layer(
+            name,
+            segment,
+            batch=out_shape[0] if out_shape[0] > 0 else 1,
+            in_channels=in_shape[1],
+            out_channels=out_shape[1],
+            groups=groups,
+            in_hw=(in_shape[2], in_shape[3]),
+            out_hw=(out_shape[2], out_shape[3]),
+            kernel=(kernel[0], kernel[1]),
+            strides=tuple(_int_attr(node, "strides", [1, 1])),
+            dilations=tuple(_int_attr(node, "dilations", [1, 1])),
+            pads=tuple(_int_attr(node, "pads", [0, 0, 0, 0])),
+            weight_bits=weight_bits,
+            act_bits=act_bits,
+            output_bits=out_bits,
+            partial_sum_bits=psum,
+            operand_source=source,
+            quantized=quantized,
+        )
+    in_shape = list(graph.shape(node.input[0], node))
+    out_shape = graph.shape(node.output[0], node)
+    if node.op_type == "Gemm" and _int_attr(node, "transA", 0):
+        in_shape = [in_shape[1], in_shape[0]]
+    psum = custom_out or 2 * act_bits
+    weights_constant = source != SOURCE_BOTH_FROM_LAYERS
+    return gemm_layer(
+        name,
+        segment,
+        input_shape=tuple(in_shape),
+        out_features=out_shape[-1],
+        weights_constant=weights_constant,
+        weight_bits=weight_bits,
+        act_bits=act_bits,
+        output_bits=out_bits,
+        partial_sum_bits=psum,
+        operand_source=source,
+        quantized=quantized,
+        op_type=node.op_type,
+    )
+    return layer

@@ -1,0 +1,119 @@
+"""Run outputs: Pareto and candidate tables (CSV), the Pareto plot (PNG), and a terminal summary."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from codesign.evaluator import CandidateResult
+
+
+def result_row(result: CandidateResult) -> dict[str, Any]:
+    """One table row. Accuracy, exit fractions and expected costs are on the test split unless marked _val."""
+    spec = result.spec
+    return {
+        "key": spec.key(),
+        "backbone": spec.describe(),
+        "num_exits": result.num_exits,
+        "exit_stages": " ".join(str(s) for s in spec.active_exit_stages),
+        "thresholds": " ".join(f"{t:g}" for t in spec.active_thresholds),
+        "weight_bits": " ".join(str(s.weight_bits) for s in spec.stages),
+        "act_bits": " ".join(str(s.act_bits) for s in spec.stages),
+        "accuracy": result.test.accuracy,
+        "exit_fractions": " ".join(f"{f:.3f}" for f in result.test.fractions),
+        "expected_energy_pj": result.expected_test.energy_pj,
+        "expected_latency_cycles": result.expected_test.latency_cycles,
+        "worst_latency_cycles": result.expected_test.worst_latency_cycles,
+        "expected_macs": result.expected_test.macs,
+        "static_accuracy": result.static_test_accuracy,
+        "static_energy_pj": result.static.energy_pj,
+        "static_latency_cycles": result.static.latency_cycles,
+        "energy_vs_static": result.expected_test.energy_pj / result.static.energy_pj,
+        "latency_vs_static": result.expected_test.latency_cycles / result.static.latency_cycles,
+        "per_exit_energy_pj": " ".join(f"{e.energy_pj:.4g}" for e in result.exits),
+        "per_exit_latency_cycles": " ".join(f"{e.latency_cycles:.6g}" for e in result.exits),
+        "accuracy_val": result.val.accuracy,
+        "exit_fractions_val": " ".join(f"{f:.3f}" for f in result.val.fractions),
+        "expected_energy_pj_val": result.expected_val.energy_pj,
+        "expected_latency_cycles_val": result.expected_val.latency_cycles,
+    }
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Write through a temporary file in the same folder, then rename: no half-written outputs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_table(path: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+    return frame
+
+
+def plot_pareto(path: Path, front: list[CandidateResult], results: list[CandidateResult], accelerator: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    colors = {1: "tab:gray", 2: "tab:blue", 3: "tab:orange", 4: "tab:green", 5: "tab:red"}
+    for ax, (attr, label, scale) in zip(
+        axes,
+        [("energy_pj", "expected energy per inference [nJ]", 1e-3), ("latency_cycles", "expected latency [cycles]", 1.0)],
+        strict=True,
+    ):
+        ax.scatter(
+            [getattr(r.expected_test, attr) * scale for r in results],
+            [100 * r.test.accuracy for r in results],
+            s=12, color="lightgray", label="evaluated candidates", zorder=1,
+        )
+        for r in front:
+            x_ee = getattr(r.expected_test, attr) * scale
+            x_static = getattr(r.static, attr) * scale
+            ax.plot([x_static, x_ee], [100 * r.static_test_accuracy, 100 * r.test.accuracy], color="silver", lw=0.8, zorder=2)
+            ax.scatter([x_static], [100 * r.static_test_accuracy], marker="s", facecolors="none", edgecolors="black", s=28, zorder=3)
+        for n in sorted({r.num_exits for r in front}):
+            members = [r for r in front if r.num_exits == n]
+            ax.scatter(
+                [getattr(r.expected_test, attr) * scale for r in members],
+                [100 * r.test.accuracy for r in members],
+                s=40, color=colors.get(n, "tab:purple"), edgecolors="black", linewidths=0.5, zorder=4,
+                label=f"Pareto, {n} exit{'s' if n > 1 else ''}",
+            )
+        ax.scatter([], [], marker="s", facecolors="none", edgecolors="black", label="same network, no early exit")
+        ax.set_xlabel(label)
+        ax.set_ylabel("test accuracy [%]")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"Early-exit networks on {accelerator}: accuracy vs expected cost (test split)")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+
+
+def summary_lines(front: list[CandidateResult], limit: int = 8) -> list[str]:
+    lines = [
+        f"{'acc%':>6} {'exits':>5} {'fractions':>18} {'E[nJ]':>9} {'static':>9} {'E/static':>8} {'lat[cyc]':>9}  backbone"
+    ]
+    for r in front[:limit]:
+        lines.append(
+            f"{100 * r.test.accuracy:6.1f} {r.num_exits:5d} {' '.join(f'{f:.2f}' for f in r.test.fractions):>18} "
+            f"{r.expected_test.energy_pj / 1e3:9.1f} {r.static.energy_pj / 1e3:9.1f} "
+            f"{r.expected_test.energy_pj / r.static.energy_pj:8.2f} {r.expected_test.latency_cycles:9.0f}  {r.spec.describe()}"
+        )
+    if len(front) > limit:
+        lines.append(f"... {len(front) - limit} more in pareto.csv")
+    return lines

@@ -1,0 +1,78 @@
+"""The co-design search as a pymoo problem: integer genes -> CandidateSpec -> objectives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from pymoo.core.problem import Problem
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+from codesign.evaluator import CandidateResult
+from codesign.spec import CandidateSpec
+from codesign.workload import SearchSettings, SearchSpace
+
+EvaluateFn = Callable[[CandidateSpec], CandidateResult]
+
+
+def objective_values(result: CandidateResult, objectives: tuple[str, ...]) -> list[float]:
+    """Objectives to minimise, from validation figures (the test split is never searched on)."""
+    values = {
+        "accuracy": 1.0 - result.val.accuracy,
+        "energy": result.expected_val.energy_pj,
+        "latency": result.expected_val.latency_cycles,
+    }
+    return [values[name] for name in objectives]
+
+
+class CodesignProblem(Problem):
+    """Decision variables are the indices of the space's genes that have more than one choice."""
+
+    def __init__(self, space: SearchSpace, evaluate: EvaluateFn, objectives: tuple[str, ...]):
+        self.space = space
+        self.evaluate_candidate = evaluate
+        self.objectives = objectives
+        genes = space.genes
+        self.free = [i for i, g in enumerate(genes) if len(g.choices) > 1]
+        self.num_genes = len(genes)
+        upper = np.array([len(genes[i].choices) - 1 for i in self.free])
+        super().__init__(n_var=len(self.free), n_obj=len(objectives), xl=np.zeros(len(self.free)), xu=upper, vtype=int)
+
+    def decode(self, x: np.ndarray) -> CandidateSpec:
+        indices = [0] * self.num_genes
+        for position, gene_index in enumerate(self.free):
+            indices[gene_index] = int(round(float(x[position])))
+        return self.space.decode(indices)
+
+    def _evaluate(self, X: np.ndarray, out: dict, *args: object, **kwargs: object) -> None:
+        out["F"] = np.array([objective_values(self.evaluate_candidate(self.decode(x)), self.objectives) for x in X])
+
+
+def run_nsga2(space: SearchSpace, settings: SearchSettings, evaluate: EvaluateFn) -> None:
+    """NSGA-II over the mixed-integer genome (SBX + polynomial mutation with rounding)."""
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+    from pymoo.operators.crossover.sbx import SBX
+    from pymoo.operators.mutation.pm import PM
+    from pymoo.operators.repair.rounding import RoundingRepair
+    from pymoo.operators.sampling.rnd import IntegerRandomSampling
+    from pymoo.optimize import minimize
+
+    problem = CodesignProblem(space, evaluate, settings.objectives)
+    algorithm = NSGA2(
+        pop_size=settings.population,
+        sampling=IntegerRandomSampling(),
+        crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
+        mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
+        eliminate_duplicates=True,
+    )
+    minimize(problem, algorithm, ("n_gen", settings.generations), seed=settings.seed, verbose=False)
+
+
+def pareto_front(results: list[CandidateResult], objectives: tuple[str, ...]) -> list[CandidateResult]:
+    """Non-dominated candidates among all evaluated ones (validation objectives), by expected energy."""
+    if not results:
+        return []
+    F = np.array([objective_values(r, objectives) for r in results])
+    front = NonDominatedSorting().do(F, only_non_dominated_front=True)
+    chosen = [results[i] for i in front]
+    return sorted(chosen, key=lambda r: (r.expected_val.energy_pj, -r.val.accuracy))

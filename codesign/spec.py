@@ -1,0 +1,109 @@
+"""Candidate specifications: the typed, hashable, serialisable description of one early-exit network."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One backbone stage: `depth` conv blocks of `width` channels; the first block applies `stride`."""
+
+    depth: int
+    width: int
+    kernel: int
+    stride: int
+    weight_bits: int
+    act_bits: int
+
+
+@dataclass(frozen=True)
+class CandidateSpec:
+    """An early-exit network.
+
+    `exits[i]` switches on the exit head placed after stage i (i < number of stages - 1); the final
+    classifier after the last stage is always on. `thresholds[i]` is the score-margin threshold of
+    exit i: an input leaves there when top-1 minus top-2 softmax probability is at least that value.
+    """
+
+    stages: tuple[StageSpec, ...]
+    exits: tuple[bool, ...]
+    thresholds: tuple[float, ...]
+    num_classes: int
+    in_channels: int
+    resolution: int
+
+    def __post_init__(self) -> None:
+        if len(self.exits) != len(self.stages) - 1:
+            raise ValueError(f"exits must have {len(self.stages) - 1} entries, got {len(self.exits)}")
+        if len(self.thresholds) != len(self.exits):
+            raise ValueError("thresholds must have one entry per early exit")
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.stages)
+
+    @property
+    def active_exit_stages(self) -> tuple[int, ...]:
+        """Indices of the stages after which an exit is evaluated, final classifier included."""
+        early = tuple(i for i, on in enumerate(self.exits) if on)
+        return (*early, self.num_stages - 1)
+
+    @property
+    def active_thresholds(self) -> tuple[float, ...]:
+        return tuple(t for t, on in zip(self.thresholds, self.exits, strict=True) if on)
+
+    def architecture(self) -> CandidateSpec:
+        """The same network with every exit head present and neutral thresholds.
+
+        Candidates that differ only in which exits are on and in thresholds share one architecture,
+        so they share trained weights and cached exit logits.
+        """
+        return CandidateSpec(
+            stages=self.stages,
+            exits=tuple(True for _ in self.exits),
+            thresholds=tuple(1.0 for _ in self.thresholds),
+            num_classes=self.num_classes,
+            in_channels=self.in_channels,
+            resolution=self.resolution,
+        )
+
+    def without_early_exits(self) -> CandidateSpec:
+        """The static counterpart: the same backbone with only the final classifier."""
+        return CandidateSpec(
+            stages=self.stages,
+            exits=tuple(False for _ in self.exits),
+            thresholds=self.thresholds,
+            num_classes=self.num_classes,
+            in_channels=self.in_channels,
+            resolution=self.resolution,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CandidateSpec:
+        return cls(
+            stages=tuple(StageSpec(**s) for s in data["stages"]),
+            exits=tuple(bool(e) for e in data["exits"]),
+            thresholds=tuple(float(t) for t in data["thresholds"]),
+            num_classes=int(data["num_classes"]),
+            in_channels=int(data["in_channels"]),
+            resolution=int(data["resolution"]),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def key(self) -> str:
+        """A stable short identifier (hash of the canonical JSON)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        """Compact human-readable form, e.g. `d1w16k3 | d2w32k3 | d1w64k3` with bit widths."""
+        parts = [f"d{s.depth}w{s.width}k{s.kernel}/W{s.weight_bits}A{s.act_bits}" for s in self.stages]
+        return " | ".join(parts)

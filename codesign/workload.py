@@ -1,0 +1,248 @@
+"""Workload files: dataset, search space, training, cost and search settings, validated with one-line errors."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from codesign.errors import CodesignError, input_error
+from codesign.spec import CandidateSpec, StageSpec
+from codesign.training import TrainingConfig
+from codesign.zigzag_runner import CostOptions
+
+WORKLOAD_DIR = Path(__file__).resolve().parents[1] / "workloads"
+OBJECTIVES = ("accuracy", "energy", "latency")
+
+
+@dataclass(frozen=True)
+class StageChoices:
+    depth: tuple[int, ...]
+    width: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: int
+    weight_bits: tuple[int, ...]
+    act_bits: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Gene:
+    """One decision variable: an index into `choices`."""
+
+    name: str
+    choices: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    stages: tuple[StageChoices, ...]
+    thresholds: tuple[float, ...]
+    num_classes: int = 10
+    in_channels: int = 1
+    resolution: int = 8
+
+    @property
+    def genes(self) -> tuple[Gene, ...]:
+        genes: list[Gene] = []
+        for i, stage in enumerate(self.stages):
+            for attr in ("depth", "width", "kernel", "weight_bits", "act_bits"):
+                genes.append(Gene(f"stage{i}.{attr}", getattr(stage, attr)))
+        for i in range(len(self.stages) - 1):
+            genes.append(Gene(f"exit{i}.on", (False, True)))
+            genes.append(Gene(f"exit{i}.threshold", self.thresholds))
+        return tuple(genes)
+
+    def decode(self, indices: list[int] | tuple[int, ...]) -> CandidateSpec:
+        genes = self.genes
+        if len(indices) != len(genes):
+            raise ValueError(f"expected {len(genes)} genes, got {len(indices)}")
+        values = {g.name: g.choices[int(i) % len(g.choices)] for g, i in zip(genes, indices, strict=True)}
+        stages = tuple(
+            StageSpec(
+                depth=values[f"stage{i}.depth"],
+                width=values[f"stage{i}.width"],
+                kernel=values[f"stage{i}.kernel"],
+                stride=stage.stride,
+                weight_bits=values[f"stage{i}.weight_bits"],
+                act_bits=values[f"stage{i}.act_bits"],
+            )
+            for i, stage in enumerate(self.stages)
+        )
+        early = range(len(self.stages) - 1)
+        exits = tuple(values[f"exit{i}.on"] for i in early)
+        return CandidateSpec(
+            stages=stages,
+            exits=exits,
+            # A switched-off exit has no threshold; 1.0 keeps equal networks equal specs.
+            thresholds=tuple(values[f"exit{i}.threshold"] if exits[i] else 1.0 for i in early),
+            num_classes=self.num_classes,
+            in_channels=self.in_channels,
+            resolution=self.resolution,
+        )
+
+    def size(self) -> int:
+        total = 1
+        for gene in self.genes:
+            total *= len(gene.choices)
+        return total
+
+    def all_indices(self) -> itertools.product:
+        return itertools.product(*(range(len(g.choices)) for g in self.genes))
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    population: int = 12
+    generations: int = 5
+    seed: int = 0
+    objectives: tuple[str, ...] = OBJECTIVES
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    source: str
+    dataset: str
+    accelerator: str
+    space: SearchSpace
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    cost: CostOptions = field(default_factory=CostOptions)
+    search: SearchSettings = field(default_factory=SearchSettings)
+
+
+def _int_list(source: str, field_name: str, value: Any, allowed: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in items):
+        raise input_error(source, field_name, "a positive integer or a non-empty list of them", value)
+    if allowed is not None and any(v not in allowed for v in items):
+        raise input_error(source, field_name, f"values among {list(allowed)}", value)
+    return tuple(items)
+
+
+def _section(source: str, data: dict[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name, {}) or {}
+    if not isinstance(value, dict):
+        raise input_error(source, name, "a mapping", value)
+    return value
+
+
+def _known_keys(source: str, prefix: str, value: dict[str, Any], known: set[str]) -> None:
+    for key in value:
+        if key not in known:
+            raise input_error(source, f"{prefix}{key}", f"one of {sorted(known)}", key)
+
+
+def parse_workload(data: Any, source: str) -> Workload:
+    if not isinstance(data, dict):
+        raise input_error(source, "document", "a mapping with 'dataset', 'accelerator' and 'space'")
+    _known_keys(source, "", data, {"name", "dataset", "accelerator", "space", "training", "cost", "search"})
+    dataset = data.get("dataset", "digits")
+    if not isinstance(dataset, str):
+        raise input_error(source, "dataset", "a dataset name", dataset)
+    accelerator = data.get("accelerator", "edge_tpu_like")
+    if not isinstance(accelerator, str):
+        raise input_error(source, "accelerator", "a library name or a path to an accelerator YAML", accelerator)
+    space_data = _section(source, data, "space")
+    _known_keys(source, "space.", space_data, {"stages", "thresholds"})
+    stages_data = space_data.get("stages")
+    if not isinstance(stages_data, list) or len(stages_data) < 2:
+        raise input_error(source, "space.stages", "a list of at least 2 stage entries", stages_data)
+    stages = []
+    stage_keys = {"depth", "width", "kernel", "stride", "weight_bits", "act_bits"}
+    for i, stage in enumerate(stages_data):
+        where = f"space.stages[{i}]"
+        if not isinstance(stage, dict):
+            raise input_error(source, where, "a mapping with depth, width, kernel, stride", stage)
+        _known_keys(source, f"{where}.", stage, stage_keys)
+        for key in ("depth", "width"):
+            if key not in stage:
+                raise input_error(source, f"{where}.{key}", "a positive integer or a list of them")
+        stride = stage.get("stride", 1)
+        if not isinstance(stride, int) or stride not in (1, 2):
+            raise input_error(source, f"{where}.stride", "1 or 2", stride)
+        stages.append(
+            StageChoices(
+                depth=_int_list(source, f"{where}.depth", stage["depth"]),
+                width=_int_list(source, f"{where}.width", stage["width"]),
+                kernel=_int_list(source, f"{where}.kernel", stage.get("kernel", 3), (1, 3, 5, 7)),
+                stride=stride,
+                weight_bits=_int_list(source, f"{where}.weight_bits", stage.get("weight_bits", 8), (2, 3, 4, 5, 6, 7, 8)),
+                act_bits=_int_list(source, f"{where}.act_bits", stage.get("act_bits", 8), (2, 3, 4, 5, 6, 7, 8)),
+            )
+        )
+    thresholds = space_data.get("thresholds", [0.5, 0.7, 0.8, 0.9, 0.95])
+    if (
+        not isinstance(thresholds, list)
+        or not thresholds
+        or not all(isinstance(t, (int, float)) and 0.0 <= t <= 1.0 for t in thresholds)
+    ):
+        raise input_error(source, "space.thresholds", "a non-empty list of numbers in [0, 1]", thresholds)
+    space = SearchSpace(stages=tuple(stages), thresholds=tuple(float(t) for t in thresholds))
+
+    training_data = _section(source, data, "training")
+    _known_keys(source, "training.", training_data, {"epochs", "batch_size", "learning_rate", "weight_decay", "exit_loss_weights", "seed"})
+    training = TrainingConfig()
+    try:
+        training = replace(training, **{k: v for k, v in training_data.items() if k != "exit_loss_weights"})
+        if training_data.get("exit_loss_weights") is not None:
+            training = replace(training, exit_loss_weights=tuple(float(w) for w in training_data["exit_loss_weights"]))
+    except (TypeError, ValueError) as exc:
+        raise input_error(source, "training", f"valid training settings ({exc})") from None
+    for key in ("epochs", "batch_size"):
+        if not isinstance(getattr(training, key), int) or getattr(training, key) < 1:
+            raise input_error(source, f"training.{key}", "a positive integer", getattr(training, key))
+
+    cost_data = _section(source, data, "cost")
+    _known_keys(source, "cost.", cost_data, {"opt", "lpf_limit", "nb_spatial_mappings"})
+    try:
+        cost = CostOptions(**cost_data)
+    except (TypeError, ValueError) as exc:
+        raise input_error(source, "cost", f"opt in energy/latency/EDP and integer lpf_limit ({exc})") from None
+
+    search_data = _section(source, data, "search")
+    _known_keys(source, "search.", search_data, {"population", "generations", "seed", "objectives"})
+    search = SearchSettings()
+    for key in ("population", "generations", "seed"):
+        if key in search_data:
+            value = search_data[key]
+            if not isinstance(value, int) or value < (0 if key == "seed" else 1):
+                raise input_error(source, f"search.{key}", "a positive integer", value)
+            search = replace(search, **{key: value})
+    if "objectives" in search_data:
+        objectives = search_data["objectives"]
+        if not isinstance(objectives, list) or "accuracy" not in objectives or not set(objectives) <= set(OBJECTIVES) or len(objectives) < 2:
+            raise input_error(source, "search.objectives", f"'accuracy' plus at least one of {list(OBJECTIVES[1:])}", objectives)
+        search = replace(search, objectives=tuple(objectives))
+    return Workload(
+        name=str(data.get("name", Path(source).stem)),
+        source=source,
+        dataset=dataset,
+        accelerator=accelerator,
+        space=space,
+        training=training,
+        cost=cost,
+        search=search,
+    )
+
+
+def load_workload(name_or_path: str | Path) -> Workload:
+    """A workload preset name from `workloads/` (e.g. `digits`) or a path to a workload YAML."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        preset = WORKLOAD_DIR / f"{name_or_path}.yaml"
+        if not preset.is_file():
+            presets = sorted(p.stem for p in WORKLOAD_DIR.glob("*.yaml"))
+            raise CodesignError(f"workload {name_or_path!r}: name: expected one of {presets} or a path to a YAML file")
+        path = preset
+    if not path.is_file():
+        raise CodesignError(f"{path}: file: expected an existing workload YAML file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "document"
+        raise CodesignError(f"{path}: {where}: expected valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse_workload(data, str(path))
