@@ -29,7 +29,11 @@ def _explore(args: argparse.Namespace) -> int:
     workload = replace(workload, search=search)
     if args.epochs is not None:
         workload = replace(workload, training=replace(workload.training, epochs=args.epochs))
-    run_dir = Path(args.run_dir) if args.run_dir else Path(args.runs) / f"{workload.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = (
+        Path(args.run_dir)
+        if args.run_dir
+        else Path(args.runs) / f"{workload.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     explore(
         workload,
         run_dir,
@@ -45,17 +49,25 @@ def build_parser() -> argparse.ArgumentParser:
         prog="codesign", description="Co-design quantized early-exit networks and edge accelerators."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    ex = sub.add_parser("explore", help="search early-exit networks for an accelerator (default: embedded digits)")
-    ex.add_argument("--workload", "-w", default="digits", help="preset name in workloads/ or a workload YAML path")
+    ex = sub.add_parser(
+        "explore", help="search early-exit networks for an accelerator (default: embedded digits)"
+    )
+    ex.add_argument(
+        "--workload", "-w", default="digits", help="preset name in workloads/ or a workload YAML path"
+    )
     ex.add_argument("--accelerator", "-a", help="library name in accelerators/ or an accelerator YAML path")
-    ex.add_argument("--run-dir", help="run folder (an existing one is resumed); default: runs/<workload>-<time>")
+    ex.add_argument(
+        "--run-dir", help="run folder (an existing one is resumed); default: runs/<workload>-<time>"
+    )
     ex.add_argument("--runs", default="runs", help="parent folder for new runs (default: runs)")
     ex.add_argument("--generations", type=int, help="override search.generations")
     ex.add_argument("--population", type=int, help="override search.population")
     ex.add_argument("--seed", type=int, help="override search.seed")
     ex.add_argument("--epochs", type=int, help="override training.epochs")
     ex.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="ZigZag worker processes")
-    ex.add_argument("--cost-cache", help="layer-cost cache file (default: ~/.cache/codesign/layer_costs.sqlite)")
+    ex.add_argument(
+        "--cost-cache", help="layer-cost cache file (default: ~/.cache/codesign/layer_costs.sqlite)"
+    )
     ex.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     ex.set_defaults(handler=_explore)
     return parser

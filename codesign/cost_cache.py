@@ -91,7 +91,9 @@ class LayerCostCache:
             return
         with self._connection:
             self._connection.execute("BEGIN IMMEDIATE")
-            self._connection.executemany("INSERT OR IGNORE INTO layer_costs VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            self._connection.executemany(
+                "INSERT OR IGNORE INTO layer_costs VALUES (?,?,?,?,?,?,?,?,?,?)", rows
+            )
 
     def __len__(self) -> int:
         return int(self._connection.execute("SELECT COUNT(*) FROM layer_costs").fetchone()[0])

@@ -65,12 +65,16 @@ class CostEngine:
             self.stats.zigzag_calls += len(todo)
             self._memory.update(zip(todo, results, strict=True))
             if self.cache is not None:
-                self.cache.put_many((k, by_key[k], self.target.name, c) for k, c in zip(todo, results, strict=True))
+                self.cache.put_many(
+                    (k, by_key[k], self.target.name, c) for k, c in zip(todo, results, strict=True)
+                )
         return [self._memory[k] for k in keys]
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn")
+            )
         return self._pool
 
     def close(self) -> None:

@@ -39,7 +39,9 @@ class Dataset:
         return int(self.train.images.shape[2])
 
 
-def _stratified_split(labels: np.ndarray, fractions: tuple[float, float, float], seed: int) -> list[np.ndarray]:
+def _stratified_split(
+    labels: np.ndarray, fractions: tuple[float, float, float], seed: int
+) -> list[np.ndarray]:
     """Indices of a stratified split; deterministic for a given seed."""
     rng = np.random.default_rng(seed)
     parts: list[list[int]] = [[], [], []]

@@ -84,7 +84,9 @@ class TrainedArchitecture:
 class Evaluator:
     """Evaluates candidates on one dataset and one accelerator, reusing everything that can be reused."""
 
-    def __init__(self, dataset: Dataset, training: TrainingConfig, engine: CostEngine, weights_dir: Path | None = None):
+    def __init__(
+        self, dataset: Dataset, training: TrainingConfig, engine: CostEngine, weights_dir: Path | None = None
+    ):
         self.dataset = dataset
         self.training = training
         self.engine = engine
@@ -148,10 +150,16 @@ class Evaluator:
         )
 
 
-def candidate_layers(architecture_layers: list[LayerSpec], active_exit_stages: tuple[int, ...]) -> list[LayerSpec]:
+def candidate_layers(
+    architecture_layers: list[LayerSpec], active_exit_stages: tuple[int, ...]
+) -> list[LayerSpec]:
     """The architecture's layers minus the exit heads that are switched off."""
     heads = {f"head{i}" for i in active_exit_stages}
-    return [layer for layer in architecture_layers if not layer.segment.startswith("head") or layer.segment in heads]
+    return [
+        layer
+        for layer in architecture_layers
+        if not layer.segment.startswith("head") or layer.segment in heads
+    ]
 
 
 def _atomic_torch_save(state: dict[str, torch.Tensor], path: Path) -> None:

@@ -38,7 +38,9 @@ def segment_index(segment: str) -> tuple[str, int]:
     raise ValueError(f"unknown segment {segment!r}")
 
 
-def per_exit_costs(layers: list[LayerSpec], costs: list[LayerCost], exit_stages: tuple[int, ...]) -> list[ExitCost]:
+def per_exit_costs(
+    layers: list[LayerSpec], costs: list[LayerCost], exit_stages: tuple[int, ...]
+) -> list[ExitCost]:
     """Cumulative cost of reaching and taking each active exit (earliest first, final last)."""
     stage_energy: dict[int, float] = {}
     stage_latency: dict[int, float] = {}
@@ -49,7 +51,9 @@ def per_exit_costs(layers: list[LayerSpec], costs: list[LayerCost], exit_stages:
     for layer, cost in zip(layers, costs, strict=True):
         kind, index = segment_index(layer.segment)
         energy, latency, macs = (
-            (stage_energy, stage_latency, stage_macs) if kind == "stage" else (head_energy, head_latency, head_macs)
+            (stage_energy, stage_latency, stage_macs)
+            if kind == "stage"
+            else (head_energy, head_latency, head_macs)
         )
         energy[index] = energy.get(index, 0.0) + cost.energy_pj
         latency[index] = latency.get(index, 0.0) + cost.latency_cycles

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,9 @@ import yaml
 
 from codesign.errors import CodesignError
 
-LIBRARY_DIR = Path(os.environ.get("CODESIGN_ACCELERATORS", Path(__file__).resolve().parents[1] / "accelerators"))
+LIBRARY_DIR = Path(
+    os.environ.get("CODESIGN_ACCELERATORS", Path(__file__).resolve().parents[1] / "accelerators")
+)
 MAPPING_SUFFIX = ".mapping.yaml"
 
 
@@ -31,7 +34,9 @@ class HardwareTarget:
 def library_names(library: Path = LIBRARY_DIR) -> list[str]:
     if not library.is_dir():
         return []
-    return sorted(p.name[: -len(".yaml")] for p in library.glob("*.yaml") if not p.name.endswith(MAPPING_SUFFIX))
+    return sorted(
+        p.name[: -len(".yaml")] for p in library.glob("*.yaml") if not p.name.endswith(MAPPING_SUFFIX)
+    )
 
 
 def _read_yaml(path: Path, what: str) -> Any:
@@ -43,7 +48,9 @@ def _read_yaml(path: Path, what: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "document"
-        raise CodesignError(f"{path}: {where}: expected valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise CodesignError(
+            f"{path}: {where}: expected valid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
 
 
 def _first_error(errors: Any, prefix: str = "") -> tuple[str, str]:
@@ -59,30 +66,61 @@ def _first_error(errors: Any, prefix: str = "") -> tuple[str, str]:
     return prefix or "document", str(errors)
 
 
+class _CriticalLog(logging.Handler):
+    """Collects the messages ZigZag's validators log at CRITICAL level instead of raising."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.CRITICAL)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _zigzag_validate(path: Path, validator: Any, schema_ok: bool, what: str) -> None:
+    """Schema errors first (cerberus), then ZigZag's own cross-field rules, as one-line errors."""
+    if not schema_ok:
+        field_name, message = _first_error(validator.validator.errors)
+        raise CodesignError(f"{path}: {field_name}: expected a valid ZigZag {what} field ({message})")
+    handler = _CriticalLog()
+    zigzag_logger = logging.getLogger("zigzag.parser")
+    zigzag_logger.addHandler(handler)
+    try:
+        valid = validator.validate()
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise CodesignError(
+            f"{path}: document: expected a consistent ZigZag {what} ({type(exc).__name__}: {exc})"
+        ) from None
+    finally:
+        zigzag_logger.removeHandler(handler)
+    if not valid:
+        detail = handler.messages[0] if handler.messages else "rejected by ZigZag's validator"
+        detail = detail.replace(f"User-defined {what} is invalid. ", "").replace("\n", " ")
+        raise CodesignError(f"{path}: document: expected a valid ZigZag {what} ({detail})")
+
+
 def validate_accelerator(path: Path, data: Any) -> dict[str, Any]:
     from zigzag.parser.accelerator_validator import AcceleratorValidator
 
     if not isinstance(data, dict):
-        raise CodesignError(f"{path}: document: expected a mapping with 'name', 'memories', 'operational_array'")
+        raise CodesignError(
+            f"{path}: document: expected a mapping with 'name', 'memories', 'operational_array'"
+        )
     validator = AcceleratorValidator(data)
-    normalized = validator.normalized_data
-    if not validator.validate():
-        field_name, message = _first_error(validator.validator.errors)
-        raise CodesignError(f"{path}: {field_name}: expected a valid ZigZag accelerator field ({message})")
-    return normalized
+    schema_ok = validator.validator.validate(validator.data)
+    _zigzag_validate(path, validator, schema_ok, "accelerator")
+    return validator.normalized_data
 
 
 def validate_mapping(path: Path, data: Any) -> list[dict[str, Any]]:
     from zigzag.parser.mapping_validator import MappingValidator
 
-    if not isinstance(data, list):
+    if not isinstance(data, list) or not all(isinstance(entry, dict) for entry in data):
         raise CodesignError(f"{path}: document: expected a list of mapping entries (each with 'name')")
     validator = MappingValidator(data)
-    normalized = validator.normalized_data
-    if not validator.validate():
-        field_name, message = _first_error(getattr(validator.validator, "errors", {}) or {"document": [validator]})
-        raise CodesignError(f"{path}: {field_name}: expected a valid ZigZag mapping entry ({message})")
-    return normalized
+    schema_ok = validator.validator.validate(validator.data, schema=validator.schema)
+    _zigzag_validate(path, validator, schema_ok, "mapping")
+    return validator.normalized_data
 
 
 def load_hardware(accelerator: str | Path, mapping: str | Path | None = None) -> HardwareTarget:
@@ -101,7 +139,9 @@ def load_hardware(accelerator: str | Path, mapping: str | Path | None = None) ->
     if mapping is None:
         mapping_path = accel_path.with_name(accel_path.name[: -len(".yaml")] + MAPPING_SUFFIX)
         if not mapping_path.is_file():
-            raise CodesignError(f"{mapping_path}: file: expected the mapping YAML for accelerator {accel_path}")
+            raise CodesignError(
+                f"{mapping_path}: file: expected the mapping YAML for accelerator {accel_path}"
+            )
     else:
         mapping_path = Path(mapping)
     accel_raw = _read_yaml(accel_path, "accelerator")
@@ -109,7 +149,11 @@ def load_hardware(accelerator: str | Path, mapping: str | Path | None = None) ->
     accel_data = validate_accelerator(accel_path, accel_raw)
     mapping_data = validate_mapping(mapping_path, mapping_raw)
     digest = hashlib.sha256(
-        yaml.safe_dump(accel_raw, sort_keys=True).encode() + b"\0" + yaml.safe_dump(mapping_raw, sort_keys=True).encode()
+        yaml.safe_dump(accel_raw, sort_keys=True).encode()
+        + b"\0"
+        + yaml.safe_dump(mapping_raw, sort_keys=True).encode()
     ).hexdigest()
     name = accel_raw.get("name") or accel_path.stem
-    return HardwareTarget(str(name), accel_path.resolve(), mapping_path.resolve(), digest, accel_data, mapping_data)
+    return HardwareTarget(
+        str(name), accel_path.resolve(), mapping_path.resolve(), digest, accel_data, mapping_data
+    )

@@ -357,7 +357,9 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     try:
         return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and friends
-        raise CodesignError(f"{path}: file: expected an ONNX model (protobuf), could not parse it ({type(exc).__name__})") from None
+        raise CodesignError(
+            f"{path}: file: expected an ONNX model (protobuf), could not parse it ({type(exc).__name__})"
+        ) from None
 
 
 def layers_from_onnx(model: onnx.ModelProto | str | Path, source: str | None = None) -> list[LayerSpec]:
@@ -367,13 +369,17 @@ def layers_from_onnx(model: onnx.ModelProto | str | Path, source: str | None = N
         model = load_onnx(model)
     source = source or "<onnx model>"
     if any(node.op_type == "If" for node in model.graph.node):
-        raise CodesignError(f"{source}: graph: expected a graph without 'If' nodes (export exits as separate outputs)")
+        raise CodesignError(
+            f"{source}: graph: expected a graph without 'If' nodes (export exits as separate outputs)"
+        )
     model = onnx.ModelProto.FromString(model.SerializeToString())
     _fix_batch_dimension(model)
     try:
         model = onnx.shape_inference.infer_shapes(model)
     except Exception as exc:
-        raise CodesignError(f"{source}: graph: expected a valid ONNX graph for shape inference ({exc})") from None
+        raise CodesignError(
+            f"{source}: graph: expected a valid ONNX graph for shape inference ({exc})"
+        ) from None
     graph = _Graph(model, source)
     layers: list[LayerSpec] = []
     for node in model.graph.node:
@@ -459,4 +465,3 @@ def _layer_from_node(node: onnx.NodeProto, graph: _Graph) -> LayerSpec:
         quantized=quantized,
         op_type=node.op_type,
     )
-    return layer

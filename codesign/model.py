@@ -16,7 +16,9 @@ from codesign.spec import CandidateSpec, StageSpec
 class ConvBlock(nn.Sequential):
     """Quantized conv -> batch norm -> quantized ReLU (the ReLU's quantizer sets the activation bits)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, weight_bits: int, act_bits: int):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel: int, stride: int, weight_bits: int, act_bits: int
+    ):
         super().__init__(
             qnn.QuantConv2d(
                 in_channels,
@@ -78,7 +80,12 @@ class EarlyExitNet(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.heads = nn.ModuleDict(
             {
-                str(i): ExitHead(spec.stages[i].width, spec.num_classes, spec.stages[i].weight_bits, spec.stages[i].act_bits)
+                str(i): ExitHead(
+                    spec.stages[i].width,
+                    spec.num_classes,
+                    spec.stages[i].weight_bits,
+                    spec.stages[i].act_bits,
+                )
                 for i in spec.active_exit_stages
             }
         )
@@ -88,9 +95,8 @@ class EarlyExitNet(nn.Module):
         outputs = []
         for index, stage in enumerate(self.stages):
             x = stage(x)
-            head = self.heads[str(index)] if str(index) in self.heads else None
-            if head is not None:
-                outputs.append(head(x))
+            if str(index) in self.heads:
+                outputs.append(self.heads[str(index)](x))
         return tuple(outputs)
 
 

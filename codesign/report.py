@@ -62,7 +62,9 @@ def write_table(path: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-def plot_pareto(path: Path, front: list[CandidateResult], results: list[CandidateResult], accelerator: str) -> None:
+def plot_pareto(
+    path: Path, front: list[CandidateResult], results: list[CandidateResult], accelerator: str
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,33 +74,61 @@ def plot_pareto(path: Path, front: list[CandidateResult], results: list[Candidat
     colors = {1: "tab:gray", 2: "tab:blue", 3: "tab:orange", 4: "tab:green", 5: "tab:red"}
     for ax, (attr, label, scale) in zip(
         axes,
-        [("energy_pj", "expected energy per inference [nJ]", 1e-3), ("latency_cycles", "expected latency [cycles]", 1.0)],
+        [
+            ("energy_pj", "expected energy per inference [nJ]", 1e-3),
+            ("latency_cycles", "expected latency [cycles]", 1.0),
+        ],
         strict=True,
     ):
         ax.scatter(
             [getattr(r.expected_test, attr) * scale for r in results],
             [100 * r.test.accuracy for r in results],
-            s=12, color="lightgray", label="evaluated candidates", zorder=1,
+            s=12,
+            color="lightgray",
+            label="evaluated candidates",
+            zorder=1,
         )
         for r in front:
             x_ee = getattr(r.expected_test, attr) * scale
             x_static = getattr(r.static, attr) * scale
-            ax.plot([x_static, x_ee], [100 * r.static_test_accuracy, 100 * r.test.accuracy], color="silver", lw=0.8, zorder=2)
-            ax.scatter([x_static], [100 * r.static_test_accuracy], marker="s", facecolors="none", edgecolors="black", s=28, zorder=3)
+            ax.plot(
+                [x_static, x_ee],
+                [100 * r.static_test_accuracy, 100 * r.test.accuracy],
+                color="silver",
+                lw=0.8,
+                zorder=2,
+            )
+            ax.scatter(
+                [x_static],
+                [100 * r.static_test_accuracy],
+                marker="s",
+                facecolors="none",
+                edgecolors="black",
+                s=28,
+                zorder=3,
+            )
         for n in sorted({r.num_exits for r in front}):
             members = [r for r in front if r.num_exits == n]
             ax.scatter(
                 [getattr(r.expected_test, attr) * scale for r in members],
                 [100 * r.test.accuracy for r in members],
-                s=40, color=colors.get(n, "tab:purple"), edgecolors="black", linewidths=0.5, zorder=4,
+                s=40,
+                color=colors.get(n, "tab:purple"),
+                edgecolors="black",
+                linewidths=0.5,
+                zorder=4,
                 label=f"Pareto, {n} exit{'s' if n > 1 else ''}",
             )
-        ax.scatter([], [], marker="s", facecolors="none", edgecolors="black", label="same network, no early exit")
+        ax.scatter(
+            [], [], marker="s", facecolors="none", edgecolors="black", label="same network, no early exit"
+        )
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy [%]")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"Early-exit networks on {accelerator}: accuracy vs expected cost (test split)")
+    fig.suptitle(
+        f"Early-exit networks on {accelerator}: Pareto set chosen on validation, figures on the test split"
+    )
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)

@@ -36,7 +36,9 @@ class CodesignProblem(Problem):
         self.free = [i for i, g in enumerate(genes) if len(g.choices) > 1]
         self.num_genes = len(genes)
         upper = np.array([len(genes[i].choices) - 1 for i in self.free])
-        super().__init__(n_var=len(self.free), n_obj=len(objectives), xl=np.zeros(len(self.free)), xu=upper, vtype=int)
+        super().__init__(
+            n_var=len(self.free), n_obj=len(objectives), xl=np.zeros(len(self.free)), xu=upper, vtype=int
+        )
 
     def decode(self, x: np.ndarray) -> CandidateSpec:
         indices = [0] * self.num_genes
@@ -45,7 +47,9 @@ class CodesignProblem(Problem):
         return self.space.decode(indices)
 
     def _evaluate(self, X: np.ndarray, out: dict, *args: object, **kwargs: object) -> None:
-        out["F"] = np.array([objective_values(self.evaluate_candidate(self.decode(x)), self.objectives) for x in X])
+        out["F"] = np.array(
+            [objective_values(self.evaluate_candidate(self.decode(x)), self.objectives) for x in X]
+        )
 
 
 def run_nsga2(space: SearchSpace, settings: SearchSettings, evaluate: EvaluateFn) -> None:

@@ -32,7 +32,9 @@ class RunStore:
             self._db.execute(statement)
 
     def get(self, spec_key: str) -> CandidateResult | None:
-        row = self._db.execute("SELECT result_json FROM evaluations WHERE spec_key = ?", (spec_key,)).fetchone()
+        row = self._db.execute(
+            "SELECT result_json FROM evaluations WHERE spec_key = ?", (spec_key,)
+        ).fetchone()
         return CandidateResult.from_dict(json.loads(row[0])) if row else None
 
     def put(self, result: CandidateResult) -> None:

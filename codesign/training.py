@@ -37,7 +37,9 @@ def _exit_weights(config: TrainingConfig, num_exits: int) -> list[float]:
     if config.exit_loss_weights is None:
         return [1.0] * num_exits
     if len(config.exit_loss_weights) != num_exits:
-        raise ValueError(f"exit_loss_weights has {len(config.exit_loss_weights)} entries for {num_exits} exits")
+        raise ValueError(
+            f"exit_loss_weights has {len(config.exit_loss_weights)} entries for {num_exits} exits"
+        )
     return list(config.exit_loss_weights)
 
 
@@ -55,7 +57,9 @@ def train_architecture(
     generator = torch.Generator().manual_seed(config.seed)
     model = build_model(architecture)
     weights = _exit_weights(config, len(architecture.active_exit_stages))
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     steps_per_epoch = max(1, (len(dataset.train) + config.batch_size - 1) // config.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=config.learning_rate, total_steps=config.epochs * steps_per_epoch

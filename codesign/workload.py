@@ -113,7 +113,9 @@ class Workload:
     search: SearchSettings = field(default_factory=SearchSettings)
 
 
-def _int_list(source: str, field_name: str, value: Any, allowed: tuple[int, ...] | None = None) -> tuple[int, ...]:
+def _int_list(
+    source: str, field_name: str, value: Any, allowed: tuple[int, ...] | None = None
+) -> tuple[int, ...]:
     items = value if isinstance(value, list) else [value]
     if not items or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in items):
         raise input_error(source, field_name, "a positive integer or a non-empty list of them", value)
@@ -144,7 +146,9 @@ def parse_workload(data: Any, source: str) -> Workload:
         raise input_error(source, "dataset", "a dataset name", dataset)
     accelerator = data.get("accelerator", "edge_tpu_like")
     if not isinstance(accelerator, str):
-        raise input_error(source, "accelerator", "a library name or a path to an accelerator YAML", accelerator)
+        raise input_error(
+            source, "accelerator", "a library name or a path to an accelerator YAML", accelerator
+        )
     space_data = _section(source, data, "space")
     _known_keys(source, "space.", space_data, {"stages", "thresholds"})
     stages_data = space_data.get("stages")
@@ -169,8 +173,12 @@ def parse_workload(data: Any, source: str) -> Workload:
                 width=_int_list(source, f"{where}.width", stage["width"]),
                 kernel=_int_list(source, f"{where}.kernel", stage.get("kernel", 3), (1, 3, 5, 7)),
                 stride=stride,
-                weight_bits=_int_list(source, f"{where}.weight_bits", stage.get("weight_bits", 8), (2, 3, 4, 5, 6, 7, 8)),
-                act_bits=_int_list(source, f"{where}.act_bits", stage.get("act_bits", 8), (2, 3, 4, 5, 6, 7, 8)),
+                weight_bits=_int_list(
+                    source, f"{where}.weight_bits", stage.get("weight_bits", 8), (2, 3, 4, 5, 6, 7, 8)
+                ),
+                act_bits=_int_list(
+                    source, f"{where}.act_bits", stage.get("act_bits", 8), (2, 3, 4, 5, 6, 7, 8)
+                ),
             )
         )
     thresholds = space_data.get("thresholds", [0.5, 0.7, 0.8, 0.9, 0.95])
@@ -183,12 +191,19 @@ def parse_workload(data: Any, source: str) -> Workload:
     space = SearchSpace(stages=tuple(stages), thresholds=tuple(float(t) for t in thresholds))
 
     training_data = _section(source, data, "training")
-    _known_keys(source, "training.", training_data, {"epochs", "batch_size", "learning_rate", "weight_decay", "exit_loss_weights", "seed"})
+    _known_keys(
+        source,
+        "training.",
+        training_data,
+        {"epochs", "batch_size", "learning_rate", "weight_decay", "exit_loss_weights", "seed"},
+    )
     training = TrainingConfig()
     try:
         training = replace(training, **{k: v for k, v in training_data.items() if k != "exit_loss_weights"})
         if training_data.get("exit_loss_weights") is not None:
-            training = replace(training, exit_loss_weights=tuple(float(w) for w in training_data["exit_loss_weights"]))
+            training = replace(
+                training, exit_loss_weights=tuple(float(w) for w in training_data["exit_loss_weights"])
+            )
     except (TypeError, ValueError) as exc:
         raise input_error(source, "training", f"valid training settings ({exc})") from None
     for key in ("epochs", "batch_size"):
@@ -200,7 +215,9 @@ def parse_workload(data: Any, source: str) -> Workload:
     try:
         cost = CostOptions(**cost_data)
     except (TypeError, ValueError) as exc:
-        raise input_error(source, "cost", f"opt in energy/latency/EDP and integer lpf_limit ({exc})") from None
+        raise input_error(
+            source, "cost", f"opt in energy/latency/EDP and integer lpf_limit ({exc})"
+        ) from None
 
     search_data = _section(source, data, "search")
     _known_keys(source, "search.", search_data, {"population", "generations", "seed", "objectives"})
@@ -213,8 +230,18 @@ def parse_workload(data: Any, source: str) -> Workload:
             search = replace(search, **{key: value})
     if "objectives" in search_data:
         objectives = search_data["objectives"]
-        if not isinstance(objectives, list) or "accuracy" not in objectives or not set(objectives) <= set(OBJECTIVES) or len(objectives) < 2:
-            raise input_error(source, "search.objectives", f"'accuracy' plus at least one of {list(OBJECTIVES[1:])}", objectives)
+        if (
+            not isinstance(objectives, list)
+            or "accuracy" not in objectives
+            or not set(objectives) <= set(OBJECTIVES)
+            or len(objectives) < 2
+        ):
+            raise input_error(
+                source,
+                "search.objectives",
+                f"'accuracy' plus at least one of {list(OBJECTIVES[1:])}",
+                objectives,
+            )
         search = replace(search, objectives=tuple(objectives))
     return Workload(
         name=str(data.get("name", Path(source).stem)),
@@ -235,7 +262,9 @@ def load_workload(name_or_path: str | Path) -> Workload:
         preset = WORKLOAD_DIR / f"{name_or_path}.yaml"
         if not preset.is_file():
             presets = sorted(p.stem for p in WORKLOAD_DIR.glob("*.yaml"))
-            raise CodesignError(f"workload {name_or_path!r}: name: expected one of {presets} or a path to a YAML file")
+            raise CodesignError(
+                f"workload {name_or_path!r}: name: expected one of {presets} or a path to a YAML file"
+            )
         path = preset
     if not path.is_file():
         raise CodesignError(f"{path}: file: expected an existing workload YAML file")
@@ -244,5 +273,7 @@ def load_workload(name_or_path: str | Path) -> Workload:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "document"
-        raise CodesignError(f"{path}: {where}: expected valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise CodesignError(
+            f"{path}: {where}: expected valid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
     return parse_workload(data, str(path))

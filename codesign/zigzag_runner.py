@@ -69,7 +69,13 @@ def zigzag_layer_cost(layer: LayerSpec, target: HardwareTarget, options: CostOpt
     node = LayerNodeFactory(layer.zigzag_dict(), target.mapping_data).create()
     reduce_stage = _reduce_stage(options.opt)
     main = MainStage(
-        [reduce_stage, SpatialMappingGeneratorStage, reduce_stage, TemporalMappingGeneratorStage, CostModelStage],
+        [
+            reduce_stage,
+            SpatialMappingGeneratorStage,
+            reduce_stage,
+            TemporalMappingGeneratorStage,
+            CostModelStage,
+        ],
         accelerator=_accelerator(target),
         layer=node,
         loma_lpf_limit=options.lpf_limit,

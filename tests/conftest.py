@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from codesign.data import load_digits_dataset
+from codesign.hardware import load_hardware
+from codesign.model import build_model, load_shared_weights
+from codesign.spec import CandidateSpec, StageSpec
+from codesign.training import TrainingConfig, train_architecture
+
+warnings.filterwarnings("ignore")
+torch.set_num_threads(2)
+
+
+def tiny_spec(
+    exits: tuple[bool, bool] = (True, True), bits: tuple[int, int, int] = (4, 8, 4)
+) -> CandidateSpec:
+    return CandidateSpec(
+        stages=(
+            StageSpec(depth=1, width=8, kernel=3, stride=1, weight_bits=bits[0], act_bits=bits[0]),
+            StageSpec(depth=1, width=16, kernel=3, stride=2, weight_bits=bits[1], act_bits=bits[1]),
+            StageSpec(depth=1, width=16, kernel=3, stride=2, weight_bits=bits[2], act_bits=bits[2]),
+        ),
+        exits=exits,
+        thresholds=(0.2, 0.2),
+        num_classes=10,
+        in_channels=1,
+        resolution=8,
+    )
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_digits_dataset()
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(digits):
+    spec = tiny_spec()
+    trained = train_architecture(spec, digits, TrainingConfig(epochs=4, seed=0))
+    return spec, trained
+
+
+@pytest.fixture()
+def tiny_model(trained_tiny):
+    spec, trained = trained_tiny
+    return load_shared_weights(build_model(spec), trained.state_dict)
+
+
+@pytest.fixture(scope="session")
+def edge_tpu():
+    return load_hardware("edge_tpu_like")
+
+
+@pytest.fixture()
+def tmp(tmp_path: Path) -> Path:
+    return tmp_path

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from codesign.cli import main
+from codesign.export import onnxruntime_session
+from codesign.store import RunStore
+
+SMALL_WORKLOAD = """
+name: tiny-digits
+dataset: digits
+accelerator: edge_tpu_like
+space:
+  stages:
+    - {depth: 1, width: [8, 16], kernel: 3, stride: 1, weight_bits: [4, 8], act_bits: 8}
+    - {depth: 1, width: 16, kernel: 3, stride: 2, weight_bits: 8, act_bits: 8}
+    - {depth: 1, width: 32, kernel: 3, stride: 2, weight_bits: 8, act_bits: 8}
+  thresholds: [0.05, 0.2, 0.5]
+training: {epochs: 3, batch_size: 64, learning_rate: 0.003}
+cost: {opt: EDP, lpf_limit: 3}
+search: {population: 6, generations: 2, seed: 1}
+"""
+
+
+def test_explore_end_to_end_writes_every_output_and_resumes(tmp: Path, capsys):
+    workload = tmp / "tiny.yaml"
+    workload.write_text(SMALL_WORKLOAD)
+    run_dir = tmp / "run"
+    args = [
+        "explore",
+        "-w",
+        str(workload),
+        "--run-dir",
+        str(run_dir),
+        "--cost-cache",
+        str(tmp / "c.sqlite"),
+        "-q",
+        "-j",
+        "1",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Pareto front" in out and "wall time" in out
+    pareto = pd.read_csv(run_dir / "pareto.csv")
+    for column in [
+        "backbone",
+        "exit_stages",
+        "thresholds",
+        "weight_bits",
+        "act_bits",
+        "accuracy",
+        "exit_fractions",
+        "expected_energy_pj",
+        "expected_latency_cycles",
+        "static_energy_pj",
+        "static_latency_cycles",
+    ]:
+        assert column in pareto.columns
+    assert len(pareto) >= 1
+    assert (pareto["expected_energy_pj"] > 0).all() and pareto["accuracy"].between(0, 1).all()
+    for _, row in pareto.iterrows():
+        session = onnxruntime_session(run_dir / row["onnx"])
+        assert len(session.get_outputs()) == row["num_exits"]
+        assert row["onnx_max_abs_diff"] < 1e-4
+        fractions = [float(f) for f in row["exit_fractions"].split()]
+        assert abs(sum(fractions) - 1.0) < 1e-6 and len(fractions) == row["num_exits"]
+    assert (run_dir / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    candidates = pd.read_csv(run_dir / "candidates.csv")
+    stored = len(RunStore(run_dir / "run.db"))
+    assert stored == len(candidates) >= len(pareto)
+
+    # Same run folder again: everything comes from the store, nothing is re-evaluated.
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"resuming with {stored} stored evaluations" in out
+    assert "ZigZag: 0 layer evaluations" in out
+    assert len(RunStore(run_dir / "run.db")) == stored
+    assert pd.read_csv(run_dir / "pareto.csv")["key"].tolist() == pareto["key"].tolist()
+
+
+def test_cli_bad_accelerator_is_one_line_and_exit_code_2(tmp: Path):
+    result = subprocess.run(
+        [sys.executable, "-m", "codesign.cli", "explore", "--accelerator", "nope", "--runs", str(tmp)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "nope" in lines[0] and "expected one of" in lines[0], result.stderr
+    assert not any(tmp.iterdir())  # nothing half-written

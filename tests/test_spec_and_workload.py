@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from codesign.errors import CodesignError
+from codesign.spec import CandidateSpec
+from codesign.workload import load_workload
+
+from .conftest import tiny_spec
+
+
+def test_spec_roundtrip_and_stable_key():
+    spec = tiny_spec(exits=(False, True))
+    again = CandidateSpec.from_dict(spec.to_dict())
+    assert again == spec and hash(again) == hash(spec)
+    assert again.key() == spec.key()
+    assert spec.active_exit_stages == (1, 2)
+    assert spec.active_thresholds == (0.2,)
+
+
+def test_architecture_shares_weights_across_exit_choices():
+    a, b = tiny_spec(exits=(False, True)), tiny_spec(exits=(True, False))
+    assert a.key() != b.key()
+    assert a.architecture() == b.architecture()
+    assert a.without_early_exits().active_exit_stages == (2,)
+
+
+def test_default_workload_decodes_every_gene():
+    workload = load_workload("digits")
+    space = workload.space
+    assert workload.dataset == "digits" and workload.accelerator == "edge_tpu_like"
+    spec = space.decode([len(g.choices) - 1 for g in space.genes])
+    assert spec.num_stages == 3 and all(spec.exits)
+    off = space.decode([0] * len(space.genes))
+    assert not any(off.exits) and off.thresholds == (1.0, 1.0)
+
+
+def write(tmp: Path, text: str) -> Path:
+    path = tmp / "w.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("dataset: digits\nspace: {stages: [{depth: 1, width: 8}]}\n", "space.stages"),
+        (
+            "space:\n  stages:\n    - {depth: 1, width: 8}\n    - {depth: 0, width: 8}\n",
+            "space.stages[1].depth",
+        ),
+        (
+            "space:\n  stages:\n    - {depth: 1, width: 8, stride: 3}\n    - {depth: 1, width: 8}\n",
+            "space.stages[0].stride",
+        ),
+        (
+            "space:\n  stages:\n    - {depth: 1, width: 8}\n    - {depth: 1, width: 8}\n  thresholds: [2]\n",
+            "space.thresholds",
+        ),
+        ("bogus: 1\n", "bogus"),
+        ("space: [1, 2\n", "line"),
+    ],
+)
+def test_malformed_workload_gets_one_line_error_naming_file_and_field(tmp, text, field):
+    path = write(tmp, text)
+    with pytest.raises(CodesignError) as info:
+        load_workload(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(path) in message and field in message and "expected" in message
+
+
+def test_unknown_workload_name_lists_presets():
+    with pytest.raises(CodesignError, match="digits"):
+        load_workload("no_such_workload")
