@@ -14,11 +14,16 @@ from codesign.errors import CodesignError
 
 def _explore(args: argparse.Namespace) -> int:
     from codesign.explore import explore
+    from codesign.hardware import parse_override
     from codesign.workload import load_workload
 
     workload = load_workload(args.workload)
     if args.accelerator:
         workload = replace(workload, accelerator=args.accelerator)
+    if args.hw:
+        overrides = dict(workload.hardware_overrides)
+        overrides.update(parse_override(text) for text in args.hw)
+        workload = replace(workload, hardware_overrides=tuple(overrides.items()))
     search = workload.search
     if args.generations is not None:
         search = replace(search, generations=args.generations)
@@ -40,7 +45,65 @@ def _explore(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         cache_path=Path(args.cost_cache) if args.cost_cache else None,
         progress=not args.quiet,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
     )
+    return 0
+
+
+def _cost(args: argparse.Namespace) -> int:
+    from codesign.costing import cost_onnx, format_cost_report, parse_fractions, write_cost_report
+    from codesign.exit_costs import Allocation
+    from codesign.explore import default_cache_path
+    from codesign.hardware import parse_override
+    from codesign.network_cost import CostModelSettings
+    from codesign.zigzag_runner import CostOptions
+
+    allocation = None
+    if args.cores:
+        parts = [int(c) for c in args.cores.split(",")]
+        half = len(parts) // 2
+        if len(parts) % 2:
+            raise CodesignError(
+                f"--cores {args.cores!r}: value: expected stage cores then head cores, e.g. 0,0,0,1,1,1"
+            )
+        allocation = Allocation(tuple(parts[:half]), tuple(parts[half:]))
+    report = cost_onnx(
+        args.model,
+        args.accelerator,
+        exit_fractions=parse_fractions(args.exit_fractions) if args.exit_fractions else None,
+        options=CostOptions(opt=args.opt, lpf_limit=args.lpf_limit),
+        settings=CostModelSettings(
+            precision_aware_mac=not args.zigzag_only, non_compute_ops=not args.zigzag_only
+        ),
+        overrides=dict(parse_override(text) for text in args.hw),
+        allocation=allocation,
+        cache_path=Path(args.cost_cache) if args.cost_cache else default_cache_path(),
+        jobs=args.jobs,
+    )
+    print(format_cost_report(report))
+    out = (
+        Path(args.out)
+        if args.out
+        else Path(args.model).with_suffix("").with_name(Path(args.model).stem + "_cost")
+    )
+    paths = write_cost_report(report, out)
+    print(f"\nwrote {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def _accelerators(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from codesign.hardware import LIBRARY_DIR, key_figures, library_names, load_hardware
+
+    rows = [key_figures(load_hardware(name)) for name in library_names()]
+    frame = pd.DataFrame(rows)
+    with pd.option_context("display.width", 200, "display.max_colwidth", 60):
+        print(frame.drop(columns=["description"]).to_string(index=False))
+    print()
+    for row in rows:
+        print(f"{row['name']:>20}: {row['description']}")
+    print(f"\nlibrary: {LIBRARY_DIR} (on-chip KiB per operand excludes the outermost memory level)")
     return 0
 
 
@@ -69,7 +132,50 @@ def build_parser() -> argparse.ArgumentParser:
         "--cost-cache", help="layer-cost cache file (default: ~/.cache/codesign/layer_costs.sqlite)"
     )
     ex.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    ex.add_argument(
+        "--hw",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override an accelerator field, e.g. operational_array.sizes=[16,16,4,4] (repeatable)",
+    )
+    ex.add_argument(
+        "--data-dir", help="folder with the dataset files (Fashion-MNIST IDX, CIFAR batches, SVHN .mat)"
+    )
     ex.set_defaults(handler=_explore)
+
+    co = sub.add_parser("cost", help="per-layer and per-exit cost of an ONNX network on an accelerator")
+    co.add_argument(
+        "model", help="ONNX file (Brevitas QCDQ or float); each graph output is an exit, earliest first"
+    )
+    co.add_argument(
+        "--accelerator", "-a", default="edge_tpu_like", help="library name or accelerator YAML path"
+    )
+    co.add_argument("--exit-fractions", help="fraction of inputs leaving at each exit, e.g. 0.6,0.3,0.1")
+    co.add_argument(
+        "--hw", action="append", default=[], metavar="FIELD=VALUE", help="override an accelerator field"
+    )
+    co.add_argument(
+        "--cores", help="multi-core allocation: core of each stage, then of each head, e.g. 0,0,0,1,1,1"
+    )
+    co.add_argument(
+        "--opt", default="EDP", choices=["energy", "latency", "EDP"], help="ZigZag mapping criterion"
+    )
+    co.add_argument(
+        "--lpf-limit", type=int, default=6, help="ZigZag LOMA loop-prime-factor limit (default 6)"
+    )
+    co.add_argument(
+        "--zigzag-only",
+        action="store_true",
+        help="plain ZigZag numbers: no precision-aware MAC energy, no cost for pooling/Add",
+    )
+    co.add_argument("--out", help="folder for layers.csv, exits.csv, cost.json (default: <model>_cost/)")
+    co.add_argument("--cost-cache", help="layer-cost cache file")
+    co.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="ZigZag worker processes")
+    co.set_defaults(handler=_cost)
+
+    ac = sub.add_parser("accelerators", help="list the accelerator library with key figures")
+    ac.set_defaults(handler=_accelerators)
     return parser
 
 

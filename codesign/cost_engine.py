@@ -25,7 +25,7 @@ def _evaluate(job: tuple[LayerSpec, HardwareTarget, CostOptions]) -> LayerCost:
 
 
 class CostEngine:
-    """Costs layers on one accelerator with fixed ZigZag options.
+    """Costs layers with fixed ZigZag options, on `target` or on any accelerator passed per call.
 
     `jobs` > 1 evaluates cache misses in that many worker processes (spawned, so PyTorch's
     threads in the parent are never forked).
@@ -46,8 +46,9 @@ class CostEngine:
         self._memory: dict[str, LayerCost] = {}
         self._pool: ProcessPoolExecutor | None = None
 
-    def layer_costs(self, layers: list[LayerSpec]) -> list[LayerCost]:
-        keys = [layer_cost_key(layer, self.target, self.options) for layer in layers]
+    def layer_costs(self, layers: list[LayerSpec], target: HardwareTarget | None = None) -> list[LayerCost]:
+        target = target or self.target
+        keys = [layer_cost_key(layer, target, self.options) for layer in layers]
         missing = [k for k in dict.fromkeys(keys) if k not in self._memory]
         if missing and self.cache is not None:
             self._memory.update(self.cache.get_many(missing))
@@ -56,7 +57,7 @@ class CostEngine:
         self.stats.cache_hits += len(keys) - len(todo)
         if todo:
             start = time.perf_counter()
-            jobs = [(by_key[k], self.target, self.options) for k in todo]
+            jobs = [(by_key[k], target, self.options) for k in todo]
             if self.jobs > 1 and len(jobs) > 1:
                 results = list(self._executor().map(_evaluate, jobs))
             else:

@@ -6,6 +6,7 @@ The test split is only used for final reporting; thresholds and search decisions
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -56,7 +57,9 @@ def _stratified_split(
     return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
 
 
-def _to_split(images: np.ndarray, labels: np.ndarray, mean: float, std: float) -> Split:
+def _to_split(
+    images: np.ndarray, labels: np.ndarray, mean: float | np.ndarray, std: float | np.ndarray
+) -> Split:
     x = torch.from_numpy(((images.astype(np.float32) - mean) / std).astype(np.float32))
     return Split(images=x.contiguous(), labels=torch.from_numpy(labels.astype(np.int64)))
 
@@ -79,12 +82,19 @@ def load_digits_dataset(seed: int = 0) -> Dataset:
     )
 
 
-DATASETS = {"digits": load_digits_dataset}
+def dataset_names() -> list[str]:
+    from codesign.datasets import dataset_loaders
+
+    return sorted(["digits", *dataset_loaders()])
 
 
-def load_dataset(name: str, seed: int = 0) -> Dataset:
-    try:
-        loader = DATASETS[name]
-    except KeyError:
-        raise CodesignError(f"dataset: expected one of {sorted(DATASETS)}, got {name!r}") from None
-    return loader(seed=seed)
+def load_dataset(name: str, seed: int = 0, data_dir: Path | None = None) -> Dataset:
+    """`digits` (bundled) or a local dataset: fashion-mnist, cifar10, cifar100, svhn (see codesign.datasets)."""
+    from codesign.datasets import dataset_loaders
+
+    if name == "digits":
+        return load_digits_dataset(seed=seed)
+    loaders = dataset_loaders()
+    if name not in loaders:
+        raise CodesignError(f"dataset: expected one of {dataset_names()}, got {name!r}")
+    return loaders[name](data_dir=data_dir, seed=seed)

@@ -16,17 +16,19 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from codesign.cost_engine import CostEngine
 from codesign.data import Dataset
-from codesign.exit_costs import ExitCost, ExpectedCost, expected_cost, per_exit_costs
+from codesign.exit_costs import Allocation, ExitCost, ExpectedCost, expected_cost, per_exit_costs
 from codesign.exits import CachedExits, ExitStats
 from codesign.export import export_qcdq
-from codesign.layers import LayerSpec, layers_from_onnx
+from codesign.hardware import HardwareTarget, load_hardware
+from codesign.layers import ParsedNetwork, parse_onnx
 from codesign.model import build_model, load_shared_weights
+from codesign.network_cost import CostModelSettings, ItemCost, network_costs
 from codesign.spec import CandidateSpec
 from codesign.training import TrainingConfig, exit_logits, train_architecture
 
@@ -44,7 +46,17 @@ class CandidateResult:
     static: ExitCost  # the same backbone with only the final classifier
     static_val_accuracy: float
     static_test_accuracy: float
+    accelerator: str = ""
+    clock_hz: float = 1e9
     timings: dict[str, float] = field(default_factory=dict)
+
+    def seconds(self, cycles: float) -> float:
+        return cycles / self.clock_hz
+
+    def edp(self, expected: ExpectedCost | None = None) -> float:
+        """Expected energy x expected latency, in J*s."""
+        expected = expected or self.expected_test
+        return expected.energy_pj * 1e-12 * self.seconds(expected.latency_cycles)
 
     @property
     def num_exits(self) -> int:
@@ -67,6 +79,8 @@ class CandidateResult:
             static=ExitCost(**data["static"]),
             static_val_accuracy=data["static_val_accuracy"],
             static_test_accuracy=data["static_test_accuracy"],
+            accelerator=data.get("accelerator", ""),
+            clock_hz=data.get("clock_hz", 1e9),
             timings=dict(data.get("timings", {})),
         )
 
@@ -77,7 +91,7 @@ class TrainedArchitecture:
     state_dict: dict[str, torch.Tensor]
     val: CachedExits
     test: CachedExits
-    layers: list[LayerSpec]
+    network: ParsedNetwork
     train_seconds: float
 
 
@@ -85,13 +99,30 @@ class Evaluator:
     """Evaluates candidates on one dataset and one accelerator, reusing everything that can be reused."""
 
     def __init__(
-        self, dataset: Dataset, training: TrainingConfig, engine: CostEngine, weights_dir: Path | None = None
+        self,
+        dataset: Dataset,
+        training: TrainingConfig,
+        engine: CostEngine,
+        weights_dir: Path | None = None,
+        settings: CostModelSettings | None = None,
+        base_overrides: dict[str, object] | None = None,
     ):
         self.dataset = dataset
         self.training = training
         self.engine = engine
         self.weights_dir = weights_dir
+        self.settings = settings or CostModelSettings()
+        self.base_overrides = dict(base_overrides or {})
         self._architectures: dict[str, TrainedArchitecture] = {}
+        self._targets: dict[tuple[tuple[str, str], ...], HardwareTarget] = {(): engine.target}
+
+    def target(self, spec: CandidateSpec) -> HardwareTarget:
+        """The accelerator with this candidate's parameters applied (library file + workload overrides + genes)."""
+        if spec.hardware not in self._targets:
+            base = self.engine.target
+            overrides = {**self.base_overrides, **spec.hardware_overrides()}
+            self._targets[spec.hardware] = load_hardware(base.accelerator_path, base.mapping_path, overrides)
+        return self._targets[spec.hardware]
 
     def trained(self, spec: CandidateSpec) -> TrainedArchitecture:
         architecture = spec.architecture()
@@ -116,12 +147,30 @@ class Evaluator:
         val = CachedExits.from_logits(exit_logits(model, self.dataset.val), labels_val)
         test = CachedExits.from_logits(exit_logits(model, self.dataset.test), labels_test)
         with tempfile.TemporaryDirectory() as tmp:
-            layers = layers_from_onnx(export_qcdq(model, Path(tmp) / "architecture.onnx"))
-        return TrainedArchitecture(architecture, state, val, test, layers, train_seconds)
+            network = parse_onnx(export_qcdq(model, Path(tmp) / "architecture.onnx"))
+        return TrainedArchitecture(architecture, state, val, test, network, train_seconds)
 
     def model(self, spec: CandidateSpec) -> torch.nn.Module:
         """The candidate's network with its trained weights (only its active heads)."""
         return load_shared_weights(build_model(spec), self.trained(spec).state_dict)
+
+    def costs(self, spec: CandidateSpec, exit_stages: tuple[int, ...] | None = None) -> list[ItemCost]:
+        """Per-item costs of the candidate's network (or of the same backbone with only `exit_stages`)."""
+        network = self.trained(spec).network
+        exit_stages = exit_stages or spec.active_exit_stages
+        return network_costs(
+            candidate_layers(network.layers, exit_stages),
+            candidate_layers(network.operators, exit_stages),
+            self.engine,
+            self.settings,
+            self.target(spec),
+        )
+
+    def exit_costs(self, spec: CandidateSpec, exit_stages: tuple[int, ...] | None = None) -> list[ExitCost]:
+        exit_stages = exit_stages or spec.active_exit_stages
+        target = self.target(spec)
+        allocation = Allocation(spec.stage_cores, spec.head_cores) if spec.stage_cores else None
+        return per_exit_costs(self.costs(spec, exit_stages), exit_stages, allocation, target.interconnect)
 
     def evaluate(self, spec: CandidateSpec) -> CandidateResult:
         start = time.perf_counter()
@@ -130,12 +179,10 @@ class Evaluator:
         active = spec.active_exit_stages  # architecture exit k sits after stage k
         val = trained.val.simulate(active, spec.active_thresholds)
         test = trained.test.simulate(active, spec.active_thresholds)
-        layers = candidate_layers(trained.layers, active)
-        exits = per_exit_costs(layers, self.engine.layer_costs(layers), active)
-        final = (spec.num_stages - 1,)
-        static_layers = candidate_layers(trained.layers, final)
-        static = per_exit_costs(static_layers, self.engine.layer_costs(static_layers), final)[0]
-        static_index = spec.num_stages - 1
+        exits = self.exit_costs(spec)
+        final = spec.num_stages - 1
+        static = self.exit_costs(spec, (final,))[0]
+        target = self.target(spec)
         return CandidateResult(
             spec=spec,
             val=val,
@@ -144,22 +191,21 @@ class Evaluator:
             expected_val=expected_cost(exits, val.fractions),
             expected_test=expected_cost(exits, test.fractions),
             static=static,
-            static_val_accuracy=float(trained.val.correct[static_index].mean()),
-            static_test_accuracy=float(trained.test.correct[static_index].mean()),
+            static_val_accuracy=float(trained.val.correct[final].mean()),
+            static_test_accuracy=float(trained.test.correct[final].mean()),
+            accelerator=target.name,
+            clock_hz=target.clock_hz,
             timings={"train_s": trained_at - start, "cost_s": time.perf_counter() - trained_at},
         )
 
 
-def candidate_layers(
-    architecture_layers: list[LayerSpec], active_exit_stages: tuple[int, ...]
-) -> list[LayerSpec]:
-    """The architecture's layers minus the exit heads that are switched off."""
+Segmented = TypeVar("Segmented")
+
+
+def candidate_layers(items: list[Segmented], active_exit_stages: tuple[int, ...]) -> list[Segmented]:
+    """The architecture's layers (or operators) minus the exit heads that are switched off."""
     heads = {f"head{i}" for i in active_exit_stages}
-    return [
-        layer
-        for layer in architecture_layers
-        if not layer.segment.startswith("head") or layer.segment in heads
-    ]
+    return [item for item in items if not item.segment.startswith("head") or item.segment in heads]  # type: ignore[attr-defined]
 
 
 def _atomic_torch_save(state: dict[str, torch.Tensor], path: Path) -> None:

@@ -6,21 +6,22 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
 from codesign.cost_cache import LayerCostCache
 from codesign.cost_engine import CostEngine
-from codesign.data import load_dataset
+from codesign.data import Dataset, load_dataset
+from codesign.errors import CodesignError
 from codesign.evaluator import CandidateResult, Evaluator
 from codesign.export import export_qcdq, max_output_difference
-from codesign.hardware import load_hardware
+from codesign.hardware import HardwareTarget, load_hardware
 from codesign.report import atomic_write, plot_pareto, result_row, summary_lines, write_table
 from codesign.search import pareto_front, run_nsga2
 from codesign.store import RunStore
-from codesign.workload import Workload
+from codesign.workload import SearchSpace, Workload
 
 
 def default_cache_path() -> Path:
@@ -43,6 +44,33 @@ class ExploreResult:
 Reporter = Callable[[str], None]
 
 
+def prepare_space(workload: Workload, dataset: Dataset, target: HardwareTarget) -> SearchSpace:
+    """The workload's space with the dataset's shape and the accelerator's core count filled in."""
+    space = replace(
+        workload.space,
+        num_classes=dataset.num_classes,
+        in_channels=dataset.in_channels,
+        resolution=dataset.resolution,
+        cores=target.cores if workload.allocate_cores else 1,
+    )
+    size = dataset.resolution
+    for index, stage in enumerate(space.stages):
+        size = (size + stage.stride - 1) // stage.stride
+        if size < 2:
+            raise CodesignError(
+                f"{workload.source}: space.stages[{index}].stride: expected feature maps of at least 2x2 at every exit, "
+                f"but {dataset.name}'s {dataset.resolution}x{dataset.resolution} input is down to {size}x{size} here"
+            )
+    for path, choices in space.hardware:  # fail before any training if a searched value is invalid
+        for choice in choices:
+            load_hardware(
+                target.accelerator_path,
+                target.mapping_path,
+                {**dict(workload.hardware_overrides), path: choice},
+            )
+    return space
+
+
 def explore(
     workload: Workload,
     run_dir: Path,
@@ -51,13 +79,15 @@ def explore(
     cache_path: Path | None = None,
     progress: bool = True,
     report: Reporter = print,
+    data_dir: Path | None = None,
 ) -> ExploreResult:
     from tqdm import tqdm
 
     start = time.perf_counter()
     torch.manual_seed(workload.search.seed)
-    target = load_hardware(workload.accelerator)
-    dataset = load_dataset(workload.dataset, seed=workload.training.seed)
+    target = load_hardware(workload.accelerator, overrides=dict(workload.hardware_overrides))
+    dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=data_dir)
+    space = prepare_space(workload, dataset, target)
     run_dir.mkdir(parents=True, exist_ok=True)
     store = RunStore(run_dir / "run.db")
     resumed = len(store)
@@ -66,6 +96,10 @@ def explore(
         "workload_file": workload.source,
         "dataset": dataset.name,
         "accelerator": target.name,
+        "clock_mhz": target.clock_hz / 1e6,
+        "cores": target.cores,
+        "hardware_overrides": dict(workload.hardware_overrides),
+        "hardware_search": {path: list(choices) for path, choices in space.hardware},
         "accelerator_file": str(target.accelerator_path),
         "mapping_file": str(target.mapping_path),
         "training": asdict(workload.training),
@@ -76,12 +110,18 @@ def explore(
     atomic_write(run_dir / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2)))
     report(
         f"codesign explore: {workload.name} on {target.name} | {len(dataset.train)}/{len(dataset.val)}/{len(dataset.test)} "
-        f"train/val/test images | space of {workload.space.size():,} specs | run folder {run_dir}"
+        f"train/val/test images | space of {space.size():,} specs | run folder {run_dir}"
         + (f" | resuming with {resumed} stored evaluations" if resumed else "")
     )
     cache = LayerCostCache(cache_path or default_cache_path())
     engine = CostEngine(target, workload.cost, cache, jobs=jobs)
-    evaluator = Evaluator(dataset, workload.training, engine, weights_dir=run_dir / "weights")
+    evaluator = Evaluator(
+        dataset,
+        workload.training,
+        engine,
+        weights_dir=run_dir / "weights",
+        base_overrides=dict(workload.hardware_overrides),
+    )
     total = workload.search.population * workload.search.generations
     bar = tqdm(total=total, desc="evaluating", unit="cand", disable=not progress, dynamic_ncols=True)
     seen: list[CandidateResult] = []
@@ -100,7 +140,7 @@ def explore(
         return result
 
     try:
-        run_nsga2(workload.space, workload.search, evaluate)
+        run_nsga2(space, workload.search, evaluate)
     finally:
         bar.close()
         engine.close()

@@ -27,7 +27,9 @@ from onnx import numpy_helper
 from codesign.errors import CodesignError
 
 COMPUTE_OPS = ("Conv", "Gemm", "MatMul")
-PASS_THROUGH_OPS = {"Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "MaxPool"}
+POOL_OPS = {"GlobalAveragePool": "Pool", "AveragePool": "Pool", "MaxPool": "Pool", "GlobalMaxPool": "Pool"}
+ADD_OPS = {"Add": "Add", "Sum": "Add"}
+PASS_THROUGH_OPS = {"Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "MaxPool", "Relu"}
 OUTPUT_CHAIN_OPS = {"BatchNormalization", "Relu", "Identity", "Flatten", "Reshape"}
 INT_BITS = {
     onnx.TensorProto.INT8: 8,
@@ -40,6 +42,7 @@ INT_BITS = {
 }
 ZIGZAG_DEFAULT_BITS = 8
 SEGMENT_PATTERN = re.compile(r"^/?(stages|heads)\.(\d+)[/.]")
+EXIT_OUTPUT_PATTERN = re.compile(r"^exit(\d+)$")
 
 # How the layer's operands are sourced, as ZigZag's ONNX parser decides from predecessor nodes.
 SOURCE_BOTH_CONSTANT = "both_constant"  # no predecessor node: the network input feeds it directly
@@ -70,6 +73,14 @@ class LayerSpec:
     @property
     def macs(self) -> int:
         return int(np.prod([s for s in self.loop_sizes if s > 0], dtype=np.int64))
+
+    @property
+    def output_elements(self) -> int:
+        """Size of the output tensor: the product of the loop dimensions indexing O in the equation."""
+        output_part = self.equation.split("+=")[0]
+        dims = {d.upper() for d in re.findall(r"\[(\w+)\]", output_part)}
+        sizes = dict(zip(self.loop_dims, self.loop_sizes, strict=True))
+        return int(np.prod([max(1, sizes[d]) for d in dims if d in sizes], dtype=np.int64))
 
     def geometry_key(self) -> dict[str, Any]:
         """Everything ZigZag's result depends on from the layer side (the name is not part of it)."""
@@ -114,6 +125,33 @@ class LayerSpec:
             data["pr_loop_sizes"] = list(self.pr_loop_sizes)
             data["padding"] = [list(p) for p in self.padding]
         return data
+
+
+@dataclass(frozen=True)
+class OperatorSpec:
+    """A non-compute operator ZigZag does not cost (pooling, residual add): data movement plus simple ops."""
+
+    name: str
+    op_type: str  # "Pool" or "Add"
+    segment: str
+    input_elements: int  # all inputs together
+    output_elements: int
+    act_bits: int
+    output_bits: int
+    operations: int  # additions / comparisons
+
+
+@dataclass(frozen=True)
+class ParsedNetwork:
+    """What the cost engine needs from a graph: compute layers, other operators, and its exits.
+
+    `exit_stages[k]` is the stage index after which graph output k sits (earliest first, final last).
+    """
+
+    layers: list[LayerSpec]
+    operators: list[OperatorSpec]
+    exit_stages: tuple[int, ...]
+    output_names: tuple[str, ...]
 
 
 def conv_layer(
@@ -318,12 +356,41 @@ class _Graph:
         return name in self.producer
 
 
-def _segment_of(node: onnx.NodeProto) -> str:
+def _named_segment(node: onnx.NodeProto) -> str | None:
     match = SEGMENT_PATTERN.match(node.name)
     if match is None:
-        return "backbone"
+        return None
     kind, index = match.groups()
     return f"{'stage' if kind == 'stages' else 'head'}{index}"
+
+
+def _reachable_outputs(model: onnx.ModelProto) -> dict[int, frozenset[int]]:
+    """For each node (by position), the graph outputs it feeds. Nodes are topologically ordered in ONNX."""
+    outputs = {o.name: k for k, o in enumerate(model.graph.output)}
+    consumers: dict[str, list[int]] = {}
+    for position, node in enumerate(model.graph.node):
+        for inp in node.input:
+            consumers.setdefault(inp, []).append(position)
+    reach: dict[int, frozenset[int]] = {}
+    for position in range(len(model.graph.node) - 1, -1, -1):
+        node = model.graph.node[position]
+        found: set[int] = set()
+        for out in node.output:
+            if out in outputs:
+                found.add(outputs[out])
+            for consumer in consumers.get(out, []):
+                found |= reach[consumer]
+        reach[position] = frozenset(found)
+    return reach
+
+
+def _structural_segment(reach: frozenset[int], exit_stages: tuple[int, ...]) -> str:
+    """Segment of a node from the exits (graph outputs) it feeds: shared by several exits -> the backbone
+    stage before the earliest; feeding one early exit only -> that exit's head; only the final exit -> last stage."""
+    if len(reach) > 1:
+        return f"stage{exit_stages[min(reach)]}"
+    (k,) = reach
+    return f"stage{exit_stages[k]}" if k == len(exit_stages) - 1 else f"head{exit_stages[k]}"
 
 
 def _int_attr(node: onnx.NodeProto, name: str, default: Any) -> Any:
@@ -364,6 +431,15 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
 
 def layers_from_onnx(model: onnx.ModelProto | str | Path, source: str | None = None) -> list[LayerSpec]:
     """Compute layers of an ONNX graph in node order, with Q/DQ folded and bit widths recovered."""
+    return parse_onnx(model, source).layers
+
+
+def parse_onnx(model: onnx.ModelProto | str | Path, source: str | None = None) -> ParsedNetwork:
+    """Compute layers, non-compute operators and exits of an ONNX graph.
+
+    Segments come from codesign's module names when present (`/stages.<i>/`, `/heads.<i>/`), else from
+    the graph's structure: each graph output is an exit, earliest first in output order.
+    """
     if not isinstance(model, onnx.ModelProto):
         source = source or str(model)
         model = load_onnx(model)
@@ -381,17 +457,51 @@ def layers_from_onnx(model: onnx.ModelProto | str | Path, source: str | None = N
             f"{source}: graph: expected a valid ONNX graph for shape inference ({exc})"
         ) from None
     graph = _Graph(model, source)
+    output_names = tuple(o.name for o in model.graph.output)
+    if not output_names:
+        raise CodesignError(f"{source}: graph: expected at least one graph output")
+    reach = _reachable_outputs(model)
+    named = [EXIT_OUTPUT_PATTERN.match(name) for name in output_names]
+    if all(named):
+        exit_stages = tuple(int(m.group(1)) for m in named if m is not None)
+    else:
+        exit_stages = tuple(range(len(output_names)))
     layers: list[LayerSpec] = []
-    for node in model.graph.node:
-        if node.op_type not in COMPUTE_OPS:
+    operators: list[OperatorSpec] = []
+    for position, node in enumerate(model.graph.node):
+        if node.op_type not in COMPUTE_OPS and node.op_type not in POOL_OPS and node.op_type not in ADD_OPS:
             continue
-        layers.append(_layer_from_node(node, graph))
+        if not reach[position]:
+            continue  # feeds no output: dead code
+        segment = _named_segment(node)
+        if segment is None:
+            segment = _structural_segment(reach[position], exit_stages)
+        if node.op_type in COMPUTE_OPS:
+            layers.append(_layer_from_node(node, graph, segment))
+        else:
+            operators.append(_operator_from_node(node, graph, segment))
     if not layers:
         raise CodesignError(f"{source}: graph: expected at least one Conv, Gemm or MatMul node, found none")
-    return layers
+    return ParsedNetwork(layers, operators, exit_stages, output_names)
 
 
-def _layer_from_node(node: onnx.NodeProto, graph: _Graph) -> LayerSpec:
+def _elements(shape: list[int]) -> int:
+    return int(math.prod(max(1, d) for d in shape))
+
+
+def _operator_from_node(node: onnx.NodeProto, graph: _Graph, segment: str) -> OperatorSpec:
+    name = node.name or f"{node.op_type}_{node.output[0]}"
+    inputs = [i for i in node.input if i and i not in graph.initializers]
+    in_elements = sum(_elements(graph.shape(i, node)) for i in inputs)
+    out_elements = _elements(graph.shape(node.output[0], node))
+    act_bits = graph.input_bits(inputs[0]) or ZIGZAG_DEFAULT_BITS
+    out_bits = graph.output_bits(node.output[0]) or act_bits
+    kind = POOL_OPS.get(node.op_type) or ADD_OPS[node.op_type]
+    operations = in_elements if kind == "Pool" else out_elements * max(1, len(inputs) - 1)
+    return OperatorSpec(name, kind, segment, in_elements, out_elements, act_bits, out_bits, operations)
+
+
+def _layer_from_node(node: onnx.NodeProto, graph: _Graph, segment: str) -> LayerSpec:
     name = node.name or f"{node.op_type}_{node.output[0]}"
     act_bits = graph.input_bits(node.input[0])
     weight_bits = graph.input_bits(node.input[1]) if len(node.input) > 1 else None
@@ -417,7 +527,6 @@ def _layer_from_node(node: onnx.NodeProto, graph: _Graph) -> LayerSpec:
             f"{graph.source}: node {name}: expected at most 2 predecessor nodes (fold bias quantization first), "
             f"found {predecessors}"
         )
-    segment = _segment_of(node)
     if node.op_type == "Conv":
         in_shape = graph.shape(node.input[0], node)
         out_shape = graph.shape(node.output[0], node)

@@ -17,6 +17,8 @@ def result_row(result: CandidateResult) -> dict[str, Any]:
     spec = result.spec
     return {
         "key": spec.key(),
+        "accelerator": result.accelerator,
+        "hardware": spec.describe_hardware(),
         "backbone": spec.describe(),
         "num_exits": result.num_exits,
         "exit_stages": " ".join(str(s) for s in spec.active_exit_stages),
@@ -27,6 +29,8 @@ def result_row(result: CandidateResult) -> dict[str, Any]:
         "exit_fractions": " ".join(f"{f:.3f}" for f in result.test.fractions),
         "expected_energy_pj": result.expected_test.energy_pj,
         "expected_latency_cycles": result.expected_test.latency_cycles,
+        "expected_latency_s": result.seconds(result.expected_test.latency_cycles),
+        "edp_j_s": result.edp(),
         "worst_latency_cycles": result.expected_test.worst_latency_cycles,
         "expected_macs": result.expected_test.macs,
         "static_accuracy": result.static_test_accuracy,

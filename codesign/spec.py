@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 
@@ -35,6 +35,11 @@ class CandidateSpec:
     num_classes: int
     in_channels: int
     resolution: int
+    # Accelerator parameters set by this candidate: (dotted field, JSON value), sorted by field.
+    hardware: tuple[tuple[str, str], ...] = ()
+    # Multi-core allocation: core of each backbone stage and of the exit head after each stage; () = one core.
+    stage_cores: tuple[int, ...] = ()
+    head_cores: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.exits) != len(self.stages) - 1:
@@ -61,6 +66,7 @@ class CandidateSpec:
 
         Candidates that differ only in which exits are on and in thresholds share one architecture,
         so they share trained weights and cached exit logits.
+        Accelerator parameters and core allocation do not change the network either.
         """
         return CandidateSpec(
             stages=self.stages,
@@ -71,16 +77,12 @@ class CandidateSpec:
             resolution=self.resolution,
         )
 
+    def hardware_overrides(self) -> dict[str, object]:
+        return {path: json.loads(value) for path, value in self.hardware}
+
     def without_early_exits(self) -> CandidateSpec:
         """The static counterpart: the same backbone with only the final classifier."""
-        return CandidateSpec(
-            stages=self.stages,
-            exits=tuple(False for _ in self.exits),
-            thresholds=self.thresholds,
-            num_classes=self.num_classes,
-            in_channels=self.in_channels,
-            resolution=self.resolution,
-        )
+        return replace(self, exits=tuple(False for _ in self.exits))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +96,9 @@ class CandidateSpec:
             num_classes=int(data["num_classes"]),
             in_channels=int(data["in_channels"]),
             resolution=int(data["resolution"]),
+            hardware=tuple((str(k), str(v)) for k, v in data.get("hardware", ())),
+            stage_cores=tuple(int(c) for c in data.get("stage_cores", ())),
+            head_cores=tuple(int(c) for c in data.get("head_cores", ())),
         )
 
     def to_json(self) -> str:
@@ -107,3 +112,11 @@ class CandidateSpec:
         """Compact human-readable form, e.g. `d1w16k3 | d2w32k3 | d1w64k3` with bit widths."""
         parts = [f"d{s.depth}w{s.width}k{s.kernel}/W{s.weight_bits}A{s.act_bits}" for s in self.stages]
         return " | ".join(parts)
+
+    def describe_hardware(self) -> str:
+        parts = [f"{path}={value}" for path, value in self.hardware]
+        if self.stage_cores:
+            cores = " ".join(f"S{i}:c{s}" for i, s in enumerate(self.stage_cores))
+            heads = " ".join(f"H{i}:c{self.head_cores[i]}" for i in self.active_exit_stages)
+            parts.append(f"cores {cores} {heads}")
+        return "; ".join(parts)

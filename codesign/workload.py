@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,10 @@ class SearchSpace:
     num_classes: int = 10
     in_channels: int = 1
     resolution: int = 8
+    # Accelerator fields searched with the network: (dotted path, choices).
+    hardware: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    # Cores to allocate stages and exit heads over (1: single core, no allocation genes).
+    cores: int = 1
 
     @property
     def genes(self) -> tuple[Gene, ...]:
@@ -53,6 +58,12 @@ class SearchSpace:
         for i in range(len(self.stages) - 1):
             genes.append(Gene(f"exit{i}.on", (False, True)))
             genes.append(Gene(f"exit{i}.threshold", self.thresholds))
+        for path, choices in self.hardware:
+            genes.append(Gene(f"hw.{path}", choices))
+        if self.cores > 1:
+            for i in range(len(self.stages)):
+                genes.append(Gene(f"core.stage{i}", tuple(range(self.cores))))
+                genes.append(Gene(f"core.head{i}", tuple(range(self.cores))))
         return tuple(genes)
 
     def decode(self, indices: list[int] | tuple[int, ...]) -> CandidateSpec:
@@ -73,6 +84,16 @@ class SearchSpace:
         )
         early = range(len(self.stages) - 1)
         exits = tuple(values[f"exit{i}.on"] for i in early)
+        hardware = tuple(sorted((path, json.dumps(values[f"hw.{path}"])) for path, _ in self.hardware))
+        stage_cores: tuple[int, ...] = ()
+        head_cores: tuple[int, ...] = ()
+        if self.cores > 1:
+            stage_cores = tuple(values[f"core.stage{i}"] for i in range(len(self.stages)))
+            # a switched-off head has no core: 0 keeps equal networks equal specs
+            head_cores = tuple(
+                values[f"core.head{i}"] if i == len(self.stages) - 1 or exits[i] else 0
+                for i in range(len(self.stages))
+            )
         return CandidateSpec(
             stages=stages,
             exits=exits,
@@ -81,6 +102,9 @@ class SearchSpace:
             num_classes=self.num_classes,
             in_channels=self.in_channels,
             resolution=self.resolution,
+            hardware=hardware,
+            stage_cores=stage_cores,
+            head_cores=head_cores,
         )
 
     def size(self) -> int:
@@ -108,6 +132,8 @@ class Workload:
     dataset: str
     accelerator: str
     space: SearchSpace
+    hardware_overrides: tuple[tuple[str, Any], ...] = ()
+    allocate_cores: bool = True
     training: TrainingConfig = field(default_factory=TrainingConfig)
     cost: CostOptions = field(default_factory=CostOptions)
     search: SearchSettings = field(default_factory=SearchSettings)
@@ -140,7 +166,12 @@ def _known_keys(source: str, prefix: str, value: dict[str, Any], known: set[str]
 def parse_workload(data: Any, source: str) -> Workload:
     if not isinstance(data, dict):
         raise input_error(source, "document", "a mapping with 'dataset', 'accelerator' and 'space'")
-    _known_keys(source, "", data, {"name", "dataset", "accelerator", "space", "training", "cost", "search"})
+    _known_keys(
+        source,
+        "",
+        data,
+        {"name", "dataset", "accelerator", "hardware", "space", "training", "cost", "search"},
+    )
     dataset = data.get("dataset", "digits")
     if not isinstance(dataset, str):
         raise input_error(source, "dataset", "a dataset name", dataset)
@@ -188,7 +219,29 @@ def parse_workload(data: Any, source: str) -> Workload:
         or not all(isinstance(t, (int, float)) and 0.0 <= t <= 1.0 for t in thresholds)
     ):
         raise input_error(source, "space.thresholds", "a non-empty list of numbers in [0, 1]", thresholds)
-    space = SearchSpace(stages=tuple(stages), thresholds=tuple(float(t) for t in thresholds))
+    hardware_data = _section(source, data, "hardware")
+    _known_keys(source, "hardware.", hardware_data, {"overrides", "search", "allocate_cores"})
+    overrides = hardware_data.get("overrides", {}) or {}
+    searched = hardware_data.get("search", {}) or {}
+    if not isinstance(overrides, dict):
+        raise input_error(
+            source, "hardware.overrides", "a mapping from accelerator field paths to numbers", overrides
+        )
+    if not isinstance(searched, dict):
+        raise input_error(
+            source, "hardware.search", "a mapping from accelerator field paths to lists of choices", searched
+        )
+    for path, choices in searched.items():
+        if not isinstance(choices, list) or len(choices) < 1:
+            raise input_error(source, f"hardware.search.{path}", "a non-empty list of choices", choices)
+    allocate = hardware_data.get("allocate_cores", True)
+    if not isinstance(allocate, bool):
+        raise input_error(source, "hardware.allocate_cores", "true or false", allocate)
+    space = SearchSpace(
+        stages=tuple(stages),
+        thresholds=tuple(float(t) for t in thresholds),
+        hardware=tuple((str(path), tuple(choices)) for path, choices in searched.items()),
+    )
 
     training_data = _section(source, data, "training")
     _known_keys(
@@ -249,6 +302,8 @@ def parse_workload(data: Any, source: str) -> Workload:
         dataset=dataset,
         accelerator=accelerator,
         space=space,
+        hardware_overrides=tuple((str(k), v) for k, v in overrides.items()),
+        allocate_cores=allocate,
         training=training,
         cost=cost,
         search=search,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from dataclasses import replace
 from pathlib import Path
 
 import onnx
@@ -8,12 +9,26 @@ import pytest
 
 from codesign.cost_cache import LayerCostCache
 from codesign.cost_engine import CostEngine
+from codesign.costing import cost_onnx
 from codesign.errors import CodesignError
-from codesign.exit_costs import expected_cost, per_exit_costs
+from codesign.exit_costs import Allocation, expected_cost, per_exit_costs
 from codesign.export import export_qcdq
-from codesign.hardware import load_hardware
-from codesign.layers import layers_from_onnx
-from codesign.zigzag_runner import CostOptions
+from codesign.hardware import (
+    Interconnect,
+    MacEnergyModel,
+    activation_buffer,
+    load_hardware,
+    zigzag_accelerator_file,
+)
+from codesign.layers import OperatorSpec, gemm_layer, layers_from_onnx, parse_onnx
+from codesign.network_cost import (
+    CostModelSettings,
+    ItemCost,
+    network_costs,
+    operator_cost,
+    precision_adjusted,
+)
+from codesign.zigzag_runner import CostOptions, LayerCost
 
 from .test_training_export_layers import export_float
 
@@ -28,7 +43,7 @@ def test_per_layer_costs_equal_zigzag_on_the_whole_graph(tmp, edge_tpu):
     onnx.save(onnx.shape_inference.infer_shapes(onnx.load(str(path))), str(inferred))
     energy, latency, _ = get_hardware_performance_zigzag(
         str(inferred),
-        str(edge_tpu.accelerator_path),
+        str(zigzag_accelerator_file(edge_tpu, tmp)),
         str(edge_tpu.mapping_path),
         opt=FAST.opt,
         lpf_limit=FAST.lpf_limit,
@@ -39,22 +54,33 @@ def test_per_layer_costs_equal_zigzag_on_the_whole_graph(tmp, edge_tpu):
     costs = CostEngine(edge_tpu, FAST).layer_costs(layers)
     assert sum(c.energy_pj for c in costs) == pytest.approx(energy, rel=1e-6)
     assert sum(c.latency_cycles for c in costs) == pytest.approx(latency, rel=1e-6)
+    # the same through the `codesign cost` API with the extras switched off
+    report = cost_onnx(path, edge_tpu, options=FAST, settings=CostModelSettings.zigzag_only())
+    assert report.layers["energy_pj"].sum() == pytest.approx(energy, rel=1e-6)
+    assert report.exits["latency_cycles"].iloc[-1] == pytest.approx(latency, rel=1e-6)
 
 
 def test_per_exit_costs_are_the_hand_summed_layer_costs(tiny_model, tmp, edge_tpu):
-    layers = layers_from_onnx(export_qcdq(tiny_model, tmp / "net.onnx"))
-    costs = CostEngine(edge_tpu, FAST).layer_costs(layers)
-    energy = {layer.segment: c.energy_pj for layer, c in zip(layers, costs, strict=True)}
-    latency = {layer.segment: c.latency_cycles for layer, c in zip(layers, costs, strict=True)}
-    exits = per_exit_costs(layers, costs, (0, 1, 2))
+    network = parse_onnx(export_qcdq(tiny_model, tmp / "net.onnx"))
+    items = network_costs(network.layers, network.operators, CostEngine(edge_tpu, FAST))
+    energy: dict[str, float] = {}
+    latency: dict[str, float] = {}
+    for item in items:
+        energy[item.segment] = energy.get(item.segment, 0.0) + item.energy_pj
+        latency[item.segment] = latency.get(item.segment, 0.0) + item.latency_cycles
+    assert {item.op_type for item in items} == {"Conv", "Gemm", "Pool"}
+    exits = per_exit_costs(items, (0, 1, 2))
     assert exits[0].energy_pj == pytest.approx(energy["stage0"] + energy["head0"])
     assert exits[1].energy_pj == pytest.approx(
         energy["stage0"] + energy["head0"] + energy["stage1"] + energy["head1"]
     )
+    assert exits[1].latency_cycles == pytest.approx(
+        latency["stage0"] + latency["head0"] + latency["stage1"] + latency["head1"]
+    )
     assert exits[2].latency_cycles == pytest.approx(sum(latency.values()))
+    assert exits[2].energy_pj == pytest.approx(sum(energy.values()))
     # exit 0 switched off: its head is neither evaluated nor paid for
-    without_head0 = [(layer, c) for layer, c in zip(layers, costs, strict=True) if layer.segment != "head0"]
-    skip = per_exit_costs([lc[0] for lc in without_head0], [lc[1] for lc in without_head0], (1, 2))
+    skip = per_exit_costs([i for i in items if i.segment != "head0"], (1, 2))
     assert skip[0].energy_pj == pytest.approx(energy["stage0"] + energy["stage1"] + energy["head1"])
     expected = expected_cost(exits, (0.5, 0.25, 0.25))
     assert expected.energy_pj == pytest.approx(
@@ -62,6 +88,115 @@ def test_per_exit_costs_are_the_hand_summed_layer_costs(tiny_model, tmp, edge_tp
     )
     assert expected.worst_latency_cycles == exits[2].latency_cycles
     assert expected.energy_pj < exits[2].energy_pj
+
+
+def item(segment: str, energy: float, latency: float, output_bits: int = 100) -> ItemCost:
+    return ItemCost(
+        segment,
+        "Conv",
+        segment,
+        macs=1,
+        weight_bits=8,
+        act_bits=8,
+        output_bits=1,
+        output_elements=output_bits,
+        energy_pj=energy,
+        latency_cycles=latency,
+        mac_energy_pj=0.0,
+        memory_energy_pj=energy,
+        utilization=1.0,
+        model="test",
+    )
+
+
+SEGMENTS = [
+    item("stage0", 10, 10),
+    item("head0", 1, 2),
+    item("stage1", 20, 20),
+    item("head1", 2, 3),
+    item("stage2", 30, 30),
+    item("head2", 3, 4),
+]
+
+
+def test_single_core_schedule_is_sequential():
+    exits = per_exit_costs(SEGMENTS, (0, 1, 2))
+    assert [e.latency_cycles for e in exits] == [12, 35, 69]
+    assert [e.energy_pj for e in exits] == [11, 33, 66]
+
+
+def test_multi_core_heads_in_parallel_with_transfers_and_speculation():
+    link = Interconnect(bandwidth_bits_per_cycle=10, energy_pj_per_bit=0.5, latency_cycles=1)
+    allocation = Allocation(stage_cores=(0, 0, 0), head_cores=(1, 1, 1))
+    exits = per_exit_costs(SEGMENTS, (0, 1, 2), allocation, link)
+    # head0 waits for stage0 (10) + transfer (1 + 100/10) and runs 2 cycles; stage1 continues on core 0 meanwhile
+    assert [e.latency_cycles for e in exits] == [23, 44, 75]
+    # exit 0 pays stage0, head0 + its transfer (50 pJ) and 13 of stage1's 20 cycles of speculative work
+    assert exits[0].energy_pj == pytest.approx(10 + 1 + 50 + 20 * 13 / 20)
+    assert exits[1].energy_pj == pytest.approx(10 + 51 + 20 + 52 + 30 * 14 / 30)
+    assert exits[2].energy_pj == pytest.approx(10 + 51 + 20 + 52 + 30 + 53)
+    assert exits[2].transfer_energy_pj == pytest.approx(150)
+    with pytest.raises(ValueError, match="interconnect"):
+        per_exit_costs(SEGMENTS, (0, 1, 2), allocation, None)
+
+
+def test_precision_aware_mac_energy_and_scalable_throughput(edge_tpu):
+    edge_tpu = replace(edge_tpu, mac_energy=MacEnergyModel((8, 8), 0.85), precision_scalable=())
+    raw = LayerCost(
+        energy_pj=100.0,
+        latency_cycles=50.0,
+        mac_energy_pj=40.0,
+        memory_energy_pj=60.0,
+        ideal_cycles=20.0,
+        utilization=0.4,
+    )
+    layer8 = gemm_layer(
+        "g",
+        "stage0",
+        input_shape=(1, 64),
+        out_features=10,
+        weights_constant=True,
+        weight_bits=8,
+        act_bits=8,
+        output_bits=8,
+        partial_sum_bits=16,
+        operand_source="input_from_layer",
+        quantized=True,
+    )
+    same, _ = precision_adjusted(raw, layer8, edge_tpu)
+    assert same == raw  # the reference precision reproduces ZigZag exactly
+    layer4 = replace(layer8, weight_bits=4, act_bits=4)
+    four, model = precision_adjusted(raw, layer4, edge_tpu)
+    scale = 0.85 * (4 * 4) / 64 + 0.15 * (4 + 4) / 16
+    assert four.mac_energy_pj == pytest.approx(40.0 * scale)
+    assert four.energy_pj == pytest.approx(60.0 + 40.0 * scale)
+    assert four.latency_cycles == raw.latency_cycles and "scaled throughput" not in model
+    scalable = replace(edge_tpu, precision_scalable=((4, 2.0),))
+    fast, model = precision_adjusted(raw, layer4, scalable)
+    assert fast.latency_cycles == pytest.approx(50.0 - 20.0 * 0.5) and "approx" in model
+    slow, _ = precision_adjusted(raw, layer8, scalable)
+    assert slow.latency_cycles == 50.0
+
+
+def test_pooling_cost_is_activation_buffer_traffic_plus_adds(edge_tpu):
+    edge_tpu = replace(edge_tpu, mac_energy=MacEnergyModel((8, 8), 0.85))
+    pool = OperatorSpec(
+        "p",
+        "Pool",
+        "head0",
+        input_elements=512,
+        output_elements=32,
+        act_bits=4,
+        output_bits=4,
+        operations=512,
+    )
+    cost = operator_cost(pool, edge_tpu)
+    buffer = activation_buffer(edge_tpu)
+    assert buffer.name == "sram_2MB"
+    memory = 512 * 4 * 416.16 / 2048 + 32 * 4 * 378.4 / 2048
+    adds = 512 * 0.04 * 0.15 * 8 / 16
+    assert cost.energy_pj == pytest.approx(memory + adds)
+    assert cost.latency_cycles == 1 + 1
 
 
 def test_warm_cache_never_calls_zigzag(tiny_model, tmp, edge_tpu):

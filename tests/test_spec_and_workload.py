@@ -75,3 +75,26 @@ def test_malformed_workload_gets_one_line_error_naming_file_and_field(tmp, text,
 def test_unknown_workload_name_lists_presets():
     with pytest.raises(CodesignError, match="digits"):
         load_workload("no_such_workload")
+
+
+def test_hardware_parameters_and_core_allocation_are_genes(tmp):
+    from dataclasses import replace
+
+    path = write(
+        tmp,
+        "accelerator: edge_tpu_x4\n"
+        "space:\n  stages:\n    - {depth: 1, width: 8}\n    - {depth: 1, width: 8, stride: 2}\n"
+        "hardware:\n  overrides: {codesign.clock_mhz: 400}\n"
+        "  search: {operational_array.sizes: [[8, 8, 4, 4], [16, 16, 4, 4]]}\n",
+    )
+    workload = load_workload(path)
+    assert workload.hardware_overrides == (("codesign.clock_mhz", 400),)
+    space = replace(workload.space, cores=4)
+    names = [g.name for g in space.genes]
+    assert "hw.operational_array.sizes" in names and "core.stage1" in names and "core.head0" in names
+    spec = space.decode([len(g.choices) - 1 for g in space.genes])
+    assert spec.hardware_overrides() == {"operational_array.sizes": [16, 16, 4, 4]}
+    assert spec.stage_cores == (3, 3) and spec.head_cores == (3, 3)
+    assert spec.architecture() == space.decode([0] * len(space.genes)).architecture()  # same trained weights
+    assert CandidateSpec.from_dict(spec.to_dict()) == spec
+    assert "cores" in spec.describe_hardware()

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from codesign.cli import main
+from codesign.cost_engine import CostEngine
+from codesign.errors import CodesignError
+from codesign.hardware import key_figures, library_names, load_hardware
+from codesign.layers import conv_layer
+from codesign.zigzag_runner import CostOptions
+
+ZIGZAG_INPUTS = Path(__import__("zigzag").__file__).parent / "inputs"
+FAST = CostOptions(lpf_limit=2)
+
+
+def small_conv(bits: int = 8):
+    return conv_layer(
+        "c",
+        "stage0",
+        batch=1,
+        in_channels=16,
+        out_channels=32,
+        groups=1,
+        in_hw=(8, 8),
+        out_hw=(8, 8),
+        kernel=(3, 3),
+        strides=(1, 1),
+        dilations=(1, 1),
+        pads=(1, 1, 1, 1),
+        weight_bits=bits,
+        act_bits=bits,
+        output_bits=bits,
+        partial_sum_bits=2 * bits,
+        operand_source="input_from_layer",
+        quantized=True,
+    )
+
+
+def test_library_has_the_required_shapes_and_each_costs_a_layer():
+    names = library_names()
+    assert {"edge_tpu_like", "eyeriss_like", "mcu_npu", "tpu_like_edge", "edge_tpu_x4"} <= set(names)
+    latencies = {}
+    for name in names:
+        target = load_hardware(name)
+        figures = key_figures(target)
+        assert figures["clock_mhz"] > 0 and figures["peak_macs_per_cycle"] > 0 and target.description
+        assert not target.clock_assumed
+        cost = CostEngine(target, FAST).layer_costs([small_conv()])[0]
+        assert math.isfinite(cost.energy_pj) and cost.energy_pj > 0 and cost.latency_cycles > 0
+        latencies[name] = cost.latency_cycles
+    assert load_hardware("edge_tpu_x4").cores == 4 and load_hardware("edge_tpu_x4").interconnect is not None
+    assert latencies["mcu_npu"] > latencies["edge_tpu_like"]
+    assert (
+        load_hardware("mcu_npu").throughput_factor(4, 4)
+        > 1
+        == load_hardware("mcu_npu").throughput_factor(8, 8)
+    )
+
+
+def test_plain_zigzag_yaml_works_unchanged(tmp):
+    accelerator = tmp / "tpu_like.yaml"
+    shutil.copy(ZIGZAG_INPUTS / "hardware" / "tpu_like.yaml", accelerator)
+    target = load_hardware(accelerator, ZIGZAG_INPUTS / "mapping" / "tpu_like.yaml")
+    assert target.clock_assumed and target.clock_hz == 1e9 and target.cores == 1
+    assert CostEngine(target, FAST).layer_costs([small_conv()])[0].energy_pj > 0
+
+
+def test_overrides_change_the_hardware_and_its_cache_identity():
+    base = load_hardware("edge_tpu_like")
+    cheaper = load_hardware("edge_tpu_like", overrides={"operational_array.unit_energy": 0.02})
+    slower = load_hardware("edge_tpu_like", overrides={"codesign.clock_mhz": 100})
+    assert (
+        cheaper.digest != base.digest and slower.digest == base.digest
+    )  # the clock does not change ZigZag's result
+    assert slower.clock_hz == 100e6
+    a, b = (
+        CostEngine(base, FAST).layer_costs([small_conv()])[0],
+        CostEngine(cheaper, FAST).layer_costs([small_conv()])[0],
+    )
+    assert b.mac_energy_pj == pytest.approx(a.mac_energy_pj / 2)
+    bigger = load_hardware("edge_tpu_like", overrides={"operational_array.sizes": [16, 16, 4, 4]})
+    assert key_figures(bigger)["peak_macs_per_cycle"] == 4 * key_figures(base)["peak_macs_per_cycle"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"operational_array.no_such_field": 3},
+            r"operational_array\.no_such_field: expected an existing field",
+        ),
+        ({"memories.nope.size": 3}, r"memories\.nope\.size: expected an existing field"),
+        ({"operational_array.dimensions": 3}, r"expected a numeric field"),
+        ({"operational_array.unit_energy": "cheap"}, r"expected a numeric field"),
+        ({"codesign.clock_mhz": -5}, r"codesign\.clock_mhz: expected a positive number"),
+    ],
+)
+def test_bad_overrides_get_one_line_errors(overrides, message):
+    with pytest.raises(CodesignError, match=message) as info:
+        load_hardware("edge_tpu_like", overrides=overrides)
+    assert "edge_tpu_like.yaml" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_accelerators_command_lists_the_library(capsys):
+    assert main(["accelerators"]) == 0
+    out = capsys.readouterr().out
+    for name in library_names():
+        assert name in out
+    assert "peak_macs_per_cycle" in out and "clock_mhz" in out
+
+
+def test_malformed_mapping_gets_one_line_error(tmp):
+    accelerator = tmp / "acc.yaml"
+    shutil.copy(load_hardware("edge_tpu_like").accelerator_path, accelerator)
+    (tmp / "acc.mapping.yaml").write_text("- name: default\n  spatial_mapping: {D1: [K, 8]}\n  memory_operand_links: 5\n")
+    with pytest.raises(CodesignError) as info:
+        load_hardware(accelerator)
+    message = str(info.value)
+    assert "acc.mapping.yaml" in message and "expected" in message and "\n" not in message
