@@ -48,6 +48,7 @@ class CandidateResult:
     static_test_accuracy: float
     accelerator: str = ""
     clock_hz: float = 1e9
+    weight_bytes: float = 0.0  # the candidate network's weights at their bit widths
     timings: dict[str, float] = field(default_factory=dict)
 
     def seconds(self, cycles: float) -> float:
@@ -81,6 +82,7 @@ class CandidateResult:
             static_test_accuracy=data["static_test_accuracy"],
             accelerator=data.get("accelerator", ""),
             clock_hz=data.get("clock_hz", 1e9),
+            weight_bytes=data.get("weight_bytes", 0.0),
             timings=dict(data.get("timings", {})),
         )
 
@@ -179,6 +181,7 @@ class Evaluator:
         active = spec.active_exit_stages  # architecture exit k sits after stage k
         val = trained.val.simulate(active, spec.active_thresholds)
         test = trained.test.simulate(active, spec.active_thresholds)
+        items = self.costs(spec)
         exits = self.exit_costs(spec)
         final = spec.num_stages - 1
         static = self.exit_costs(spec, (final,))[0]
@@ -195,6 +198,7 @@ class Evaluator:
             static_test_accuracy=float(trained.test.correct[final].mean()),
             accelerator=target.name,
             clock_hz=target.clock_hz,
+            weight_bytes=sum(i.weight_elements * i.weight_bits for i in items) / 8,
             timings={"train_s": trained_at - start, "cost_s": time.perf_counter() - trained_at},
         )
 

@@ -74,13 +74,23 @@ class LayerSpec:
     def macs(self) -> int:
         return int(np.prod([s for s in self.loop_sizes if s > 0], dtype=np.int64))
 
+    def _operand_elements(self, operand: str) -> int:
+        match = re.search(operand + r"((?:\[\w+\])+)", self.equation)
+        if match is None:
+            return 0
+        dims = {d.upper() for d in re.findall(r"\[(\w+)\]", match.group(1))}
+        sizes = dict(zip(self.loop_dims, self.loop_sizes, strict=True))
+        return int(np.prod([max(1, sizes[d]) for d in dims if d in sizes], dtype=np.int64))
+
     @property
     def output_elements(self) -> int:
         """Size of the output tensor: the product of the loop dimensions indexing O in the equation."""
-        output_part = self.equation.split("+=")[0]
-        dims = {d.upper() for d in re.findall(r"\[(\w+)\]", output_part)}
-        sizes = dict(zip(self.loop_dims, self.loop_sizes, strict=True))
-        return int(np.prod([max(1, sizes[d]) for d in dims if d in sizes], dtype=np.int64))
+        return self._operand_elements("O")
+
+    @property
+    def weight_elements(self) -> int:
+        """Number of weights (0 when both operands are activations)."""
+        return self._operand_elements("W") if self.operand_source != SOURCE_BOTH_FROM_LAYERS else 0
 
     def geometry_key(self) -> dict[str, Any]:
         """Everything ZigZag's result depends on from the layer side (the name is not part of it)."""

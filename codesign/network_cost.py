@@ -53,6 +53,7 @@ class ItemCost:
     act_bits: int
     output_bits: int
     output_elements: int
+    weight_elements: int
     energy_pj: float
     latency_cycles: float
     mac_energy_pj: float
@@ -125,6 +126,7 @@ def network_costs(
                 act_bits=layer.act_bits,
                 output_bits=layer.output_bits,
                 output_elements=layer.output_elements,
+                weight_elements=layer.weight_elements,
                 energy_pj=cost.energy_pj,
                 latency_cycles=cost.latency_cycles,
                 mac_energy_pj=cost.mac_energy_pj,
@@ -146,6 +148,7 @@ def network_costs(
                     act_bits=op.act_bits,
                     output_bits=op.output_bits,
                     output_elements=op.output_elements,
+                    weight_elements=0,
                     energy_pj=cost.energy_pj,
                     latency_cycles=cost.latency_cycles,
                     mac_energy_pj=cost.mac_energy_pj,

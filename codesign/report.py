@@ -33,6 +33,7 @@ def result_row(result: CandidateResult) -> dict[str, Any]:
         "edp_j_s": result.edp(),
         "worst_latency_cycles": result.expected_test.worst_latency_cycles,
         "expected_macs": result.expected_test.macs,
+        "weight_bytes": result.weight_bytes,
         "static_accuracy": result.static_test_accuracy,
         "static_energy_pj": result.static.energy_pj,
         "static_latency_cycles": result.static.latency_cycles,

@@ -15,12 +15,29 @@ from codesign.workload import SearchSettings, SearchSpace
 EvaluateFn = Callable[[CandidateSpec], CandidateResult]
 
 
+OBJECTIVE_UNITS = {
+    "accuracy": "1 - validation accuracy",
+    "energy": "expected energy per inference [pJ]",
+    "latency": "expected latency per inference [s]",
+    "edp": "expected energy x expected latency [J*s]",
+    "worst_latency": "worst-case latency over the exits taken [s]",
+    "size": "weights at their bit widths [bytes]",
+}
+
+
 def objective_values(result: CandidateResult, objectives: tuple[str, ...]) -> list[float]:
-    """Objectives to minimise, from validation figures (the test split is never searched on)."""
+    """Objectives to minimise, from validation figures (the test split is never searched on).
+
+    Latencies are in seconds so that candidates at different clock frequencies compare fairly.
+    """
+    expected = result.expected_val
     values = {
         "accuracy": 1.0 - result.val.accuracy,
-        "energy": result.expected_val.energy_pj,
-        "latency": result.expected_val.latency_cycles,
+        "energy": expected.energy_pj,
+        "latency": result.seconds(expected.latency_cycles),
+        "edp": result.edp(expected),
+        "worst_latency": result.seconds(expected.worst_latency_cycles),
+        "size": result.weight_bytes,
     }
     return [values[name] for name in objectives]
 

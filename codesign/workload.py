@@ -16,7 +16,8 @@ from codesign.training import TrainingConfig
 from codesign.zigzag_runner import CostOptions
 
 WORKLOAD_DIR = Path(__file__).resolve().parents[1] / "workloads"
-OBJECTIVES = ("accuracy", "energy", "latency")
+OBJECTIVES = ("accuracy", "energy", "latency", "edp", "worst_latency", "size")
+DEFAULT_OBJECTIVES = ("accuracy", "energy", "latency")
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class SearchSettings:
     population: int = 12
     generations: int = 5
     seed: int = 0
-    objectives: tuple[str, ...] = OBJECTIVES
+    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,7 @@ def item(segment: str, energy: float, latency: float, output_bits: int = 100) ->
         act_bits=8,
         output_bits=1,
         output_elements=output_bits,
+        weight_elements=0,
         energy_pj=energy,
         latency_cycles=latency,
         mac_energy_pj=0.0,
