@@ -98,3 +98,15 @@ def load_dataset(name: str, seed: int = 0, data_dir: Path | None = None) -> Data
     if name not in loaders:
         raise CodesignError(f"dataset: expected one of {dataset_names()}, got {name!r}")
     return loaders[name](data_dir=data_dir, seed=seed)
+
+
+def resize_split(split: Split, resolution: int) -> Split:
+    """The split at another input resolution (bilinear, anti-aliased when shrinking)."""
+    if split.images.shape[-1] == resolution:
+        return split
+    import torch.nn.functional as F
+
+    images = F.interpolate(
+        split.images, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False
+    )
+    return Split(images=images.contiguous(), labels=split.labels)

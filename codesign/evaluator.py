@@ -14,22 +14,24 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
 from codesign.cost_engine import CostEngine
-from codesign.data import Dataset
+from codesign.data import Dataset, Split, resize_split
 from codesign.exit_costs import Allocation, ExitCost, ExpectedCost, expected_cost, per_exit_costs
-from codesign.exits import CachedExits, ExitStats
+from codesign.exits import CachedExits, ExitStats, tune_thresholds
 from codesign.export import export_qcdq
+from codesign.finetune import FinetuneConfig, calibrate, finetune
 from codesign.hardware import HardwareTarget, load_hardware
 from codesign.layers import ParsedNetwork, parse_onnx
 from codesign.model import build_model, load_shared_weights
 from codesign.network_cost import CostModelSettings, ItemCost, network_costs
 from codesign.spec import CandidateSpec
+from codesign.supernet import inherit
 from codesign.training import TrainingConfig, exit_logits, train_architecture
 
 
@@ -39,25 +41,35 @@ class CandidateResult:
 
     spec: CandidateSpec
     val: ExitStats
-    test: ExitStats
+    test: ExitStats | None  # None: not evaluated on the test split (only returned networks always are)
     exits: tuple[ExitCost, ...]  # per active exit, final last
     expected_val: ExpectedCost
-    expected_test: ExpectedCost
+    expected_test: ExpectedCost | None
     static: ExitCost  # the same backbone with only the final classifier
     static_val_accuracy: float
-    static_test_accuracy: float
+    static_test_accuracy: float | None
     accelerator: str = ""
     clock_hz: float = 1e9
     weight_bytes: float = 0.0  # the candidate network's weights at their bit widths
+    # After the final quantization-aware fine-tuning: the test/validation accuracy it started from.
+    test_accuracy_before_finetune: float | None = None
+    val_accuracy_before_finetune: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     def seconds(self, cycles: float) -> float:
         return cycles / self.clock_hz
 
     def edp(self, expected: ExpectedCost | None = None) -> float:
-        """Expected energy x expected latency, in J*s."""
-        expected = expected or self.expected_test
+        """Expected energy x expected latency, in J*s (test split if evaluated, else validation)."""
+        expected = expected or self.expected_test or self.expected_val
         return expected.energy_pj * 1e-12 * self.seconds(expected.latency_cycles)
+
+    @property
+    def reported(self) -> tuple[ExitStats, ExpectedCost, float]:
+        """(exit stats, expected cost, static accuracy) on the test split if evaluated, else validation."""
+        if self.test is not None and self.expected_test is not None and self.static_test_accuracy is not None:
+            return self.test, self.expected_test, self.static_test_accuracy
+        return self.val, self.expected_val, self.static_val_accuracy
 
     @property
     def num_exits(self) -> int:
@@ -72,19 +84,25 @@ class CandidateResult:
     def from_dict(cls, data: dict[str, Any]) -> CandidateResult:
         return cls(
             spec=CandidateSpec.from_dict(data["spec"]),
-            val=ExitStats(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["val"].items()}),
-            test=ExitStats(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["test"].items()}),
+            val=_stats(data["val"]),
+            test=_stats(data["test"]) if data.get("test") else None,
             exits=tuple(ExitCost(**e) for e in data["exits"]),
             expected_val=ExpectedCost(**data["expected_val"]),
-            expected_test=ExpectedCost(**data["expected_test"]),
+            expected_test=ExpectedCost(**data["expected_test"]) if data.get("expected_test") else None,
             static=ExitCost(**data["static"]),
             static_val_accuracy=data["static_val_accuracy"],
             static_test_accuracy=data["static_test_accuracy"],
             accelerator=data.get("accelerator", ""),
             clock_hz=data.get("clock_hz", 1e9),
             weight_bytes=data.get("weight_bytes", 0.0),
+            test_accuracy_before_finetune=data.get("test_accuracy_before_finetune"),
+            val_accuracy_before_finetune=data.get("val_accuracy_before_finetune"),
             timings=dict(data.get("timings", {})),
         )
+
+
+def _stats(data: dict[str, Any]) -> ExitStats:
+    return ExitStats(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 @dataclass
@@ -92,7 +110,7 @@ class TrainedArchitecture:
     spec: CandidateSpec
     state_dict: dict[str, torch.Tensor]
     val: CachedExits
-    test: CachedExits
+    test: CachedExits | None  # computed on first use
     network: ParsedNetwork
     train_seconds: float
 
@@ -108,13 +126,28 @@ class Evaluator:
         weights_dir: Path | None = None,
         settings: CostModelSettings | None = None,
         base_overrides: dict[str, object] | None = None,
+        supernet_state: dict[str, torch.Tensor] | None = None,
+        finetune_config: FinetuneConfig | None = None,
+        threshold_tuning: float | None = None,
+        test_during_search: bool | None = None,
     ):
+        """`supernet_state`: candidates inherit these weights (calibrated, heads fine-tuned) instead of
+        being trained from scratch. `threshold_tuning`: maximum validation accuracy drop against the final
+        exit; thresholds are then tuned per candidate for the lowest expected energy."""
         self.dataset = dataset
         self.training = training
         self.engine = engine
         self.weights_dir = weights_dir
         self.settings = settings or CostModelSettings()
         self.base_overrides = dict(base_overrides or {})
+        self.supernet_state = supernet_state
+        self.finetune_config = finetune_config or FinetuneConfig()
+        self.threshold_tuning = threshold_tuning
+        # Evaluating every candidate on the test split only pays off when it is small (digits: 360 images).
+        self.test_during_search = (
+            len(dataset.test) <= 2000 if test_during_search is None else test_during_search
+        )
+        self._splits: dict[tuple[str, int], Split] = {}
         self._architectures: dict[str, TrainedArchitecture] = {}
         self._targets: dict[tuple[tuple[str, str], ...], HardwareTarget] = {(): engine.target}
 
@@ -133,21 +166,49 @@ class Evaluator:
             self._architectures[key] = self._train(architecture)
         return self._architectures[key]
 
+    def split(self, name: str, resolution: int) -> Split:
+        """A dataset split at a candidate's input resolution (computed once per resolution)."""
+        if (name, resolution) not in self._splits:
+            self._splits[(name, resolution)] = resize_split(getattr(self.dataset, name), resolution)
+        return self._splits[(name, resolution)]
+
+    def _weights(self, architecture: CandidateSpec) -> dict[str, torch.Tensor]:
+        train = self.split("train", architecture.resolution)
+        if self.supernet_state is None:
+            dataset = Dataset(
+                self.dataset.name, train, self.dataset.val, self.dataset.test, self.dataset.num_classes
+            )
+            return train_architecture(architecture, dataset, self.training).state_dict
+        model = inherit(build_model(architecture), self.supernet_state)
+        calibrate(model, train, self.finetune_config.calibration_images)
+        finetune(model, train, self.finetune_config.head_steps, self.finetune_config, heads_only=True)
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def cached_exits(self, model: torch.nn.Module, resolution: int, split: str) -> CachedExits:
+        """Per-exit confidences and correctness on a split (test: reporting only, never searched on)."""
+        data = self.split(split, resolution)
+        return CachedExits.from_logits(exit_logits(model, data), data.labels.numpy())
+
+    def test_exits(self, spec: CandidateSpec) -> CachedExits:
+        trained = self.trained(spec)
+        if trained.test is None:
+            model = load_shared_weights(build_model(trained.spec), trained.state_dict)
+            trained.test = self.cached_exits(model, trained.spec.resolution, "test")
+        return trained.test
+
     def _train(self, architecture: CandidateSpec) -> TrainedArchitecture:
         start = time.perf_counter()
         path = self.weights_dir / f"{architecture.key()}.pt" if self.weights_dir else None
         if path is not None and path.is_file():
             state = torch.load(path, map_location="cpu", weights_only=True)
         else:
-            state = train_architecture(architecture, self.dataset, self.training).state_dict
+            state = self._weights(architecture)
             if path is not None:
                 _atomic_torch_save(state, path)
         train_seconds = time.perf_counter() - start
         model = load_shared_weights(build_model(architecture), state)
-        labels_val = self.dataset.val.labels.numpy()
-        labels_test = self.dataset.test.labels.numpy()
-        val = CachedExits.from_logits(exit_logits(model, self.dataset.val), labels_val)
-        test = CachedExits.from_logits(exit_logits(model, self.dataset.test), labels_test)
+        val = self.cached_exits(model, architecture.resolution, "val")
+        test = self.cached_exits(model, architecture.resolution, "test") if self.test_during_search else None
         with tempfile.TemporaryDirectory() as tmp:
             network = parse_onnx(export_qcdq(model, Path(tmp) / "architecture.onnx"))
         return TrainedArchitecture(architecture, state, val, test, network, train_seconds)
@@ -179,10 +240,19 @@ class Evaluator:
         trained = self.trained(spec)
         trained_at = time.perf_counter()
         active = spec.active_exit_stages  # architecture exit k sits after stage k
-        val = trained.val.simulate(active, spec.active_thresholds)
-        test = trained.test.simulate(active, spec.active_thresholds)
         items = self.costs(spec)
         exits = self.exit_costs(spec)
+        if self.threshold_tuning is not None:
+            tuned, _ = tune_thresholds(
+                trained.val, active, spec.policy, [e.energy_pj for e in exits], self.threshold_tuning
+            )
+            spec = with_thresholds(spec, tuned)
+        val = trained.val.simulate(active, spec.active_thresholds, spec.policy)
+        test = (
+            trained.test.simulate(active, spec.active_thresholds, spec.policy)
+            if trained.test is not None
+            else None
+        )
         final = spec.num_stages - 1
         static = self.exit_costs(spec, (final,))[0]
         target = self.target(spec)
@@ -192,15 +262,77 @@ class Evaluator:
             test=test,
             exits=tuple(exits),
             expected_val=expected_cost(exits, val.fractions),
-            expected_test=expected_cost(exits, test.fractions),
+            expected_test=expected_cost(exits, test.fractions) if test is not None else None,
             static=static,
             static_val_accuracy=float(trained.val.correct[final].mean()),
-            static_test_accuracy=float(trained.test.correct[final].mean()),
+            static_test_accuracy=float(trained.test.correct[final].mean())
+            if trained.test is not None
+            else None,
             accelerator=target.name,
             clock_hz=target.clock_hz,
             weight_bytes=sum(i.weight_elements * i.weight_bits for i in items) / 8,
             timings={"train_s": trained_at - start, "cost_s": time.perf_counter() - trained_at},
         )
+
+
+def finalize(evaluator: Evaluator, result: CandidateResult) -> tuple[CandidateResult, torch.nn.Module]:
+    """Full quantization-aware fine-tuning of a returned network, re-measured (thresholds re-tuned if tuning).
+
+    Exit costs do not change (same network); exit fractions, accuracy and expected costs are measured again.
+    """
+    config = evaluator.finetune_config
+    spec = result.spec
+    model = evaluator.model(spec)
+    train = evaluator.split("train", spec.resolution)
+    steps = config.final_epochs * max(1, len(train) // config.batch_size)
+    seconds = finetune(model, train, steps, config, heads_only=False)
+    val_cache = evaluator.cached_exits(model, spec.resolution, "val")
+    test_cache = evaluator.cached_exits(model, spec.resolution, "test")
+    positions = tuple(range(len(spec.active_exit_stages)))  # the candidate model has only its active exits
+    if evaluator.threshold_tuning is not None:
+        tuned, _ = tune_thresholds(
+            val_cache, positions, spec.policy, [e.energy_pj for e in result.exits], evaluator.threshold_tuning
+        )
+        spec = with_thresholds(spec, tuned)
+    val = val_cache.simulate(positions, spec.active_thresholds, spec.policy)
+    test = test_cache.simulate(positions, spec.active_thresholds, spec.policy)
+    final = positions[-1]
+    finalized = replace(
+        result,
+        spec=spec,
+        val=val,
+        test=test,
+        expected_val=expected_cost(list(result.exits), val.fractions),
+        expected_test=expected_cost(list(result.exits), test.fractions),
+        static_val_accuracy=float(val_cache.correct[final].mean()),
+        static_test_accuracy=float(test_cache.correct[final].mean()),
+        test_accuracy_before_finetune=result.test.accuracy,
+        val_accuracy_before_finetune=result.val.accuracy,
+        timings={**result.timings, "final_finetune_s": seconds},
+    )
+    return finalized, model
+
+
+def with_test(evaluator: Evaluator, result: CandidateResult) -> CandidateResult:
+    """The result with its test-split figures (evaluated now if the search skipped them)."""
+    if result.test is not None:
+        return result
+    spec = result.spec
+    cached = evaluator.test_exits(spec)
+    test = cached.simulate(spec.active_exit_stages, spec.active_thresholds, spec.policy)
+    return replace(
+        result,
+        test=test,
+        expected_test=expected_cost(list(result.exits), test.fractions),
+        static_test_accuracy=float(cached.correct[spec.num_stages - 1].mean()),
+    )
+
+
+def with_thresholds(spec: CandidateSpec, active_thresholds: tuple[float, ...]) -> CandidateSpec:
+    """The spec with new thresholds for its active early exits."""
+    values = iter(active_thresholds)
+    thresholds = tuple(next(values) if on else t for on, t in zip(spec.exits, spec.thresholds, strict=True))
+    return replace(spec, thresholds=thresholds)
 
 
 Segmented = TypeVar("Segmented")

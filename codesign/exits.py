@@ -23,6 +23,21 @@ def score_margin(logits: np.ndarray) -> np.ndarray:
     return top2[..., 1] - top2[..., 0]
 
 
+def max_probability(logits: np.ndarray) -> np.ndarray:
+    """Largest softmax probability (BranchyNet-style confidence)."""
+    return softmax(logits).max(axis=-1)
+
+
+def entropy_confidence(logits: np.ndarray) -> np.ndarray:
+    """1 - normalised entropy of the softmax: 1 for a one-hot prediction, 0 for a uniform one."""
+    p = softmax(logits)
+    entropy = -(p * np.log(np.clip(p, 1e-12, 1.0))).sum(axis=-1)
+    return 1.0 - entropy / np.log(p.shape[-1])
+
+
+CONFIDENCE = {"score_margin": score_margin, "max_prob": max_probability, "entropy": entropy_confidence}
+
+
 @dataclass(frozen=True)
 class ExitStats:
     accuracy: float
@@ -32,36 +47,39 @@ class ExitStats:
 
 @dataclass(frozen=True)
 class CachedExits:
-    """Per-exit confidence and correctness of one trained architecture on one split.
+    """Per-exit confidence (for each exit policy) and correctness of one trained architecture on one split.
 
     Index k refers to the architecture's k-th exit (one per stage that can carry an exit, final last).
     """
 
-    margins: np.ndarray  # exits x N
+    confidences: dict[str, np.ndarray]  # policy -> exits x N
     correct: np.ndarray  # exits x N, bool
 
     @classmethod
     def from_logits(cls, logits: list[np.ndarray], labels: np.ndarray) -> CachedExits:
-        margins = np.stack([score_margin(lg) for lg in logits])
+        confidences = {name: np.stack([fn(lg) for lg in logits]) for name, fn in CONFIDENCE.items()}
         correct = np.stack([lg.argmax(axis=-1) == labels for lg in logits])
-        return cls(margins=margins, correct=correct)
+        return cls(confidences=confidences, correct=correct)
 
     @property
     def num_inputs(self) -> int:
-        return int(self.margins.shape[1])
+        return int(self.correct.shape[1])
 
-    def simulate(self, active: tuple[int, ...], thresholds: tuple[float, ...]) -> ExitStats:
+    def simulate(
+        self, active: tuple[int, ...], thresholds: tuple[float, ...], policy: str = "score_margin"
+    ) -> ExitStats:
         """Early-exit inference over the exits `active` (architecture indices, final last).
 
-        An input leaves at the first active early exit whose margin is >= its threshold, else at the final one.
+        An input leaves at the first active early exit whose confidence is >= its threshold, else at the final one.
         """
+        margins = self.confidences[policy]
         if len(thresholds) != len(active) - 1:
             raise ValueError("one threshold per active early exit expected")
         n = self.num_inputs
         taken = np.full(n, len(active) - 1)
         remaining = np.ones(n, dtype=bool)
         for position, (exit_index, threshold) in enumerate(zip(active[:-1], thresholds, strict=True)):
-            leave = remaining & (self.margins[exit_index] >= threshold)
+            leave = remaining & (margins[exit_index] >= threshold)
             taken[leave] = position
             remaining &= ~leave
         correct = self.correct[np.asarray(active)[taken], np.arange(n)]
@@ -71,3 +89,53 @@ class CachedExits:
             fractions=tuple(float(f) for f in fractions),
             exit_accuracies=tuple(float(self.correct[i].mean()) for i in active),
         )
+
+
+def tune_thresholds(
+    cached: CachedExits,
+    active: tuple[int, ...],
+    policy: str,
+    exit_energies: list[float],
+    max_accuracy_drop: float,
+    grid: tuple[float, ...] | None = None,
+) -> tuple[tuple[float, ...], ExitStats]:
+    """Thresholds minimising expected energy subject to accuracy >= final-exit accuracy - max_accuracy_drop.
+
+    Exact over the grid on the split given (validation): every threshold vector is simulated from the
+    cached confidences. Falls back to coordinate descent when the grid product exceeds 20,000 vectors.
+    """
+    early = len(active) - 1
+    if early == 0:
+        return (), cached.simulate(active, (), policy)
+    if grid is None:
+        values = np.unique(np.quantile(cached.confidences[policy][list(active[:-1])], np.linspace(0, 1, 21)))
+        grid = (*tuple(float(v) for v in values), 1.01)
+    floor = float(cached.correct[active[-1]].mean()) - max_accuracy_drop
+
+    def score(thresholds: tuple[float, ...]) -> tuple[float, ExitStats]:
+        stats = cached.simulate(active, thresholds, policy)
+        energy = sum(f * e for f, e in zip(stats.fractions, exit_energies, strict=True))
+        return (energy if stats.accuracy >= floor - 1e-12 else float("inf")), stats
+
+    never = tuple(1.01 for _ in range(early))  # all at the final exit: always feasible
+    best = (score(never)[0], never)
+    if len(grid) ** early <= 20_000:
+        import itertools
+
+        for candidate in itertools.product(grid, repeat=early):
+            value = score(candidate)[0]
+            if value < best[0]:
+                best = (value, candidate)
+    else:
+        current = list(never)
+        improved = True
+        while improved:
+            improved = False
+            for position in range(early):
+                for value in grid:
+                    trial = tuple(current[:position] + [value] + current[position + 1 :])
+                    energy = score(trial)[0]
+                    if energy < best[0]:
+                        best, current, improved = (energy, trial), list(trial), True
+    thresholds = tuple(float(t) for t in best[1])
+    return thresholds, cached.simulate(active, thresholds, policy)

@@ -15,12 +15,13 @@ from codesign.cost_cache import LayerCostCache
 from codesign.cost_engine import CostEngine
 from codesign.data import Dataset, load_dataset
 from codesign.errors import CodesignError
-from codesign.evaluator import CandidateResult, Evaluator
+from codesign.evaluator import CandidateResult, Evaluator, finalize, with_test
 from codesign.export import export_qcdq, max_output_difference
 from codesign.hardware import HardwareTarget, load_hardware
 from codesign.report import atomic_write, plot_pareto, result_row, summary_lines, write_table
 from codesign.search import pareto_front, run_nsga2
 from codesign.store import RunStore
+from codesign.supernet import load_or_train_supernet
 from codesign.workload import SearchSpace, Workload
 
 
@@ -29,6 +30,21 @@ def default_cache_path() -> Path:
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "codesign"
     )
     return Path(base) / "layer_costs.sqlite"
+
+
+def finetune_rank_correlation(front: list[CandidateResult]) -> tuple[float, float] | None:
+    """How well the cheap (inherited) accuracy ranks the returned networks compared with fine-tuned accuracy."""
+    pairs = [
+        (r.test_accuracy_before_finetune, r.test.accuracy)
+        for r in front
+        if r.test_accuracy_before_finetune is not None
+    ]
+    if len(pairs) < 3:
+        return None
+    from scipy.stats import kendalltau, spearmanr
+
+    before, after = zip(*pairs, strict=True)
+    return float(kendalltau(before, after).statistic), float(spearmanr(before, after).statistic)
 
 
 @dataclass(frozen=True)
@@ -113,14 +129,23 @@ def explore(
         f"train/val/test images | space of {space.size():,} specs | run folder {run_dir}"
         + (f" | resuming with {resumed} stored evaluations" if resumed else "")
     )
-    cache = LayerCostCache(cache_path or default_cache_path())
+    cache_path = cache_path or default_cache_path()
+    cache = LayerCostCache(cache_path)
     engine = CostEngine(target, workload.cost, cache, jobs=jobs)
+    supernet_state = None
+    if workload.training_mode == "supernet":
+        supernet_state = load_or_train_supernet(
+            space, dataset, workload.supernet, cache_path.parent / "supernets", report=report
+        )
     evaluator = Evaluator(
         dataset,
         workload.training,
         engine,
         weights_dir=run_dir / "weights",
         base_overrides=dict(workload.hardware_overrides),
+        supernet_state=supernet_state,
+        finetune_config=workload.finetune,
+        threshold_tuning=space.max_accuracy_drop if space.tune_thresholds else None,
     )
     total = workload.search.population * workload.search.generations
     bar = tqdm(total=total, desc="evaluating", unit="cand", disable=not progress, dynamic_ncols=True)
@@ -130,12 +155,12 @@ def explore(
         result = store.get(spec.key())
         if result is None:
             result = evaluator.evaluate(spec)
-            store.put(result)
+            store.put(result, key=spec.key())
         seen.append(result)
         bar.update(1)
         if len(seen) % 4 == 0:
             front = pareto_front(seen, workload.search.objectives)
-            best = max(r.val.accuracy for r in front)
+            best = max(r.val.accuracy for r in front)  # validation: what the search sees
             bar.set_postfix(front=len(front), best_acc=f"{best:.3f}", zigzag=engine.stats.zigzag_calls)
         return result
 
@@ -148,19 +173,39 @@ def explore(
     front = pareto_front(results, workload.search.objectives)
     onnx_dir = run_dir / "onnx"
     rows = []
-    check_images = dataset.test.images[:64]
-    for result in front:
-        model = evaluator.model(result.spec)
+    final_front = []
+    fine_tune = workload.finetune.final_epochs > 0 and workload.training_mode == "supernet"
+    if fine_tune:
+        report(
+            f"\nfine-tuning the {len(front)} returned networks ({workload.finetune.final_epochs} epochs of QAT each)"
+        )
+    for result in tqdm(front, desc="finalising", unit="net", disable=not progress):
+        if fine_tune:
+            result, model = finalize(evaluator, result)
+        else:
+            result, model = with_test(evaluator, result), evaluator.model(result.spec)
+        final_front.append(result)
         path = export_qcdq(model, onnx_dir / f"{result.spec.key()}.onnx")
         row = result_row(result)
         row["onnx"] = str(path.relative_to(run_dir))
-        row["onnx_max_abs_diff"] = max_output_difference(model, path, check_images)
+        row["onnx_max_abs_diff"] = max_output_difference(
+            model, path, evaluator.split("test", result.spec.resolution).images[:64]
+        )
         rows.append(row)
+    front = final_front
     write_table(run_dir / "pareto.csv", rows)
-    write_table(run_dir / "candidates.csv", [result_row(r) for r in results])
+    correlation = finetune_rank_correlation(front)
+    store.set_meta("final", [r.to_dict() for r in front])
+    final_by_key = {r.spec.key(): r for r in front}
+    write_table(run_dir / "candidates.csv", [result_row(final_by_key.get(r.spec.key(), r)) for r in results])
     plot_pareto(run_dir / "pareto.png", front, results, target.name)
     seconds = time.perf_counter() - start
     report(f"\n{len(results)} candidates evaluated, {len(front)} on the Pareto front (test-split figures):")
+    if correlation is not None:
+        report(
+            f"inherited vs fine-tuned test accuracy over the front: Kendall tau {correlation[0]:.2f}, "
+            f"Spearman rho {correlation[1]:.2f} (n={len(front)})"
+        )
     for line in summary_lines(front):
         report("  " + line)
     report(

@@ -1,7 +1,9 @@
 """Build a quantized early-exit network (Brevitas layers) from a CandidateSpec.
 
-Module names are part of the contract with `codesign.layers`: ONNX node names start with
-`/stages.<i>/` for backbone stage i and `/heads.<i>/` for the exit head placed after stage i.
+Module names are part of two contracts: ONNX node names start with `/stages.<i>/` for backbone
+stage i and `/heads.<i>/` for the exit head after stage i (`codesign.layers` reads them), and
+parameter names match the weight-sharing supernet's (`codesign.supernet`), so a candidate inherits
+its weights by name, sliced to its own sizes.
 """
 
 from __future__ import annotations
@@ -10,56 +12,129 @@ import brevitas.nn as qnn
 import torch
 from torch import nn
 
-from codesign.spec import CandidateSpec, StageSpec
+from codesign.spec import CandidateSpec, ExitBranch, StageSpec
 
 
-class ConvBlock(nn.Sequential):
-    """Quantized conv -> batch norm -> quantized ReLU (the ReLU's quantizer sets the activation bits)."""
+class ConvBNAct(nn.Module):
+    """Quantized conv -> batch norm -> quantized ReLU (whose quantizer sets the activation bits)."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel: int, stride: int, weight_bits: int, act_bits: int
+        self, cin: int, cout: int, kernel: int, stride: int, weight_bits: int, act_bits: int, groups: int = 1
     ):
-        super().__init__(
-            qnn.QuantConv2d(
-                in_channels,
-                out_channels,
-                kernel,
-                stride=stride,
-                padding=kernel // 2,
-                bias=False,
-                weight_bit_width=weight_bits,
-            ),
-            nn.BatchNorm2d(out_channels),
-            qnn.QuantReLU(bit_width=act_bits),
+        super().__init__()
+        self.conv = qnn.QuantConv2d(
+            cin,
+            cout,
+            kernel,
+            stride=stride,
+            padding=kernel // 2,
+            groups=groups,
+            bias=False,
+            weight_bit_width=weight_bits,
+        )
+        self.bn = nn.BatchNorm2d(cout)
+        self.act = qnn.QuantReLU(bit_width=act_bits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+
+class ConvBN(nn.Module):
+    """Quantized conv -> batch norm -> requantize (no activation: linear bottleneck / residual branch)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, weight_bits: int, act_bits: int):
+        super().__init__()
+        self.conv = qnn.QuantConv2d(
+            cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False, weight_bit_width=weight_bits
+        )
+        self.bn = nn.BatchNorm2d(cout)
+        self.quant = qnn.QuantIdentity(bit_width=act_bits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.quant(self.bn(self.conv(x)))
+
+
+class ConvBlock(nn.Module):
+    def __init__(self, cin: int, stage: StageSpec, stride: int):
+        super().__init__()
+        self.body = ConvBNAct(cin, stage.width, stage.kernel, stride, stage.weight_bits, stage.act_bits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class MBConvBlock(nn.Module):
+    """MobileNetV2 inverted residual: 1x1 expand (if expansion > 1), depthwise conv, linear 1x1 project."""
+
+    def __init__(self, cin: int, stage: StageSpec, stride: int):
+        super().__init__()
+        hidden = cin * stage.expansion
+        w, a = stage.weight_bits, stage.act_bits
+        self.expand = ConvBNAct(cin, hidden, 1, 1, w, a) if stage.expansion > 1 else None
+        self.dw = ConvBNAct(hidden, hidden, stage.kernel, stride, w, a, groups=hidden)
+        self.project = ConvBN(hidden, stage.width, 1, 1, w, a)
+        self.residual = stride == 1 and cin == stage.width
+        self.out_quant = qnn.QuantIdentity(bit_width=a) if self.residual else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.expand(x) if self.expand is not None else x
+        y = self.project(self.dw(y))
+        if self.out_quant is not None:
+            y = self.out_quant(x + y)
+        return y
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: conv-BN-ReLU, conv-BN, plus an identity or 1x1 conv shortcut, then ReLU."""
+
+    def __init__(self, cin: int, stage: StageSpec, stride: int):
+        super().__init__()
+        w, a = stage.weight_bits, stage.act_bits
+        self.conv1 = ConvBNAct(cin, stage.width, stage.kernel, stride, w, a)
+        self.conv2 = ConvBN(stage.width, stage.width, stage.kernel, 1, w, a)
+        self.shortcut = (
+            ConvBN(cin, stage.width, 1, stride, w, a) if stride != 1 or cin != stage.width else None
+        )
+        self.act = qnn.QuantReLU(bit_width=a)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.shortcut(x) if self.shortcut is not None else x
+        return self.act(self.conv2(self.conv1(x)) + skip)
+
+
+BLOCK_TYPES = {"conv": ConvBlock, "mbconv": MBConvBlock, "basic": BasicBlock}
+
+
+def make_stage(cin: int, stage: StageSpec) -> nn.Sequential:
+    block = BLOCK_TYPES[stage.block]
+    return nn.Sequential(
+        *(
+            block(cin if i == 0 else stage.width, stage, stage.stride if i == 0 else 1)
+            for i in range(stage.depth)
+        )
+    )
+
+
+class ExitHead(nn.Module):
+    """Exit branch: optional conv layers, average pool to pool x pool, requantize, linear classifier."""
+
+    def __init__(self, cin: int, branch: ExitBranch, num_classes: int, weight_bits: int, act_bits: int):
+        super().__init__()
+        layers = []
+        channels = cin
+        for _ in range(branch.convs):
+            layers.append(ConvBNAct(channels, branch.channels, branch.kernel, 1, weight_bits, act_bits))
+            channels = branch.channels
+        self.convs = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(branch.pool)
+        self.quant = qnn.QuantIdentity(bit_width=act_bits)
+        self.flatten = nn.Flatten()
+        self.fc = qnn.QuantLinear(
+            channels * branch.pool * branch.pool, num_classes, bias=True, weight_bit_width=weight_bits
         )
 
-
-def make_stage(in_channels: int, stage: StageSpec) -> nn.Sequential:
-    blocks = []
-    for block_index in range(stage.depth):
-        blocks.append(
-            ConvBlock(
-                in_channels if block_index == 0 else stage.width,
-                stage.width,
-                stage.kernel,
-                stage.stride if block_index == 0 else 1,
-                stage.weight_bits,
-                stage.act_bits,
-            )
-        )
-    return nn.Sequential(*blocks)
-
-
-class ExitHead(nn.Sequential):
-    """Average pool to 2x2 -> requantize -> linear classifier (keeps coarse spatial layout)."""
-
-    def __init__(self, in_channels: int, num_classes: int, weight_bits: int, act_bits: int):
-        super().__init__(
-            nn.AdaptiveAvgPool2d(2),
-            qnn.QuantIdentity(bit_width=act_bits),
-            nn.Flatten(),
-            qnn.QuantLinear(4 * in_channels, num_classes, bias=True, weight_bit_width=weight_bits),
-        )
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.flatten(self.quant(self.pool(self.convs(x)))))
 
 
 class EarlyExitNet(nn.Module):
@@ -82,6 +157,7 @@ class EarlyExitNet(nn.Module):
             {
                 str(i): ExitHead(
                     spec.stages[i].width,
+                    spec.branch(i),
                     spec.num_classes,
                     spec.stages[i].weight_bits,
                     spec.stages[i].act_bits,

@@ -13,8 +13,11 @@ from codesign.evaluator import CandidateResult
 
 
 def result_row(result: CandidateResult) -> dict[str, Any]:
-    """One table row. Accuracy, exit fractions and expected costs are on the test split unless marked _val."""
+    """One table row. Accuracy, exit fractions and expected costs are on the split named in `split`
+    (test whenever the candidate was evaluated on it: always for the Pareto set); `_val` columns are validation."""
     spec = result.spec
+    stats, expected, static_accuracy = result.reported
+    on_test = result.test is not None
     return {
         "key": spec.key(),
         "accelerator": result.accelerator,
@@ -25,20 +28,23 @@ def result_row(result: CandidateResult) -> dict[str, Any]:
         "thresholds": " ".join(f"{t:g}" for t in spec.active_thresholds),
         "weight_bits": " ".join(str(s.weight_bits) for s in spec.stages),
         "act_bits": " ".join(str(s.act_bits) for s in spec.stages),
-        "accuracy": result.test.accuracy,
-        "exit_fractions": " ".join(f"{f:.3f}" for f in result.test.fractions),
-        "expected_energy_pj": result.expected_test.energy_pj,
-        "expected_latency_cycles": result.expected_test.latency_cycles,
-        "expected_latency_s": result.seconds(result.expected_test.latency_cycles),
-        "edp_j_s": result.edp(),
-        "worst_latency_cycles": result.expected_test.worst_latency_cycles,
-        "expected_macs": result.expected_test.macs,
+        "split": "test" if on_test else "val",
+        "accuracy": stats.accuracy,
+        "accuracy_before_finetune": result.test_accuracy_before_finetune,
+        "exits": spec.describe_exits(),
+        "exit_fractions": " ".join(f"{f:.3f}" for f in stats.fractions),
+        "expected_energy_pj": expected.energy_pj,
+        "expected_latency_cycles": expected.latency_cycles,
+        "expected_latency_s": result.seconds(expected.latency_cycles),
+        "edp_j_s": result.edp(expected),
+        "worst_latency_cycles": expected.worst_latency_cycles,
+        "expected_macs": expected.macs,
         "weight_bytes": result.weight_bytes,
-        "static_accuracy": result.static_test_accuracy,
+        "static_accuracy": static_accuracy,
         "static_energy_pj": result.static.energy_pj,
         "static_latency_cycles": result.static.latency_cycles,
-        "energy_vs_static": result.expected_test.energy_pj / result.static.energy_pj,
-        "latency_vs_static": result.expected_test.latency_cycles / result.static.latency_cycles,
+        "energy_vs_static": expected.energy_pj / result.static.energy_pj,
+        "latency_vs_static": expected.latency_cycles / result.static.latency_cycles,
         "per_exit_energy_pj": " ".join(f"{e.energy_pj:.4g}" for e in result.exits),
         "per_exit_latency_cycles": " ".join(f"{e.latency_cycles:.6g}" for e in result.exits),
         "accuracy_val": result.val.accuracy,
@@ -85,9 +91,10 @@ def plot_pareto(
         ],
         strict=True,
     ):
+        tested = [r for r in results if r.test is not None and r.expected_test is not None]
         ax.scatter(
-            [getattr(r.expected_test, attr) * scale for r in results],
-            [100 * r.test.accuracy for r in results],
+            [getattr(r.expected_test, attr) * scale for r in tested],
+            [100 * r.test.accuracy for r in tested],
             s=12,
             color="lightgray",
             label="evaluated candidates",

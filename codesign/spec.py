@@ -7,10 +7,18 @@ import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+BLOCKS = ("conv", "mbconv", "basic")
+POLICIES = ("score_margin", "max_prob", "entropy")
+
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One backbone stage: `depth` conv blocks of `width` channels; the first block applies `stride`."""
+    """One backbone stage: `depth` blocks of `width` output channels; the first block applies `stride`.
+
+    Blocks: `conv` (conv-BN-ReLU), `mbconv` (MobileNetV2 inverted residual: 1x1 expansion by
+    `expansion`, depthwise `kernel`, linear 1x1 projection, residual when shapes allow), `basic`
+    (ResNet basic block: two `kernel` convs with an identity or 1x1 shortcut).
+    """
 
     depth: int
     width: int
@@ -18,6 +26,19 @@ class StageSpec:
     stride: int
     weight_bits: int
     act_bits: int
+    block: str = "conv"
+    expansion: int = 1
+
+
+@dataclass(frozen=True)
+class ExitBranch:
+    """An exit head (AEBNAS-style): `convs` conv-BN-ReLU layers of `channels` and `kernel`, average
+    pooling to a `pool` x `pool` grid, then a linear classifier."""
+
+    convs: int = 0
+    channels: int = 16
+    kernel: int = 3
+    pool: int = 2
 
 
 @dataclass(frozen=True)
@@ -35,6 +56,9 @@ class CandidateSpec:
     num_classes: int
     in_channels: int
     resolution: int
+    # Exit head after each stage (the last one is the final classifier); () = default branches.
+    branches: tuple[ExitBranch, ...] = ()
+    policy: str = "score_margin"
     # Accelerator parameters set by this candidate: (dotted field, JSON value), sorted by field.
     hardware: tuple[tuple[str, str], ...] = ()
     # Multi-core allocation: core of each backbone stage and of the exit head after each stage; () = one core.
@@ -46,6 +70,18 @@ class CandidateSpec:
             raise ValueError(f"exits must have {len(self.stages) - 1} entries, got {len(self.exits)}")
         if len(self.thresholds) != len(self.exits):
             raise ValueError("thresholds must have one entry per early exit")
+        if self.branches and len(self.branches) != len(self.stages):
+            raise ValueError(
+                f"branches must have {len(self.stages)} entries (one per stage), got {len(self.branches)}"
+            )
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
+        for stage in self.stages:
+            if stage.block not in BLOCKS:
+                raise ValueError(f"block must be one of {BLOCKS}, got {stage.block!r}")
+
+    def branch(self, stage_index: int) -> ExitBranch:
+        return self.branches[stage_index] if self.branches else ExitBranch()
 
     @property
     def num_stages(self) -> int:
@@ -75,6 +111,7 @@ class CandidateSpec:
             num_classes=self.num_classes,
             in_channels=self.in_channels,
             resolution=self.resolution,
+            branches=self.branches,
         )
 
     def hardware_overrides(self) -> dict[str, object]:
@@ -91,6 +128,8 @@ class CandidateSpec:
     def from_dict(cls, data: dict[str, Any]) -> CandidateSpec:
         return cls(
             stages=tuple(StageSpec(**s) for s in data["stages"]),
+            branches=tuple(ExitBranch(**b) for b in data.get("branches", ())),
+            policy=str(data.get("policy", "score_margin")),
             exits=tuple(bool(e) for e in data["exits"]),
             thresholds=tuple(float(t) for t in data["thresholds"]),
             num_classes=int(data["num_classes"]),
@@ -110,8 +149,19 @@ class CandidateSpec:
 
     def describe(self) -> str:
         """Compact human-readable form, e.g. `d1w16k3 | d2w32k3 | d1w64k3` with bit widths."""
-        parts = [f"d{s.depth}w{s.width}k{s.kernel}/W{s.weight_bits}A{s.act_bits}" for s in self.stages]
+        parts = []
+        for s in self.stages:
+            block = {"conv": "", "mbconv": f"mb{s.expansion}", "basic": "res"}[s.block]
+            parts.append(f"{block}d{s.depth}w{s.width}k{s.kernel}/W{s.weight_bits}A{s.act_bits}")
         return " | ".join(parts)
+
+    def describe_exits(self) -> str:
+        """e.g. `1:c1x16k3p2 2:final @score_margin`."""
+        parts = []
+        for i in self.active_exit_stages:
+            b = self.branch(i)
+            parts.append(f"{i}:c{b.convs}x{b.channels}k{b.kernel}p{b.pool}" if b.convs else f"{i}:p{b.pool}")
+        return " ".join(parts) + f" @{self.policy}"
 
     def describe_hardware(self) -> str:
         parts = [f"{path}={value}" for path, value in self.hardware]

@@ -37,12 +37,13 @@ class RunStore:
         ).fetchone()
         return CandidateResult.from_dict(json.loads(row[0])) if row else None
 
-    def put(self, result: CandidateResult) -> None:
+    def put(self, result: CandidateResult, key: str | None = None) -> None:
+        """Store under `key`: the key of the spec the search asked for (tuned thresholds may change the result's)."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
                 "INSERT OR IGNORE INTO evaluations VALUES (?, ?, ?, ?)",
-                (result.spec.key(), result.spec.to_json(), json.dumps(result.to_dict()), time.time()),
+                (key or result.spec.key(), result.spec.to_json(), json.dumps(result.to_dict()), time.time()),
             )
 
     def results(self) -> list[CandidateResult]:

@@ -26,6 +26,17 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class SupernetConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    random_subnets: int = 2
+    distillation: float = 0.5  # weight of the KL term towards the largest network's final exit; 0 = off
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class TrainedNetwork:
     architecture: CandidateSpec
     state_dict: dict[str, torch.Tensor]

@@ -11,8 +11,9 @@ from typing import Any
 import yaml
 
 from codesign.errors import CodesignError, input_error
-from codesign.spec import CandidateSpec, StageSpec
-from codesign.training import TrainingConfig
+from codesign.finetune import FinetuneConfig
+from codesign.spec import POLICIES, CandidateSpec, ExitBranch, StageSpec
+from codesign.training import SupernetConfig, TrainingConfig
 from codesign.zigzag_runner import CostOptions
 
 WORKLOAD_DIR = Path(__file__).resolve().parents[1] / "workloads"
@@ -28,6 +29,18 @@ class StageChoices:
     stride: int
     weight_bits: tuple[int, ...]
     act_bits: tuple[int, ...]
+    block: tuple[str, ...] = ("conv",)
+    expansion: tuple[int, ...] = (1,)
+
+
+@dataclass(frozen=True)
+class BranchChoices:
+    """Choices for every early exit's branch (AEBNAS-style)."""
+
+    convs: tuple[int, ...] = (0,)
+    channels: tuple[int, ...] = (16,)
+    kernel: tuple[int, ...] = (3,)
+    pool: tuple[int, ...] = (2,)
 
 
 @dataclass(frozen=True)
@@ -49,16 +62,29 @@ class SearchSpace:
     hardware: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     # Cores to allocate stages and exit heads over (1: single core, no allocation genes).
     cores: int = 1
+    branches: BranchChoices = field(default_factory=BranchChoices)
+    final_branch: ExitBranch = field(default_factory=ExitBranch)
+    policies: tuple[str, ...] = ("score_margin",)
+    resolutions: tuple[int, ...] = ()  # input resolutions to search; () = the dataset's
+    # Thresholds tuned per candidate on validation (AEBNAS-style) instead of searched as genes.
+    tune_thresholds: bool = False
+    max_accuracy_drop: float = 0.01
 
     @property
     def genes(self) -> tuple[Gene, ...]:
         genes: list[Gene] = []
+        if self.resolutions:
+            genes.append(Gene("resolution", self.resolutions))
         for i, stage in enumerate(self.stages):
-            for attr in ("depth", "width", "kernel", "weight_bits", "act_bits"):
+            for attr in ("block", "depth", "width", "kernel", "expansion", "weight_bits", "act_bits"):
                 genes.append(Gene(f"stage{i}.{attr}", getattr(stage, attr)))
         for i in range(len(self.stages) - 1):
             genes.append(Gene(f"exit{i}.on", (False, True)))
-            genes.append(Gene(f"exit{i}.threshold", self.thresholds))
+            if not self.tune_thresholds:
+                genes.append(Gene(f"exit{i}.threshold", self.thresholds))
+            for attr in ("convs", "channels", "kernel", "pool"):
+                genes.append(Gene(f"exit{i}.{attr}", getattr(self.branches, attr)))
+        genes.append(Gene("policy", self.policies))
         for path, choices in self.hardware:
             genes.append(Gene(f"hw.{path}", choices))
         if self.cores > 1:
@@ -80,11 +106,29 @@ class SearchSpace:
                 stride=stage.stride,
                 weight_bits=values[f"stage{i}.weight_bits"],
                 act_bits=values[f"stage{i}.act_bits"],
+                block=values[f"stage{i}.block"],
+                expansion=values[f"stage{i}.expansion"] if values[f"stage{i}.block"] == "mbconv" else 1,
             )
             for i, stage in enumerate(self.stages)
         )
         early = range(len(self.stages) - 1)
         exits = tuple(values[f"exit{i}.on"] for i in early)
+        # A switched-off exit has no branch: the first choices keep equal networks equal specs.
+        branches = tuple(
+            ExitBranch(
+                convs=values[f"exit{i}.convs"] if exits[i] else self.branches.convs[0],
+                channels=values[f"exit{i}.channels"] if exits[i] else self.branches.channels[0],
+                kernel=values[f"exit{i}.kernel"] if exits[i] else self.branches.kernel[0],
+                pool=values[f"exit{i}.pool"] if exits[i] else self.branches.pool[0],
+            )
+            for i in early
+        ) + (self.final_branch,)
+        branches = tuple(
+            replace(b, channels=self.branches.channels[0], kernel=self.branches.kernel[0])
+            if b.convs == 0
+            else b
+            for b in branches[:-1]
+        ) + (branches[-1],)
         hardware = tuple(sorted((path, json.dumps(values[f"hw.{path}"])) for path, _ in self.hardware))
         stage_cores: tuple[int, ...] = ()
         head_cores: tuple[int, ...] = ()
@@ -98,11 +142,15 @@ class SearchSpace:
         return CandidateSpec(
             stages=stages,
             exits=exits,
-            # A switched-off exit has no threshold; 1.0 keeps equal networks equal specs.
-            thresholds=tuple(values[f"exit{i}.threshold"] if exits[i] else 1.0 for i in early),
+            # A switched-off (or tuned) exit has no threshold gene; 1.0 keeps equal networks equal specs.
+            thresholds=tuple(
+                values[f"exit{i}.threshold"] if exits[i] and not self.tune_thresholds else 1.0 for i in early
+            ),
             num_classes=self.num_classes,
             in_channels=self.in_channels,
-            resolution=self.resolution,
+            resolution=values.get("resolution", self.resolution),
+            branches=branches,
+            policy=values["policy"],
             hardware=hardware,
             stage_cores=stage_cores,
             head_cores=head_cores,
@@ -136,19 +184,50 @@ class Workload:
     hardware_overrides: tuple[tuple[str, Any], ...] = ()
     allocate_cores: bool = True
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    # "supernet": candidates inherit weights from a weight-sharing supernet trained once per space;
+    # "scratch": every architecture is trained from scratch with `training`.
+    training_mode: str = "supernet"
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     cost: CostOptions = field(default_factory=CostOptions)
     search: SearchSettings = field(default_factory=SearchSettings)
 
 
 def _int_list(
-    source: str, field_name: str, value: Any, allowed: tuple[int, ...] | None = None
+    source: str, field_name: str, value: Any, allowed: tuple[int, ...] | None = None, minimum: int = 1
 ) -> tuple[int, ...]:
     items = value if isinstance(value, list) else [value]
-    if not items or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in items):
-        raise input_error(source, field_name, "a positive integer or a non-empty list of them", value)
+    if not items or not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in items):
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise input_error(source, field_name, f"{what} or a non-empty list of them", value)
     if allowed is not None and any(v not in allowed for v in items):
         raise input_error(source, field_name, f"values among {list(allowed)}", value)
     return tuple(items)
+
+
+def _str_list(source: str, field_name: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(v, str) and v in allowed for v in items):
+        raise input_error(source, field_name, f"one or a list of {list(allowed)}", value)
+    return tuple(items)
+
+
+def _dataclass_section(source: str, field_name: str, value: Any, cls: type) -> Any:
+    if value is None:
+        return cls()
+    if not isinstance(value, dict):
+        raise input_error(
+            source, field_name, f"a mapping with keys among {sorted(cls.__dataclass_fields__)}", value
+        )
+    _known_keys(source, f"{field_name}.", value, set(cls.__dataclass_fields__))
+    defaults = cls()
+    for key, given in value.items():
+        expected = type(getattr(defaults, key))
+        if not isinstance(given, (int, float)) or isinstance(given, bool) or given < 0:
+            raise input_error(source, f"{field_name}.{key}", f"a non-negative {expected.__name__}", given)
+        if expected is int and not float(given).is_integer():
+            raise input_error(source, f"{field_name}.{key}", "an integer", given)
+    return cls(**{k: type(getattr(defaults, k))(v) for k, v in value.items()})
 
 
 def _section(source: str, data: dict[str, Any], name: str) -> dict[str, Any]:
@@ -182,12 +261,17 @@ def parse_workload(data: Any, source: str) -> Workload:
             source, "accelerator", "a library name or a path to an accelerator YAML", accelerator
         )
     space_data = _section(source, data, "space")
-    _known_keys(source, "space.", space_data, {"stages", "thresholds"})
+    _known_keys(
+        source,
+        "space.",
+        space_data,
+        {"stages", "thresholds", "threshold_tuning", "exit_branches", "final_head", "policies", "resolution"},
+    )
     stages_data = space_data.get("stages")
     if not isinstance(stages_data, list) or len(stages_data) < 2:
         raise input_error(source, "space.stages", "a list of at least 2 stage entries", stages_data)
     stages = []
-    stage_keys = {"depth", "width", "kernel", "stride", "weight_bits", "act_bits"}
+    stage_keys = {"depth", "width", "kernel", "stride", "weight_bits", "act_bits", "block", "expansion"}
     for i, stage in enumerate(stages_data):
         where = f"space.stages[{i}]"
         if not isinstance(stage, dict):
@@ -238,18 +322,86 @@ def parse_workload(data: Any, source: str) -> Workload:
     allocate = hardware_data.get("allocate_cores", True)
     if not isinstance(allocate, bool):
         raise input_error(source, "hardware.allocate_cores", "true or false", allocate)
+    branch_data = space_data.get("exit_branches", {}) or {}
+    if not isinstance(branch_data, dict):
+        raise input_error(
+            source, "space.exit_branches", "a mapping with convs, channels, kernel, pool", branch_data
+        )
+    _known_keys(source, "space.exit_branches.", branch_data, {"convs", "channels", "kernel", "pool"})
+    branches = BranchChoices(
+        convs=_int_list(
+            source, "space.exit_branches.convs", branch_data.get("convs", 0), (0, 1, 2, 3), minimum=0
+        ),
+        channels=_int_list(source, "space.exit_branches.channels", branch_data.get("channels", 16)),
+        kernel=_int_list(source, "space.exit_branches.kernel", branch_data.get("kernel", 3), (1, 3, 5)),
+        pool=_int_list(source, "space.exit_branches.pool", branch_data.get("pool", 2), (1, 2, 3, 4)),
+    )
+    final_data = space_data.get("final_head", {}) or {}
+    if not isinstance(final_data, dict):
+        raise input_error(
+            source, "space.final_head", "a mapping with convs, channels, kernel, pool", final_data
+        )
+    _known_keys(source, "space.final_head.", final_data, {"convs", "channels", "kernel", "pool"})
+    try:
+        final_branch = ExitBranch(**{k: int(v) for k, v in final_data.items()})
+    except (TypeError, ValueError):
+        raise input_error(
+            source, "space.final_head", "integers for convs, channels, kernel, pool", final_data
+        ) from None
+    policies = _str_list(source, "space.policies", space_data.get("policies", "score_margin"), POLICIES)
+    resolutions = ()
+    if "resolution" in space_data:
+        resolutions = _int_list(source, "space.resolution", space_data["resolution"])
+    tuning = space_data.get("threshold_tuning")
+    tune, max_drop = False, 0.01
+    if tuning is not None:
+        if not isinstance(tuning, dict) or not isinstance(
+            tuning.get("max_accuracy_drop", 0.01), (int, float)
+        ):
+            raise input_error(
+                source,
+                "space.threshold_tuning",
+                "a mapping {max_accuracy_drop: <fraction, e.g. 0.01>}",
+                tuning,
+            )
+        tune, max_drop = True, float(tuning.get("max_accuracy_drop", 0.01))
     space = SearchSpace(
         stages=tuple(stages),
         thresholds=tuple(float(t) for t in thresholds),
         hardware=tuple((str(path), tuple(choices)) for path, choices in searched.items()),
+        branches=branches,
+        final_branch=final_branch,
+        policies=policies,
+        resolutions=resolutions,
+        tune_thresholds=tune,
+        max_accuracy_drop=max_drop,
     )
 
-    training_data = _section(source, data, "training")
+    training_data = dict(_section(source, data, "training"))
     _known_keys(
         source,
         "training.",
         training_data,
-        {"epochs", "batch_size", "learning_rate", "weight_decay", "exit_loss_weights", "seed"},
+        {
+            "mode",
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "weight_decay",
+            "exit_loss_weights",
+            "seed",
+            "supernet",
+            "finetune",
+        },
+    )
+    mode = training_data.pop("mode", "supernet")
+    if mode not in ("supernet", "scratch"):
+        raise input_error(source, "training.mode", "'supernet' or 'scratch'", mode)
+    supernet = _dataclass_section(
+        source, "training.supernet", training_data.pop("supernet", None), SupernetConfig
+    )
+    finetune_config = _dataclass_section(
+        source, "training.finetune", training_data.pop("finetune", None), FinetuneConfig
     )
     training = TrainingConfig()
     try:
@@ -306,6 +458,9 @@ def parse_workload(data: Any, source: str) -> Workload:
         hardware_overrides=tuple((str(k), v) for k, v in overrides.items()),
         allocate_cores=allocate,
         training=training,
+        training_mode=mode,
+        supernet=supernet,
+        finetune=finetune_config,
         cost=cost,
         search=search,
     )

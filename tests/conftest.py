@@ -13,7 +13,7 @@ from codesign.spec import CandidateSpec, StageSpec
 from codesign.training import TrainingConfig, train_architecture
 
 warnings.filterwarnings("ignore")
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 
 
 def tiny_spec(

@@ -3,7 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codesign.exits import CachedExits, score_margin
+from codesign.exits import (
+    CONFIDENCE,
+    CachedExits,
+    entropy_confidence,
+    max_probability,
+    score_margin,
+    tune_thresholds,
+)
 
 
 def test_score_margin_is_top1_minus_top2_probability():
@@ -13,7 +20,9 @@ def test_score_margin_is_top1_minus_top2_probability():
 
 def test_simulation_counts_exits_and_accuracy_exactly():
     cached = CachedExits(
-        margins=np.array([[0.9, 0.1, 0.6, 0.2], [0.9, 0.8, 0.1, 0.3], [0.5, 0.5, 0.5, 0.5]]),
+        confidences={
+            "score_margin": np.array([[0.9, 0.1, 0.6, 0.2], [0.9, 0.8, 0.1, 0.3], [0.5, 0.5, 0.5, 0.5]])
+        },
         correct=np.array([[True, False, False, False], [True, True, False, False], [True, True, True, True]]),
     )
     stats = cached.simulate((0, 1, 2), (0.5, 0.5))
@@ -29,6 +38,33 @@ def test_simulation_counts_exits_and_accuracy_exactly():
 
 
 def test_threshold_count_is_checked():
-    cached = CachedExits(margins=np.zeros((2, 3)), correct=np.ones((2, 3), dtype=bool))
+    cached = CachedExits(confidences={"score_margin": np.zeros((2, 3))}, correct=np.ones((2, 3), dtype=bool))
     with pytest.raises(ValueError):
         cached.simulate((0, 1), ())
+
+
+def test_policies_rank_confident_predictions_higher():
+    confident, unsure = np.array([[10.0, 0.0, 0.0]]), np.array([[1.0, 0.9, 0.8]])
+    for name, fn in CONFIDENCE.items():
+        assert fn(confident)[0] > fn(unsure)[0], name
+        assert 0.0 <= fn(unsure)[0] <= 1.0
+    assert entropy_confidence(np.zeros((1, 4)))[0] == pytest.approx(0.0)
+    assert max_probability(np.zeros((1, 4)))[0] == pytest.approx(0.25)
+
+
+def test_threshold_tuning_is_exact_on_the_grid_and_respects_the_accuracy_floor():
+    rng = np.random.default_rng(0)
+    n = 400
+    confidence = rng.uniform(size=(2, n))
+    # the early exit is right exactly when it is confident: high thresholds are safe, low ones are not
+    correct = np.stack([confidence[0] > 0.4, np.ones(n, dtype=bool)])
+    cached = CachedExits(confidences={"score_margin": confidence}, correct=correct)
+    grid = tuple(np.round(np.linspace(0, 1, 11), 2))
+    thresholds, stats = tune_thresholds(cached, (0, 1), "score_margin", [1.0, 10.0], 0.0, grid)
+    assert stats.accuracy == 1.0
+    # brute force over the same grid
+    feasible = [t for t in grid if cached.simulate((0, 1), (t,)).accuracy >= 1.0]
+    best = min(feasible, key=lambda t: cached.simulate((0, 1), (t,)).fractions[1])
+    assert thresholds == (best,) and best == pytest.approx(0.4)
+    loose, loose_stats = tune_thresholds(cached, (0, 1), "score_margin", [1.0, 10.0], 0.5, grid)
+    assert loose_stats.fractions[0] > stats.fractions[0] and loose_stats.accuracy >= 0.5

@@ -116,7 +116,9 @@ def test_accelerators_command_lists_the_library(capsys):
 def test_malformed_mapping_gets_one_line_error(tmp):
     accelerator = tmp / "acc.yaml"
     shutil.copy(load_hardware("edge_tpu_like").accelerator_path, accelerator)
-    (tmp / "acc.mapping.yaml").write_text("- name: default\n  spatial_mapping: {D1: [K, 8]}\n  memory_operand_links: 5\n")
+    (tmp / "acc.mapping.yaml").write_text(
+        "- name: default\n  spatial_mapping: {D1: [K, 8]}\n  memory_operand_links: 5\n"
+    )
     with pytest.raises(CodesignError) as info:
         load_hardware(accelerator)
     message = str(info.value)

@@ -1,0 +1,302 @@
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import replace
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from codesign.errors import CodesignError
+from codesign.exits import CachedExits, score_margin
+from codesign.model import build_model, load_shared_weights
+from codesign.runtime import (
+    MANIFEST_NAME,
+    EarlyExitRuntime,
+    SegmentedModel,
+    add_infer_command,
+    confidence,
+    exit_decisions,
+    export_segments,
+)
+from codesign.training import exit_logits
+
+from .conftest import tiny_spec
+
+
+def _mid_threshold(values: np.ndarray, quantile: float) -> float:
+    """A threshold half-way between two neighbouring confidences near `quantile` (no ties at the boundary)."""
+    ordered = np.unique(values)
+    k = int(quantile * (len(ordered) - 1))
+    return float((ordered[k] + ordered[k + 1]) / 2)
+
+
+@pytest.fixture(scope="module")
+def torch_logits(trained_tiny, digits):
+    spec, trained = trained_tiny
+    model = load_shared_weights(build_model(spec), trained.state_dict)
+    return exit_logits(model, digits.val)
+
+
+@pytest.fixture(scope="module")
+def thresholds(torch_logits):
+    # about a third of the inputs leave at exit 0 and a third of the rest at exit 1
+    return (
+        _mid_threshold(score_margin(torch_logits[0]), 0.65),
+        _mid_threshold(score_margin(torch_logits[1]), 0.6),
+    )
+
+
+@pytest.fixture(scope="module")
+def segmented(trained_tiny, thresholds, tmp_path_factory):
+    spec, trained = trained_tiny
+    model = load_shared_weights(build_model(spec), trained.state_dict)
+    folder = tmp_path_factory.mktemp("segmented") / "model"
+    export_segments(model, folder, thresholds=thresholds)
+    return folder
+
+
+def _reference(torch_logits, thresholds):
+    """Early-exit decisions straight from PyTorch logits and codesign.exits.score_margin."""
+    n = len(torch_logits[0])
+    taken = np.full(n, 2)
+    remaining = np.ones(n, dtype=bool)
+    for k, threshold in enumerate(thresholds):
+        leave = remaining & (score_margin(torch_logits[k]) >= threshold)
+        taken[leave] = k
+        remaining &= ~leave
+    predictions = np.stack([lg.argmax(axis=1) for lg in torch_logits])[taken, np.arange(n)]
+    return predictions, taken
+
+
+def test_runtime_agrees_with_pytorch_predictions_and_exits(segmented, torch_logits, thresholds, digits):
+    runtime = EarlyExitRuntime(segmented)
+    assert runtime.thresholds == thresholds and runtime.policy == "score_margin"
+    onnx_logits = runtime.exit_logits(digits.val.images.numpy())
+    assert all(np.abs(a - b).max() < 1e-4 for a, b in zip(onnx_logits, torch_logits, strict=True))
+    result = runtime.run(digits.val.images.numpy())
+    predictions, taken = _reference(torch_logits, thresholds)
+    np.testing.assert_array_equal(result.exits, taken)
+    np.testing.assert_array_equal(result.predictions, predictions)
+    counts = np.bincount(taken, minlength=3)
+    assert (counts > 0).all(), counts  # every exit is used, so the comparison means something
+    # same decisions through the runtime's own reference and the split-level statistics of codesign.exits
+    ref_predictions, ref_taken = exit_decisions(torch_logits, thresholds)
+    np.testing.assert_array_equal(ref_taken, taken)
+    np.testing.assert_array_equal(ref_predictions, predictions)
+    stats = CachedExits.from_logits(torch_logits, digits.val.labels.numpy()).simulate((0, 1, 2), thresholds)
+    split = runtime.run_split(digits.val, batch_size=100)
+    assert split.accuracy == pytest.approx(stats.accuracy)
+    assert split.exit_fractions == pytest.approx(stats.fractions)
+    assert split.images_per_second > 0 and split.num_images == len(digits.val)
+
+
+def test_batch_shrinks_at_every_exit(segmented, digits):
+    runtime = EarlyExitRuntime(segmented)
+    images = digits.val.images.numpy()
+    result = runtime.run(images)
+    counts = result.exit_counts
+    n = len(images)
+    assert result.segment_inputs == (n, n - counts[0], n - counts[0] - counts[1])
+    # only the inputs that did not leave early reach the last segment
+    assert result.segment_inputs[2] == counts[2] < n
+    # the sessions really see the smaller batches
+    seen = []
+    for session in runtime.segments:
+        original = session.run
+
+        def spy(names, feeds, _original=original):
+            seen.append(next(iter(feeds.values())).shape[0])
+            return _original(names, feeds)
+
+        session.run = spy
+    runtime.run(images)
+    assert tuple(seen) == result.segment_inputs
+    static = runtime.run(images, static=True)
+    assert static.segment_inputs == (n, n, n) and (static.exits == 2).all()
+    assert all(t >= 0 for t in result.segment_seconds) and result.seconds > 0
+
+
+def test_policies_and_threshold_overrides(segmented, torch_logits, digits):
+    images = digits.val.images.numpy()
+    everyone_leaves = EarlyExitRuntime(segmented, thresholds=(0.0, 0.0)).run(images)
+    assert (everyone_leaves.exits == 0).all() and everyone_leaves.segment_inputs == (len(images), 0, 0)
+    for policy in ("max_prob", "entropy"):
+        conf = confidence(torch_logits[0], policy)
+        assert ((conf >= 0) & (conf <= 1 + 1e-6)).all()
+        thresholds = (_mid_threshold(conf, 0.5), _mid_threshold(confidence(torch_logits[1], policy), 0.5))
+        result = EarlyExitRuntime(segmented, thresholds=thresholds, policy=policy).run(images)
+        predictions, taken = exit_decisions(torch_logits, thresholds, policy)
+        np.testing.assert_array_equal(result.exits, taken)
+        np.testing.assert_array_equal(result.predictions, predictions)
+    one_hot = np.array([[10.0, -10.0, -10.0], [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(confidence(one_hot, "entropy"), [1.0, 0.0], atol=1e-6)
+    with pytest.raises(CodesignError, match="thresholds"):
+        EarlyExitRuntime(segmented, thresholds=(0.5,))
+
+
+def test_manifest_round_trip_and_files(segmented, trained_tiny, thresholds):
+    spec, _ = trained_tiny
+    model = SegmentedModel.load(segmented)
+    data = json.loads((segmented / MANIFEST_NAME).read_text())
+    assert SegmentedModel.load(segmented).to_manifest() == data
+    assert model.exit_stages == (0, 1, 2) and model.segment_stages == ((0,), (1,), (2,))
+    assert model.thresholds == thresholds and model.policy == "score_margin"
+    assert model.input_shape == (1, 8, 8) and model.num_classes == 10 and model.spec_key == spec.key()
+    assert sorted(p.name for p in segmented.iterdir()) == sorted(
+        [MANIFEST_NAME, *model.segment_files, *model.head_files]
+    )
+    assert not [p for p in segmented.parent.iterdir() if p.name.startswith(".")]  # no temporary folders left
+    first = onnx.load(str(segmented / model.segment_files[0]))
+    ops = {n.op_type for n in first.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    assert any(n.name.startswith("/stages.0/") for n in first.graph.node)
+    head = onnx.load(str(segmented / model.head_files[1]))
+    assert [i.name for i in head.graph.input] == ["features"]
+    assert [o.name for o in head.graph.output] == ["logits"]
+    assert any(n.name.startswith("/heads.1/") for n in head.graph.node)
+
+
+def test_partial_exits_and_reexport_replaces_folder(trained_tiny, digits, tmp_path):
+    spec, trained = trained_tiny
+    partial_spec = replace(spec, exits=(False, True))
+    model = load_shared_weights(build_model(partial_spec), trained.state_dict)
+    folder = tmp_path / "partial"
+    (folder).mkdir()
+    export_segments(model, folder, thresholds=(0.3,))
+    export_segments(model, folder, thresholds=(0.3,))  # replaces the earlier export atomically
+    loaded = SegmentedModel.load(folder)
+    assert loaded.exit_stages == (1, 2) and loaded.segment_stages == ((0, 1), (2,))
+    assert [p.name for p in tmp_path.iterdir()] == ["partial"]
+    with torch.no_grad():
+        expected = [o.numpy() for o in model(digits.val.images[:50])]
+    got = EarlyExitRuntime(folder).exit_logits(digits.val.images[:50].numpy())
+    assert all(np.abs(a - b).max() < 1e-4 for a, b in zip(got, expected, strict=True))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("keep")
+    with pytest.raises(CodesignError, match="other"):
+        export_segments(model, tmp_path / "other")
+    assert (tmp_path / "other" / "notes.txt").read_text() == "keep"
+
+
+def _one_line(exc: pytest.ExceptionInfo) -> str:
+    message = str(exc.value)
+    assert "\n" not in message
+    return message
+
+
+def test_bad_folders_give_one_line_errors(segmented, tmp_path):
+    with pytest.raises(CodesignError) as exc:
+        SegmentedModel.load(tmp_path / "missing")
+    assert "missing" in _one_line(exc) and "expected" in str(exc.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CodesignError) as exc:
+        EarlyExitRuntime(tmp_path / "empty")
+    assert "empty" in _one_line(exc) and "manifest.json" in str(exc.value)
+    broken = tmp_path / "broken"
+    shutil.copytree(segmented, broken)
+    (broken / MANIFEST_NAME).write_text("{not json")
+    with pytest.raises(CodesignError) as exc:
+        SegmentedModel.load(broken)
+    assert str(broken / MANIFEST_NAME) in _one_line(exc) and "JSON" in str(exc.value)
+    data = json.loads((segmented / MANIFEST_NAME).read_text())
+    for field, value, needle in [
+        ("thresholds", [0.1], "thresholds"),
+        ("policy", "coin_flip", "policy"),
+        ("segments", data["segments"][:2], "segments"),
+    ]:
+        (broken / MANIFEST_NAME).write_text(json.dumps({**data, field: value}))
+        with pytest.raises(CodesignError) as exc:
+            SegmentedModel.load(broken)
+        assert needle in _one_line(exc) and "expected" in str(exc.value) and MANIFEST_NAME in str(exc.value)
+    (broken / MANIFEST_NAME).write_text(json.dumps(data))
+    (broken / data["heads"][2]["file"]).unlink()
+    with pytest.raises(CodesignError) as exc:
+        SegmentedModel.load(broken)
+    assert "heads[2].file" in _one_line(exc) and data["heads"][2]["file"] in str(exc.value)
+    runtime = EarlyExitRuntime(segmented)
+    with pytest.raises(CodesignError) as exc:
+        runtime.run(np.zeros((2, 1, 28, 28), dtype=np.float32))
+    assert "input_shape" in _one_line(exc)
+
+
+def _main(argv: list[str]) -> int:
+    """`codesign infer` through codesign.cli.main when wired there, else a parser built the same way."""
+    from codesign import cli
+
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if "infer" in subparsers.choices:
+        return cli.main(argv)
+    parser = argparse.ArgumentParser(prog="codesign")
+    add_infer_command(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except CodesignError as exc:
+        print(f"codesign: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def test_infer_command_end_to_end(segmented, capsys, thresholds):
+    assert _main(["infer", str(segmented), "--split", "val", "--batch-size", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "early exit" in out and "static" in out and "images/s" in out and "speed-up" in out
+    assert f"thresholds {thresholds[0]:g} {thresholds[1]:g}" in out
+    early_line = next(line for line in out.splitlines() if line.startswith("early exit"))
+    fractions = [float(v) for v in early_line.split()[4:]]
+    assert len(fractions) == 3 and abs(sum(fractions) - 1) < 2e-3 and fractions[0] > 0
+    static_line = next(line for line in out.splitlines() if line.startswith("static"))
+    assert [float(v) for v in static_line.split()[3:]] == [0.0, 0.0, 1.0]
+
+    assert _main(["infer", str(segmented), "--thresholds", "0,0", "--policy", "max_prob"]) == 0
+    out = capsys.readouterr().out
+    assert "1.000 0.000 0.000" in out and "max_prob" in out
+
+    assert _main(["infer", str(segmented), "--thresholds", "0.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "thresholds" in err[0] and "expected 2" in err[0]
+    assert _main(["infer", str(segmented), "--thresholds", "a,b"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--thresholds" in err[0]
+    assert _main(["infer", str(segmented.parent / "nope")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope" in err[0] and "expected" in err[0]
+
+
+def test_infer_rejects_dataset_of_other_shape(segmented, tmp_path, capsys):
+    model = SegmentedModel.load(segmented)
+    folder = tmp_path / "wrong"
+    shutil.copytree(segmented, folder)
+    data = model.to_manifest()
+    data["input_shape"] = [1, 28, 28]
+    (folder / MANIFEST_NAME).write_text(json.dumps(data))
+    assert _main(["infer", str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "input_shape" in err[0] and "digits" in err[0]
+
+
+def test_exported_model_is_unchanged(trained_tiny, digits, tmp_path):
+    spec, trained = trained_tiny
+    model = load_shared_weights(build_model(spec), trained.state_dict)
+    with torch.no_grad():
+        before = [o.clone() for o in model(digits.val.images[:20])]
+    export_segments(model, tmp_path / "m")
+    assert not model.training
+    with torch.no_grad():
+        after = model(digits.val.images[:20])
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert SegmentedModel.load(tmp_path / "m").thresholds == spec.active_thresholds
+
+
+def test_failed_export_is_one_line_and_leaves_nothing(tmp_path):
+    # 14x14 input: the exit head after stage 1 sees 7x7, which its 2x2 average pool cannot export
+    model = build_model(replace(tiny_spec(), resolution=14)).eval()
+    with pytest.raises(CodesignError) as exc:
+        export_segments(model, tmp_path / "m")
+    assert "head1" in _one_line(exc) and "ONNX export" in str(exc.value)
+    assert list(tmp_path.iterdir()) == []
