@@ -91,6 +91,20 @@ def _cost(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from codesign.errors import CodesignError
+    from codesign.explore import write_outputs
+    from codesign.store import RunStore
+
+    run_dir = Path(args.run)
+    if not (run_dir / "run.db").is_file():
+        raise CodesignError(f"{run_dir}: run.db: expected a run folder written by `codesign explore`")
+    store = RunStore(run_dir / "run.db")
+    write_outputs(run_dir, store)
+    store.close()
+    return 0
+
+
 def _accelerators(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -173,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--cost-cache", help="layer-cost cache file")
     co.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="ZigZag worker processes")
     co.set_defaults(handler=_cost)
+
+    rp = sub.add_parser("report", help="rebuild a run's tables and plots from its run store")
+    rp.add_argument("run", help="run folder (contains run.db)")
+    rp.set_defaults(handler=_report)
 
     ac = sub.add_parser("accelerators", help="list the accelerator library with key figures")
     ac.set_defaults(handler=_accelerators)

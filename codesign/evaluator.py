@@ -284,8 +284,10 @@ def finalize(evaluator: Evaluator, result: CandidateResult) -> tuple[CandidateRe
     spec = result.spec
     model = evaluator.model(spec)
     train = evaluator.split("train", spec.resolution)
-    steps = config.final_epochs * max(1, len(train) // config.batch_size)
-    seconds = finetune(model, train, steps, config, heads_only=False)
+    steps = int(round(config.final_epochs * max(1, len(train) // config.batch_size)))
+    seconds = finetune(
+        model, train, steps, replace(config, learning_rate=config.final_learning_rate), heads_only=False
+    )
     val_cache = evaluator.cached_exits(model, spec.resolution, "val")
     test_cache = evaluator.cached_exits(model, spec.resolution, "test")
     positions = tuple(range(len(spec.active_exit_stages)))  # the candidate model has only its active exits

@@ -18,8 +18,16 @@ from codesign.errors import CodesignError
 from codesign.evaluator import CandidateResult, Evaluator, finalize, with_test
 from codesign.export import export_qcdq, max_output_difference
 from codesign.hardware import HardwareTarget, load_hardware
-from codesign.report import atomic_write, plot_pareto, result_row, summary_lines, write_table
-from codesign.search import pareto_front, run_nsga2
+from codesign.report import (
+    atomic_write,
+    plot_exit_breakdown,
+    plot_hypervolume,
+    plot_pareto,
+    result_row,
+    summary_lines,
+    write_table,
+)
+from codesign.search import hypervolume_by_generation_keys, pareto_front, run_nsga2
 from codesign.store import RunStore
 from codesign.supernet import load_or_train_supernet
 from codesign.workload import SearchSpace, Workload
@@ -150,13 +158,21 @@ def explore(
     total = workload.search.population * workload.search.generations
     bar = tqdm(total=total, desc="evaluating", unit="cand", disable=not progress, dynamic_ncols=True)
     seen: list[CandidateResult] = []
+    generation_keys: list[list[str]] = []
+    current: list[str] = []
+    counts = {"stored": 0, "new": 0}
 
     def evaluate(spec):
-        result = store.get(spec.key())
+        key = spec.key()
+        result = store.get(key)
         if result is None:
             result = evaluator.evaluate(spec)
-            store.put(result, key=spec.key())
+            store.put(result, key=key)
+            counts["new"] += 1
+        else:
+            counts["stored"] += 1
         seen.append(result)
+        current.append(key)
         bar.update(1)
         if len(seen) % 4 == 0:
             front = pareto_front(seen, workload.search.objectives)
@@ -164,43 +180,121 @@ def explore(
             bar.set_postfix(front=len(front), best_acc=f"{best:.3f}", zigzag=engine.stats.zigzag_calls)
         return result
 
+    def on_generation(generation: int, results: list[CandidateResult]) -> None:
+        generation_keys.append(list(current))
+        current.clear()
+        store.set_meta("generations", generation_keys)
+
     try:
-        run_nsga2(space, workload.search, evaluate)
+        run_nsga2(space, workload.search, evaluate, on_generation)
     finally:
         bar.close()
-        engine.close()
-    results = store.results()
-    front = pareto_front(results, workload.search.objectives)
-    onnx_dir = run_dir / "onnx"
-    rows = []
-    final_front = []
+    items = store.items()
+    front_keys = pareto_keys(items, workload.search.objectives)
+    store.set_meta("front", front_keys)
+    by_key = dict(items)
     fine_tune = workload.finetune.final_epochs > 0 and workload.training_mode == "supernet"
-    if fine_tune:
+    todo = [k for k in front_keys if not _finalized(store, run_dir, k)]
+    if todo and fine_tune:
         report(
-            f"\nfine-tuning the {len(front)} returned networks ({workload.finetune.final_epochs} epochs of QAT each)"
+            f"\nfine-tuning {len(todo)} returned networks ({workload.finetune.final_epochs:g} epochs of QAT each)"
         )
-    for result in tqdm(front, desc="finalising", unit="net", disable=not progress):
-        if fine_tune:
-            result, model = finalize(evaluator, result)
-        else:
-            result, model = with_test(evaluator, result), evaluator.model(result.spec)
-        final_front.append(result)
-        path = export_qcdq(model, onnx_dir / f"{result.spec.key()}.onnx")
-        row = result_row(result)
-        row["onnx"] = str(path.relative_to(run_dir))
-        row["onnx_max_abs_diff"] = max_output_difference(
-            model, path, evaluator.split("test", result.spec.resolution).images[:64]
-        )
-        rows.append(row)
-    front = final_front
-    write_table(run_dir / "pareto.csv", rows)
-    correlation = finetune_rank_correlation(front)
-    store.set_meta("final", [r.to_dict() for r in front])
-    final_by_key = {r.spec.key(): r for r in front}
-    write_table(run_dir / "candidates.csv", [result_row(final_by_key.get(r.spec.key(), r)) for r in results])
-    plot_pareto(run_dir / "pareto.png", front, results, target.name)
+    try:
+        for key in tqdm(todo, desc="finalising", unit="net", disable=not progress):
+            result = by_key[key]
+            if fine_tune:
+                result, model = finalize(evaluator, result)
+            else:
+                result, model = with_test(evaluator, result), evaluator.model(result.spec)
+            path = export_qcdq(model, run_dir / "onnx" / f"{result.spec.key()}.onnx")
+            difference = max_output_difference(
+                model, path, evaluator.split("test", result.spec.resolution).images[:64]
+            )
+            store.set_meta(
+                f"final:{key}",
+                {
+                    "result": result.to_dict(),
+                    "onnx": str(path.relative_to(run_dir)),
+                    "onnx_max_abs_diff": difference,
+                },
+            )
+    finally:
+        engine.close()
+    front = write_outputs(run_dir, store, report=report)
     seconds = time.perf_counter() - start
-    report(f"\n{len(results)} candidates evaluated, {len(front)} on the Pareto front (test-split figures):")
+    report(
+        f"\nevaluations: {counts['new']} new, {counts['stored']} from the run store | ZigZag: {engine.stats.zigzag_calls} "
+        f"layer evaluations ({engine.stats.zigzag_seconds:.1f} s), {engine.stats.cache_hits} cache hits | "
+        f"wall time {seconds:.1f} s"
+    )
+    store.close()
+    cache.close()
+    return ExploreResult(
+        run_dir, front, [r for _, r in items], seconds, engine.stats.zigzag_calls, engine.stats.cache_hits
+    )
+
+
+def _finalized(store: RunStore, run_dir: Path, key: str) -> bool:
+    final = store.get_meta(f"final:{key}")
+    return final is not None and (run_dir / final["onnx"]).is_file()
+
+
+def pareto_keys(items: list[tuple[str, CandidateResult]], objectives: tuple[str, ...]) -> list[str]:
+    front = pareto_front([r for _, r in items], objectives)
+    chosen = {id(r) for r in front}
+    order = {id(r): i for i, r in enumerate(front)}
+    return [
+        k for k, r in sorted(((k, r) for k, r in items if id(r) in chosen), key=lambda kr: order[id(kr[1])])
+    ]
+
+
+def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> list[CandidateResult]:
+    """Every table and plot of a run, rebuilt from its run store alone (`codesign report`)."""
+    config = store.get_meta("config", {})
+    objectives = tuple(config.get("search", {}).get("objectives", ("accuracy", "energy", "latency")))
+    items = store.items()
+    front_keys = store.get_meta("front", [])
+    rows = []
+    front: list[CandidateResult] = []
+    for key in front_keys:
+        final = store.get_meta(f"final:{key}")
+        if final is None:
+            continue
+        result = CandidateResult.from_dict(final["result"])
+        front.append(result)
+        rows.append(
+            {**result_row(result), "onnx": final["onnx"], "onnx_max_abs_diff": final["onnx_max_abs_diff"]}
+        )
+    write_table(run_dir / "pareto.csv", rows)
+    finals = {
+        key: CandidateResult.from_dict(store.get_meta(f"final:{key}")["result"])
+        for key in front_keys
+        if store.get_meta(f"final:{key}")
+    }
+    write_table(
+        run_dir / "candidates.csv", [{**result_row(finals.get(k, r)), "search_key": k} for k, r in items]
+    )
+    results = [r for _, r in items]
+    accelerators = sorted({r.accelerator for r in results})
+    plot_pareto(
+        run_dir / "pareto.png",
+        front,
+        results,
+        ", ".join(accelerators[:3]) + ("..." if len(accelerators) > 3 else ""),
+    )
+    if front:
+        plot_exit_breakdown(run_dir / "exit_costs.png", front)
+    generations = store.get_meta("generations", [])
+    if generations:
+        keys = [k for k, _ in items]  # results may carry tuned specs: match by the keys the search asked for
+        volumes = hypervolume_by_generation_keys(keys, [r for _, r in items], generations, objectives)
+        write_table(
+            run_dir / "hypervolume.csv",
+            [{"generation": g + 1, "hypervolume": v} for g, v in enumerate(volumes)],
+        )
+        plot_hypervolume(run_dir / "hypervolume.png", volumes, objectives)
+    correlation = finetune_rank_correlation(front)
+    report(f"\n{len(items)} candidates evaluated, {len(front)} on the Pareto front (test-split figures):")
     if correlation is not None:
         report(
             f"inherited vs fine-tuned test accuracy over the front: Kendall tau {correlation[0]:.2f}, "
@@ -209,10 +303,6 @@ def explore(
     for line in summary_lines(front):
         report("  " + line)
     report(
-        f"\nZigZag: {engine.stats.zigzag_calls} layer evaluations ({engine.stats.zigzag_seconds:.1f} s), "
-        f"{engine.stats.cache_hits} cache hits | wall time {seconds:.1f} s"
+        f"wrote {run_dir}/pareto.csv, candidates.csv, pareto.png, exit_costs.png, hypervolume.png, onnx/ ({len(front)} files)"
     )
-    report(f"wrote {run_dir}/pareto.csv, candidates.csv, pareto.png, onnx/ ({len(front)} files)")
-    store.close()
-    cache.close()
-    return ExploreResult(run_dir, front, results, seconds, engine.stats.zigzag_calls, engine.stats.cache_hits)
+    return front

@@ -22,7 +22,8 @@ from codesign.model import EarlyExitNet
 class FinetuneConfig:
     calibration_images: int = 1024
     head_steps: int = 60  # exit-head fine-tuning steps per candidate during the search
-    final_epochs: int = 3  # full QAT fine-tuning of each returned network
+    final_epochs: float = 3.0  # full QAT fine-tuning of each returned network (fractions allowed)
+    final_learning_rate: float = 3e-4
     batch_size: int = 64
     learning_rate: float = 1e-3
     seed: int = 0

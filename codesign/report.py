@@ -159,3 +159,52 @@ def summary_lines(front: list[CandidateResult], limit: int = 8) -> list[str]:
     if len(front) > limit:
         lines.append(f"... {len(front) - limit} more in pareto.csv")
     return lines
+
+
+def plot_hypervolume(path: Path, volumes: list[float], objectives: tuple[str, ...]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.plot(range(1, len(volumes) + 1), volumes, marker="o")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("hypervolume (normalised, ref. 1.1)")
+    ax.set_title(f"Search progress on {', '.join(objectives)} (validation)", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+
+
+def plot_exit_breakdown(path: Path, front: list[CandidateResult], limit: int = 8) -> None:
+    """Per-exit cumulative energy of the returned networks, with the share of inputs leaving at each exit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chosen = front[:limit]
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(chosen)), 4))
+    width = 0.8 / max(len(e.exits) for e in chosen) if chosen else 0.8
+    for i, r in enumerate(chosen):
+        stats, expected, _ = r.reported
+        for k, (cost, fraction) in enumerate(zip(r.exits, stats.fractions, strict=True)):
+            x = i + (k - (len(r.exits) - 1) / 2) * width
+            ax.bar(x, cost.energy_pj / 1e3, width=width * 0.9, color=plt.cm.viridis(k / 3), alpha=0.85)
+            ax.text(x, cost.energy_pj / 1e3, f"{100 * fraction:.0f}%", ha="center", va="bottom", fontsize=7)
+        ax.plot([i - 0.4, i + 0.4], [expected.energy_pj / 1e3] * 2, color="red", lw=1.5)
+        ax.plot([i - 0.4, i + 0.4], [r.static.energy_pj / 1e3] * 2, color="black", lw=1, ls="--")
+    ax.set_xticks(range(len(chosen)))
+    ax.set_xticklabels(
+        [f"{100 * r.reported[0].accuracy:.1f}%\n{r.num_exits} exits" for r in chosen], fontsize=8
+    )
+    ax.set_ylabel("energy to reach and take the exit [nJ]")
+    ax.set_title(
+        "Per-exit energy (bars, % = inputs leaving there); red: expected; dashed: no early exit", fontsize=9
+    )
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)

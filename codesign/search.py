@@ -45,10 +45,18 @@ def objective_values(result: CandidateResult, objectives: tuple[str, ...]) -> li
 class CodesignProblem(Problem):
     """Decision variables are the indices of the space's genes that have more than one choice."""
 
-    def __init__(self, space: SearchSpace, evaluate: EvaluateFn, objectives: tuple[str, ...]):
+    def __init__(
+        self,
+        space: SearchSpace,
+        evaluate: EvaluateFn,
+        objectives: tuple[str, ...],
+        on_generation: Callable[[int, list[CandidateResult]], None] | None = None,
+    ):
         self.space = space
         self.evaluate_candidate = evaluate
         self.objectives = objectives
+        self.on_generation = on_generation
+        self.generation = 0
         genes = space.genes
         self.free = [i for i, g in enumerate(genes) if len(g.choices) > 1]
         self.num_genes = len(genes)
@@ -64,12 +72,19 @@ class CodesignProblem(Problem):
         return self.space.decode(indices)
 
     def _evaluate(self, X: np.ndarray, out: dict, *args: object, **kwargs: object) -> None:
-        out["F"] = np.array(
-            [objective_values(self.evaluate_candidate(self.decode(x)), self.objectives) for x in X]
-        )
+        self.generation += 1
+        results = [self.evaluate_candidate(self.decode(x)) for x in X]
+        if self.on_generation is not None:
+            self.on_generation(self.generation, results)
+        out["F"] = np.array([objective_values(r, self.objectives) for r in results])
 
 
-def run_nsga2(space: SearchSpace, settings: SearchSettings, evaluate: EvaluateFn) -> None:
+def run_nsga2(
+    space: SearchSpace,
+    settings: SearchSettings,
+    evaluate: EvaluateFn,
+    on_generation: Callable[[int, list[CandidateResult]], None] | None = None,
+) -> None:
     """NSGA-II over the mixed-integer genome (SBX + polynomial mutation with rounding)."""
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.operators.crossover.sbx import SBX
@@ -78,7 +93,7 @@ def run_nsga2(space: SearchSpace, settings: SearchSettings, evaluate: EvaluateFn
     from pymoo.operators.sampling.rnd import IntegerRandomSampling
     from pymoo.optimize import minimize
 
-    problem = CodesignProblem(space, evaluate, settings.objectives)
+    problem = CodesignProblem(space, evaluate, settings.objectives, on_generation)
     algorithm = NSGA2(
         pop_size=settings.population,
         sampling=IntegerRandomSampling(),
@@ -97,3 +112,37 @@ def pareto_front(results: list[CandidateResult], objectives: tuple[str, ...]) ->
     front = NonDominatedSorting().do(F, only_non_dominated_front=True)
     chosen = [results[i] for i in front]
     return sorted(chosen, key=lambda r: (r.expected_val.energy_pj, -r.val.accuracy))
+
+
+def normalised_objectives(results: list[CandidateResult], objectives: tuple[str, ...]) -> np.ndarray:
+    """Objectives scaled to [0, 1] by the largest value seen (accuracy error is already a fraction)."""
+    F = np.array([objective_values(r, objectives) for r in results], dtype=float)
+    for column, name in enumerate(objectives):
+        if name != "accuracy":
+            F[:, column] = F[:, column] / max(F[:, column].max(), 1e-30)
+    return F
+
+
+def hypervolume(F: np.ndarray, reference: float = 1.1) -> float:
+    """Hypervolume of the non-dominated points of F (normalised, minimised) against (reference, ...)."""
+    from pymoo.indicators.hv import HV
+
+    if len(F) == 0:
+        return 0.0
+    return float(HV(ref_point=np.full(F.shape[1], reference))(F))
+
+
+def hypervolume_by_generation_keys(
+    keys: list[str], results: list[CandidateResult], generations: list[list[str]], objectives: tuple[str, ...]
+) -> list[float]:
+    """Hypervolume of everything evaluated up to each generation (same normalisation throughout).
+
+    `keys[i]` is the key under which `results[i]` was stored; `generations` lists those keys per generation."""
+    F = normalised_objectives(results, objectives)
+    index = {k: i for i, k in enumerate(keys)}
+    seen: set[int] = set()
+    values = []
+    for members in generations:
+        seen |= {index[k] for k in members if k in index}
+        values.append(hypervolume(F[sorted(seen)]))
+    return values

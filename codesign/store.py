@@ -47,8 +47,17 @@ class RunStore:
             )
 
     def results(self) -> list[CandidateResult]:
-        rows = self._db.execute("SELECT result_json FROM evaluations ORDER BY created, spec_key").fetchall()
-        return [CandidateResult.from_dict(json.loads(r[0])) for r in rows]
+        return [result for _, result in self.items()]
+
+    def items(self) -> list[tuple[str, CandidateResult]]:
+        """(key the search asked for, result), in evaluation order."""
+        rows = self._db.execute(
+            "SELECT spec_key, result_json FROM evaluations ORDER BY created, spec_key"
+        ).fetchall()
+        return [(key, CandidateResult.from_dict(json.loads(data))) for key, data in rows]
+
+    def keys(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT spec_key FROM evaluations")}
 
     def set_meta(self, key: str, value: Any) -> None:
         with self._db:

@@ -12,7 +12,7 @@ import yaml
 
 from codesign.errors import CodesignError, input_error
 from codesign.finetune import FinetuneConfig
-from codesign.spec import POLICIES, CandidateSpec, ExitBranch, StageSpec
+from codesign.spec import BLOCKS, POLICIES, CandidateSpec, ExitBranch, StageSpec
 from codesign.training import SupernetConfig, TrainingConfig
 from codesign.zigzag_runner import CostOptions
 
@@ -295,6 +295,8 @@ def parse_workload(data: Any, source: str) -> Workload:
                 act_bits=_int_list(
                     source, f"{where}.act_bits", stage.get("act_bits", 8), (2, 3, 4, 5, 6, 7, 8)
                 ),
+                block=_str_list(source, f"{where}.block", stage.get("block", "conv"), BLOCKS),
+                expansion=_int_list(source, f"{where}.expansion", stage.get("expansion", 1)),
             )
         )
     thresholds = space_data.get("thresholds", [0.5, 0.7, 0.8, 0.9, 0.95])

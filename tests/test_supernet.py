@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from codesign.exits import CachedExits
+from codesign.finetune import FinetuneConfig, calibrate, finetune
+from codesign.model import build_model
+from codesign.spec import ExitBranch
+from codesign.supernet import Supernet, _extreme, _random, inherit, train_supernet
+from codesign.training import SupernetConfig, exit_logits
+from codesign.workload import parse_workload
+
+SPACE = {
+    "space": {
+        "stages": [
+            {"block": "conv", "depth": 1, "width": [8, 16], "stride": 1, "weight_bits": [4, 8]},
+            {"block": ["mbconv", "basic"], "depth": [1, 2], "width": [16, 24], "kernel": [3, 5], "expansion": [2, 3],
+             "stride": 2, "weight_bits": [4, 8], "act_bits": [4, 8]},
+            {"block": ["mbconv", "basic", "conv"], "depth": [1, 2], "width": [24, 32], "stride": 2},
+        ],
+        "exit_branches": {"convs": [0, 1], "channels": [8, 16], "pool": [1, 2]},
+        "policies": ["score_margin", "max_prob", "entropy"],
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def space():
+    return parse_workload(SPACE, "test.yaml").space
+
+
+@pytest.fixture(scope="module")
+def supernet(space, digits):
+    return train_supernet(space, digits, SupernetConfig(epochs=3, batch_size=64, random_subnets=1, seed=0))
+
+
+def test_every_sampled_candidate_runs_in_the_supernet_and_as_a_quantized_model(space, supernet, digits):
+    rng = random.Random(0)
+    images = digits.val.images[:8]
+    for spec in [_extreme(space, True), _extreme(space, False), *(_random(space, rng) for _ in range(6))]:
+        with torch.no_grad():
+            outputs = supernet(images, spec)
+        assert len(outputs) == len(spec.active_exit_stages) and outputs[0].shape == (8, 10)
+        model = inherit(build_model(spec), supernet.state_dict())
+        assert len(model.eval()(images)) == len(outputs)
+
+
+def test_inherit_copies_sliced_and_centre_cropped_weights(space, supernet):
+    spec = _extreme(space, False)
+    big = supernet.state_dict()
+    model = inherit(build_model(spec), big)
+    own = model.state_dict()
+    key = "stages.0.0.body.conv.weight"
+    assert torch.equal(own[key], big[key][: own[key].shape[0], : own[key].shape[1]])
+    # a 3x3 candidate kernel is the centre of the supernet's 5x5 kernel
+    k3 = _random(space, random.Random(5))
+    stages = list(k3.stages)
+    from dataclasses import replace
+
+    stages[1] = replace(stages[1], block="basic", kernel=3)
+    k3 = replace(k3, stages=tuple(stages))
+    weight = inherit(build_model(k3), big).state_dict()["stages.1.0.conv1.conv.weight"]
+    source = big["stages.1.0.conv1.conv.weight"]
+    assert source.shape[-1] == 5 and torch.equal(weight, source[: weight.shape[0], : weight.shape[1], 1:4, 1:4])
+    # exit classifiers are kept per pooling grid
+    pool1 = replace(spec, branches=tuple(replace(b, pool=1) for b in spec.branches[:-1]) + (spec.branches[-1],))
+    fc = inherit(build_model(pool1), big).state_dict()["heads.0.fc.weight"]
+    assert torch.equal(fc, big["heads.0.fc_p1.weight"][:, : fc.shape[1]])
+
+
+def test_inherited_quantized_candidate_is_accurate_after_calibration(space, supernet, digits):
+    spec = _extreme(space, True)
+    model = inherit(build_model(spec), supernet.state_dict())
+    calibrate(model, digits.train, 512)
+    before = CachedExits.from_logits(exit_logits(model, digits.val), digits.val.labels.numpy()).correct[-1].mean()
+    finetune(model, digits.train, 20, FinetuneConfig(), heads_only=True)
+    after = CachedExits.from_logits(exit_logits(model, digits.val), digits.val.labels.numpy()).correct[-1].mean()
+    assert before > 0.6, before  # chance: 0.1
+    assert after > 0.6
+    backbone = [p for name, p in model.named_parameters() if name.startswith("stages.")]
+    assert all(p.requires_grad for p in backbone)  # heads-only fine-tuning restores the flags
+
+
+def test_space_with_blocks_branches_and_policies_decodes(space):
+    names = {g.name for g in space.genes}
+    assert {"stage1.block", "stage1.expansion", "exit0.convs", "exit0.pool", "policy"} <= names
+    spec = space.decode([len(g.choices) - 1 for g in space.genes])
+    assert spec.stages[2].block == "conv" and spec.policy == "entropy"
+    assert spec.branches[0] == ExitBranch(convs=1, channels=16, kernel=3, pool=2)
+    off = space.decode([0] * len(space.genes))
+    assert off.branches[0] == ExitBranch(convs=0, channels=8, kernel=3, pool=1)
+    assert np.isfinite(space.size())
