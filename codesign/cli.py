@@ -34,6 +34,11 @@ def _explore(args: argparse.Namespace) -> int:
     workload = replace(workload, search=search)
     if args.epochs is not None:
         workload = replace(workload, training=replace(workload.training, epochs=args.epochs))
+    import torch
+
+    # Small networks gain little from intra-op threads, and OpenMP threads competing with the ZigZag
+    # workers (or anything else on the machine) slow PyTorch down by an order of magnitude.
+    torch.set_num_threads(max(1, args.threads))
     run_dir = (
         Path(args.run_dir)
         if args.run_dir
@@ -46,6 +51,8 @@ def _explore(args: argparse.Namespace) -> int:
         cache_path=Path(args.cost_cache) if args.cost_cache else None,
         progress=not args.quiet,
         data_dir=Path(args.data_dir) if args.data_dir else None,
+        workers=args.workers,
+        dask=args.dask,
     )
     return 0
 
@@ -156,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--data-dir", help="folder with the dataset files (Fashion-MNIST IDX, CIFAR batches, SVHN .mat)"
     )
+    ex.add_argument("--threads", type=int, default=1, help="PyTorch intra-op threads (default 1)")
+    ex.add_argument("--workers", type=int, default=1, help="evaluate candidates in this many local processes")
+    ex.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="evaluate candidates on a Dask cluster: scheduler address (tcp://host:8786) or local:N",
+    )
     ex.set_defaults(handler=_explore)
 
     co = sub.add_parser("cost", help="per-layer and per-exit cost of an ONNX network on an accelerator")
@@ -191,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="rebuild a run's tables and plots from its run store")
     rp.add_argument("run", help="run folder (contains run.db)")
     rp.set_defaults(handler=_report)
+
+    from codesign.runtime import add_infer_command
+
+    add_infer_command(sub)
 
     ac = sub.add_parser("accelerators", help="list the accelerator library with key figures")
     ac.set_defaults(handler=_accelerators)

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import torch
 
-from codesign.cost_cache import LayerCostCache
-from codesign.cost_engine import CostEngine
+from codesign.backends import EvaluatorRecipe, build_evaluator, make_backend
 from codesign.data import Dataset, load_dataset
 from codesign.errors import CodesignError
-from codesign.evaluator import CandidateResult, Evaluator, finalize, with_test
+from codesign.evaluator import CandidateResult, finalize, with_test
 from codesign.export import export_qcdq, max_output_difference
 from codesign.hardware import HardwareTarget, load_hardware
+from codesign.model import exit_pool_kernel
 from codesign.report import (
     atomic_write,
     plot_exit_breakdown,
@@ -27,9 +27,11 @@ from codesign.report import (
     summary_lines,
     write_table,
 )
+from codesign.runtime import export_segments
 from codesign.search import hypervolume_by_generation_keys, pareto_front, run_nsga2
+from codesign.spec import CandidateSpec
 from codesign.store import RunStore
-from codesign.supernet import load_or_train_supernet
+from codesign.supernet import supernet_checkpoint
 from codesign.workload import SearchSpace, Workload
 
 
@@ -85,6 +87,19 @@ def prepare_space(workload: Workload, dataset: Dataset, target: HardwareTarget) 
                 f"{workload.source}: space.stages[{index}].stride: expected feature maps of at least 2x2 at every exit, "
                 f"but {dataset.name}'s {dataset.resolution}x{dataset.resolution} input is down to {size}x{size} here"
             )
+    sizes = []
+    size = dataset.resolution
+    for stage in space.stages:
+        size = (size + stage.stride - 1) // stage.stride
+        sizes.append(size)
+    for size in sizes:
+        for grid in {*space.branches.pool, space.final_branch.pool}:
+            try:
+                exit_pool_kernel(size, grid)
+            except ValueError as exc:
+                raise CodesignError(
+                    f"{workload.source}: space.exit_branches.pool: expected grids that fit every exit ({exc})"
+                ) from None
     for path, choices in space.hardware:  # fail before any training if a searched value is invalid
         for choice in choices:
             load_hardware(
@@ -104,7 +119,12 @@ def explore(
     progress: bool = True,
     report: Reporter = print,
     data_dir: Path | None = None,
+    workers: int = 1,
+    dask: str | None = None,
 ) -> ExploreResult:
+    """Search, store, fine-tune and report. `jobs`: ZigZag processes for this process's cache misses;
+    `workers` > 1: candidates are evaluated in that many local processes; `dask`: on a Dask cluster
+    (scheduler address, or `local:N`)."""
     from tqdm import tqdm
 
     start = time.perf_counter()
@@ -126,69 +146,77 @@ def explore(
         "hardware_search": {path: list(choices) for path, choices in space.hardware},
         "accelerator_file": str(target.accelerator_path),
         "mapping_file": str(target.mapping_path),
+        "training_mode": workload.training_mode,
         "training": asdict(workload.training),
+        "supernet": asdict(workload.supernet),
+        "finetune": asdict(workload.finetune),
         "cost": asdict(workload.cost),
         "search": asdict(workload.search),
     }
     store.set_meta("config", config)
     atomic_write(run_dir / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2)))
+    where = (
+        f"Dask cluster {dask}" if dask else (f"{workers} worker processes" if workers > 1 else "this process")
+    )
     report(
         f"codesign explore: {workload.name} on {target.name} | {len(dataset.train)}/{len(dataset.val)}/{len(dataset.test)} "
-        f"train/val/test images | space of {space.size():,} specs | run folder {run_dir}"
+        f"train/val/test images | space of {space.size():,} specs | evaluating in {where} | run folder {run_dir}"
         + (f" | resuming with {resumed} stored evaluations" if resumed else "")
     )
     cache_path = cache_path or default_cache_path()
-    cache = LayerCostCache(cache_path)
-    engine = CostEngine(target, workload.cost, cache, jobs=jobs)
-    supernet_state = None
+    supernet_path = None
     if workload.training_mode == "supernet":
-        supernet_state = load_or_train_supernet(
-            space, dataset, workload.supernet, cache_path.parent / "supernets", report=report
+        supernet_path = supernet_checkpoint(
+            space, dataset, workload.supernet, cache_path.parent / "supernets", report
         )
-    evaluator = Evaluator(
-        dataset,
-        workload.training,
-        engine,
-        weights_dir=run_dir / "weights",
-        base_overrides=dict(workload.hardware_overrides),
-        supernet_state=supernet_state,
-        finetune_config=workload.finetune,
-        threshold_tuning=space.max_accuracy_drop if space.tune_thresholds else None,
+    recipe = EvaluatorRecipe(
+        workload,
+        space,
+        run_dir,
+        cache_path,
+        supernet_path,
+        data_dir,
+        cost_jobs=jobs if workers <= 1 and not dask else 1,
     )
+    evaluator = build_evaluator(recipe)
+    engine = evaluator.engine
+    backend = make_backend(recipe, lambda: evaluator, workers, dask)
     total = workload.search.population * workload.search.generations
     bar = tqdm(total=total, desc="evaluating", unit="cand", disable=not progress, dynamic_ncols=True)
     seen: list[CandidateResult] = []
     generation_keys: list[list[str]] = []
-    current: list[str] = []
     counts = {"stored": 0, "new": 0}
 
-    def evaluate(spec):
-        key = spec.key()
-        result = store.get(key)
-        if result is None:
-            result = evaluator.evaluate(spec)
-            store.put(result, key=key)
+    def evaluate_batch(specs: list[CandidateSpec]) -> list[CandidateResult]:
+        keys = [spec.key() for spec in specs]
+        results: dict[str, CandidateResult] = {}
+        for key in keys:
+            stored = store.get(key)
+            if stored is not None:
+                results[key] = stored
+                counts["stored"] += 1
+                bar.update(1)
+        todo = list(dict.fromkeys(k for k in keys if k not in results))
+        by_key = dict(zip(keys, specs, strict=True))
+        for key, result in zip(todo, backend.map([by_key[k] for k in todo]), strict=True):
+            store.put(result, key=key)  # written as soon as it is finished
+            results[key] = result
             counts["new"] += 1
-        else:
-            counts["stored"] += 1
-        seen.append(result)
-        current.append(key)
-        bar.update(1)
-        if len(seen) % 4 == 0:
-            front = pareto_front(seen, workload.search.objectives)
-            best = max(r.val.accuracy for r in front)  # validation: what the search sees
-            bar.set_postfix(front=len(front), best_acc=f"{best:.3f}", zigzag=engine.stats.zigzag_calls)
-        return result
-
-    def on_generation(generation: int, results: list[CandidateResult]) -> None:
-        generation_keys.append(list(current))
-        current.clear()
+            bar.update(1)
+        batch = [results[k] for k in keys]
+        seen.extend(batch)
+        generation_keys.append(keys)
         store.set_meta("generations", generation_keys)
+        front = pareto_front(seen, workload.search.objectives)
+        best = max(r.val.accuracy for r in front)  # validation: what the search sees
+        bar.set_postfix(front=len(front), best_acc=f"{best:.3f}", zigzag=engine.stats.zigzag_calls)
+        return batch
 
     try:
-        run_nsga2(space, workload.search, evaluate, on_generation)
+        run_nsga2(space, workload.search, evaluate_batch)
     finally:
         bar.close()
+        backend.close()
     items = store.items()
     front_keys = pareto_keys(items, workload.search.objectives)
     store.set_meta("front", front_keys)
@@ -210,12 +238,14 @@ def explore(
             difference = max_output_difference(
                 model, path, evaluator.split("test", result.spec.resolution).images[:64]
             )
+            segments = export_segments(model, run_dir / "segments" / result.spec.key())
             store.set_meta(
                 f"final:{key}",
                 {
                     "result": result.to_dict(),
                     "onnx": str(path.relative_to(run_dir)),
                     "onnx_max_abs_diff": difference,
+                    "segments": str(segments.folder.relative_to(run_dir)),
                 },
             )
     finally:
@@ -223,12 +253,13 @@ def explore(
     front = write_outputs(run_dir, store, report=report)
     seconds = time.perf_counter() - start
     report(
-        f"\nevaluations: {counts['new']} new, {counts['stored']} from the run store | ZigZag: {engine.stats.zigzag_calls} "
-        f"layer evaluations ({engine.stats.zigzag_seconds:.1f} s), {engine.stats.cache_hits} cache hits | "
-        f"wall time {seconds:.1f} s"
+        f"\nevaluations: {counts['new']} new, {counts['stored']} from the run store | ZigZag in this process: "
+        f"{engine.stats.zigzag_calls} layer evaluations ({engine.stats.zigzag_seconds:.1f} s), "
+        f"{engine.stats.cache_hits} cache hits | wall time {seconds:.1f} s"
     )
     store.close()
-    cache.close()
+    if engine.cache is not None:
+        engine.cache.close()
     return ExploreResult(
         run_dir, front, [r for _, r in items], seconds, engine.stats.zigzag_calls, engine.stats.cache_hits
     )
@@ -263,7 +294,12 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
         result = CandidateResult.from_dict(final["result"])
         front.append(result)
         rows.append(
-            {**result_row(result), "onnx": final["onnx"], "onnx_max_abs_diff": final["onnx_max_abs_diff"]}
+            {
+                **result_row(result),
+                "onnx": final["onnx"],
+                "onnx_max_abs_diff": final["onnx_max_abs_diff"],
+                "segments": final.get("segments", ""),
+            }
         )
     write_table(run_dir / "pareto.csv", rows)
     finals = {

@@ -8,6 +8,8 @@ its weights by name, sliced to its own sizes.
 
 from __future__ import annotations
 
+import math
+
 import brevitas.nn as qnn
 import torch
 from torch import nn
@@ -115,18 +117,48 @@ def make_stage(cin: int, stage: StageSpec) -> nn.Sequential:
     )
 
 
+def exit_pool_kernel(size: int, grid: int) -> int | None:
+    """Kernel (= stride) of the average pool that maps size x size to grid x grid; None: adaptive pooling.
+
+    Adaptive pooling with overlapping windows (e.g. 7x7 -> 2x2) cannot be exported to ONNX, so
+    non-divisible sizes use non-overlapping windows of ceil(size / grid) with a partial last window.
+    """
+    if size % grid == 0:
+        return None
+    kernel = math.ceil(size / grid)
+    if math.ceil((size - kernel) / kernel) + 1 != grid:
+        raise ValueError(f"cannot pool a {size}x{size} feature map to {grid}x{grid} with equal windows")
+    return kernel
+
+
+def exit_pool(size: int, grid: int) -> nn.Module:
+    kernel = exit_pool_kernel(size, grid)
+    return (
+        nn.AdaptiveAvgPool2d(grid) if kernel is None else nn.AvgPool2d(kernel, stride=kernel, ceil_mode=True)
+    )
+
+
 class ExitHead(nn.Module):
     """Exit branch: optional conv layers, average pool to pool x pool, requantize, linear classifier."""
 
-    def __init__(self, cin: int, branch: ExitBranch, num_classes: int, weight_bits: int, act_bits: int):
+    def __init__(
+        self,
+        cin: int,
+        branch: ExitBranch,
+        num_classes: int,
+        weight_bits: int,
+        act_bits: int,
+        feature_size: int,
+    ):
         super().__init__()
+        self.grid = branch.pool
         layers = []
         channels = cin
         for _ in range(branch.convs):
             layers.append(ConvBNAct(channels, branch.channels, branch.kernel, 1, weight_bits, act_bits))
             channels = branch.channels
         self.convs = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(branch.pool)
+        self.pool = exit_pool(feature_size, branch.pool)
         self.quant = qnn.QuantIdentity(bit_width=act_bits)
         self.flatten = nn.Flatten()
         self.fc = qnn.QuantLinear(
@@ -153,6 +185,7 @@ class EarlyExitNet(nn.Module):
             stages.append(make_stage(channels, stage))
             channels = stage.width
         self.stages = nn.ModuleList(stages)
+        sizes = feature_sizes(spec)
         self.heads = nn.ModuleDict(
             {
                 str(i): ExitHead(
@@ -161,6 +194,7 @@ class EarlyExitNet(nn.Module):
                     spec.num_classes,
                     spec.stages[i].weight_bits,
                     spec.stages[i].act_bits,
+                    sizes[i],
                 )
                 for i in spec.active_exit_stages
             }
@@ -174,6 +208,15 @@ class EarlyExitNet(nn.Module):
             if str(index) in self.heads:
                 outputs.append(self.heads[str(index)](x))
         return tuple(outputs)
+
+
+def feature_sizes(spec: CandidateSpec) -> list[int]:
+    """Feature-map side after each stage (padding k//2: a stride-s conv maps n to ceil(n / s))."""
+    sizes, size = [], spec.resolution
+    for stage in spec.stages:
+        size = math.ceil(size / stage.stride)
+        sizes.append(size)
+    return sizes
 
 
 def build_model(spec: CandidateSpec) -> EarlyExitNet:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from codesign.errors import CodesignError, input_error
-from codesign.exits import score_margin, softmax
+from codesign.exits import CONFIDENCE
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "codesign-early-exit-segments"
@@ -50,28 +50,7 @@ DEFAULT_POLICY = "score_margin"
 # --------------------------------------------------------------------------- confidence policies
 
 
-def max_prob(logits: np.ndarray) -> np.ndarray:
-    """Largest softmax probability, per input."""
-    return softmax(logits).max(axis=-1)
-
-
-def normalised_entropy_confidence(logits: np.ndarray) -> np.ndarray:
-    """1 - H(softmax) / log(C), per input: 1 for a one-hot prediction, 0 for a uniform one."""
-    probs = softmax(logits.astype(np.float64))
-    num_classes = probs.shape[-1]
-    if num_classes < 2:
-        return np.ones(probs.shape[:-1], dtype=np.float32)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(probs > 0, probs * np.log(probs), 0.0)
-    entropy = -terms.sum(axis=-1)
-    return (1.0 - entropy / math.log(num_classes)).astype(np.float32)
-
-
-POLICIES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "score_margin": score_margin,
-    "max_prob": max_prob,
-    "entropy": normalised_entropy_confidence,
-}
+POLICIES: dict[str, Callable[[np.ndarray], np.ndarray]] = CONFIDENCE  # the search's own definitions
 
 
 def confidence(logits: np.ndarray, policy: str = DEFAULT_POLICY) -> np.ndarray:
@@ -685,7 +664,7 @@ def format_comparison(model: SegmentedModel, early: SplitResult, static: SplitRe
         f"model {model.folder} (spec {model.spec_key}): exits after stages {exits}",
         f"data  {label}: {early.num_images} images, batch size {early.batch_size}",
         "",
-        f"{'':12} {'accuracy':>9} {'images/s':>11}  exit fractions (earliest first)",
+        f"{'':12} {'accuracy':>9} {'images/s':>11}  exit fractions (earliest first); images/s: median of passes",
         f"{'early exit':12} {early.accuracy:>9.4f} {early.images_per_second:>11,.0f}  "
         + " ".join(f"{f:.3f}" for f in early.exit_fractions),
         f"{'static':12} {static.accuracy:>9.4f} {static.images_per_second:>11,.0f}  "
@@ -698,12 +677,18 @@ def format_comparison(model: SegmentedModel, early: SplitResult, static: SplitRe
     return "\n".join(lines)
 
 
+def _median_run(results: list[SplitResult]) -> SplitResult:
+    return sorted(results, key=lambda r: r.images_per_second)[len(results) // 2]
+
+
 def _infer(args: argparse.Namespace) -> int:
     from codesign.data import load_dataset
 
     thresholds = parse_thresholds(args.thresholds) if args.thresholds else None
     if args.batch_size < 1:
         raise CodesignError(f"--batch-size {args.batch_size}: value: expected a positive integer")
+    if args.repeats < 1:
+        raise CodesignError(f"--repeats {args.repeats}: value: expected a positive integer")
     if args.threads is not None and args.threads < 1:
         raise CodesignError(f"--threads {args.threads}: value: expected a positive integer")
     runtime = EarlyExitRuntime(
@@ -727,8 +712,12 @@ def _infer(args: argparse.Namespace) -> int:
             list(model.input_shape),
         )
     split = getattr(dataset, args.split)
-    early = runtime.run_split(split, args.batch_size)
-    static = runtime.run_split(split, args.batch_size, static=True)
+    runtime.run_split(split, args.batch_size)  # warm-up of every session
+    early_runs, static_runs = [], []
+    for _ in range(args.repeats):  # interleaved, so both modes see the same machine load
+        early_runs.append(runtime.run_split(split, args.batch_size, warmup=False))
+        static_runs.append(runtime.run_split(split, args.batch_size, static=True, warmup=False))
+    early, static = _median_run(early_runs), _median_run(static_runs)
     threads = "default" if args.threads is None else args.threads
     print(
         f"policy {runtime.policy}, thresholds {' '.join(f'{t:g}' for t in runtime.thresholds)}, "
@@ -761,6 +750,12 @@ def add_infer_command(subparsers: Any) -> argparse.ArgumentParser:
     )
     inf.add_argument(
         "--threads", type=int, help="onnxruntime intra-op threads per session (default: onnxruntime's choice)"
+    )
+    inf.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed passes of each mode, interleaved; median shown (default 3)",
     )
     inf.set_defaults(handler=_infer)
     return inf

@@ -12,7 +12,7 @@ from codesign.evaluator import CandidateResult
 from codesign.spec import CandidateSpec
 from codesign.workload import SearchSettings, SearchSpace
 
-EvaluateFn = Callable[[CandidateSpec], CandidateResult]
+EvaluateBatchFn = Callable[[list[CandidateSpec]], list[CandidateResult]]
 
 
 OBJECTIVE_UNITS = {
@@ -48,15 +48,12 @@ class CodesignProblem(Problem):
     def __init__(
         self,
         space: SearchSpace,
-        evaluate: EvaluateFn,
+        evaluate_batch: EvaluateBatchFn,
         objectives: tuple[str, ...],
-        on_generation: Callable[[int, list[CandidateResult]], None] | None = None,
     ):
         self.space = space
-        self.evaluate_candidate = evaluate
+        self.evaluate_batch = evaluate_batch
         self.objectives = objectives
-        self.on_generation = on_generation
-        self.generation = 0
         genes = space.genes
         self.free = [i for i, g in enumerate(genes) if len(g.choices) > 1]
         self.num_genes = len(genes)
@@ -72,18 +69,14 @@ class CodesignProblem(Problem):
         return self.space.decode(indices)
 
     def _evaluate(self, X: np.ndarray, out: dict, *args: object, **kwargs: object) -> None:
-        self.generation += 1
-        results = [self.evaluate_candidate(self.decode(x)) for x in X]
-        if self.on_generation is not None:
-            self.on_generation(self.generation, results)
+        results = self.evaluate_batch([self.decode(x) for x in X])
         out["F"] = np.array([objective_values(r, self.objectives) for r in results])
 
 
 def run_nsga2(
     space: SearchSpace,
     settings: SearchSettings,
-    evaluate: EvaluateFn,
-    on_generation: Callable[[int, list[CandidateResult]], None] | None = None,
+    evaluate_batch: EvaluateBatchFn,
 ) -> None:
     """NSGA-II over the mixed-integer genome (SBX + polynomial mutation with rounding)."""
     from pymoo.algorithms.moo.nsga2 import NSGA2
@@ -93,7 +86,7 @@ def run_nsga2(
     from pymoo.operators.sampling.rnd import IntegerRandomSampling
     from pymoo.optimize import minimize
 
-    problem = CodesignProblem(space, evaluate, settings.objectives, on_generation)
+    problem = CodesignProblem(space, evaluate_batch, settings.objectives)
     algorithm = NSGA2(
         pop_size=settings.population,
         sampling=IntegerRandomSampling(),

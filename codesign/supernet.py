@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from codesign.data import Dataset
+from codesign.model import exit_pool_kernel
 from codesign.spec import CandidateSpec
 from codesign.training import SupernetConfig
 from codesign.workload import SearchSpace
@@ -112,7 +113,15 @@ class ElasticHead(nn.Module):
     def forward(self, x: torch.Tensor, convs: int, channels: int, kernel: int, pool: int) -> torch.Tensor:
         for layer in list(self.convs)[:convs]:
             x = layer(x, channels, kernel, 1, act=True)
-        x = torch.flatten(F.adaptive_avg_pool2d(x, pool), 1)
+        kernel = exit_pool_kernel(
+            x.shape[-1], pool
+        )  # the same pooling as the candidate's ONNX-exportable head
+        pooled = (
+            F.adaptive_avg_pool2d(x, pool)
+            if kernel is None
+            else F.avg_pool2d(x, kernel, kernel, ceil_mode=True)
+        )
+        x = torch.flatten(pooled, 1)
         fc = getattr(self, f"fc_p{pool}")
         return F.linear(x, fc.weight[:, : x.shape[1]], fc.bias)
 
@@ -170,14 +179,13 @@ def inherit(candidate: nn.Module, supernet_state: dict[str, torch.Tensor]) -> nn
     Quantizer parameters are not in the supernet: they are calibrated afterwards.
     """
     own = candidate.state_dict()
-    pools = {name: head.pool.output_size for name, head in candidate.heads.items()}  # type: ignore[attr-defined]
+    pools = {name: head.grid for name, head in candidate.heads.items()}  # type: ignore[attr-defined]
     loaded = {}
     for key, target in own.items():
         source_key = key
         parts = key.split(".")
         if parts[0] == "heads" and parts[2] == "fc":
             pool = pools[parts[1]]
-            pool = pool if isinstance(pool, int) else pool[0]
             source_key = ".".join([*parts[:2], f"fc_p{pool}", *parts[3:]])
         source = supernet_state.get(source_key)
         if source is None:
@@ -278,19 +286,19 @@ def train_supernet(
     return net
 
 
-def load_or_train_supernet(
+def supernet_checkpoint(
     space: SearchSpace,
     dataset: Dataset,
     config: SupernetConfig,
     folder: Path,
     report: Callable[[str], None] = print,
-) -> dict[str, torch.Tensor]:
-    """The supernet's weights: from `folder/<key>.pt` if this space/dataset/config was trained before."""
+) -> Path:
+    """The supernet checkpoint for this space/dataset/config in `folder`, trained now if it is not there yet."""
     key = supernet_key(space, dataset.name, config)
     path = folder / f"supernet-{dataset.name}-{key}.pt"
     if path.is_file():
         report(f"supernet: reusing {path}")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return path
     start = time.perf_counter()
     report(
         f"supernet: training once for this space ({config.epochs} epochs, {len(dataset.train)} images) -> {path}"
@@ -312,4 +320,4 @@ def load_or_train_supernet(
         if os.path.exists(tmp):
             os.remove(tmp)
     report(f"supernet: trained in {time.perf_counter() - start:.0f} s")
-    return state
+    return path

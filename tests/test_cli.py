@@ -8,6 +8,7 @@ import pandas as pd
 
 from codesign.cli import main
 from codesign.export import onnxruntime_session
+from codesign.runtime import SegmentedModel
 from codesign.store import RunStore
 
 SMALL_WORKLOAD = """
@@ -66,6 +67,8 @@ def test_explore_end_to_end_writes_every_output_and_resumes(tmp: Path, capsys):
         session = onnxruntime_session(run_dir / row["onnx"])
         assert len(session.get_outputs()) == row["num_exits"]
         assert row["onnx_max_abs_diff"] < 1e-4
+        segmented = SegmentedModel.load(run_dir / row["segments"])
+        assert len(segmented.head_files) == row["num_exits"]
         fractions = [float(f) for f in row["exit_fractions"].split()]
         assert abs(sum(fractions) - 1.0) < 1e-6 and len(fractions) == row["num_exits"]
     assert (run_dir / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

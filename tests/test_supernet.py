@@ -10,7 +10,7 @@ from codesign.exits import CachedExits
 from codesign.finetune import FinetuneConfig, calibrate, finetune
 from codesign.model import build_model
 from codesign.spec import ExitBranch
-from codesign.supernet import Supernet, _extreme, _random, inherit, train_supernet
+from codesign.supernet import _extreme, _random, inherit, train_supernet
 from codesign.training import SupernetConfig, exit_logits
 from codesign.workload import parse_workload
 

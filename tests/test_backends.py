@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from codesign.cli import main
+from codesign.store import RunStore
+
+WORKLOAD = """
+name: backend-test
+dataset: digits
+space:
+  stages:
+    - {depth: 1, width: [8, 16], stride: 1, weight_bits: [4, 8], act_bits: 8}
+    - {depth: 1, width: 16, stride: 2, weight_bits: 8, act_bits: 8}
+    - {depth: 1, width: [16, 32], stride: 2, weight_bits: 8, act_bits: 8}
+  thresholds: [0.05, 0.2, 0.5]
+training:
+  supernet: {epochs: 2, batch_size: 64, random_subnets: 1}
+  finetune: {head_steps: 10, final_epochs: 0}
+cost: {lpf_limit: 2}
+search: {population: 6, generations: 2, seed: 5}
+"""
+
+
+def _run(tmp: Path, name: str, *extra: str) -> tuple[pd.DataFrame, set[str]]:
+    workload = tmp / "w.yaml"
+    workload.write_text(WORKLOAD)
+    run = tmp / name
+    args = ["explore", "-w", str(workload), "--run-dir", str(run), "--cost-cache", str(tmp / "c" / "costs.sqlite"), "-q"]
+    assert main([*args, *extra]) == 0
+    return pd.read_csv(run / "pareto.csv"), RunStore(run / "run.db").keys()
+
+
+def test_local_workers_and_a_local_dask_cluster_give_the_same_front(tmp: Path):
+    local, local_keys = _run(tmp, "local")
+    workers, worker_keys = _run(tmp, "workers", "--workers", "2")
+    dask, dask_keys = _run(tmp, "dask", "--dask", "local:2")
+    assert local_keys == worker_keys == dask_keys
+    for other in (workers, dask):
+        assert other["key"].tolist() == local["key"].tolist()
+        assert other["accuracy_val"].tolist() == local["accuracy_val"].tolist()
+        assert other["expected_energy_pj"].tolist() == local["expected_energy_pj"].tolist()
