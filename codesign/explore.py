@@ -15,7 +15,7 @@ from codesign.backends import EvaluatorRecipe, build_evaluator, make_backend
 from codesign.data import Dataset, load_dataset
 from codesign.errors import CodesignError
 from codesign.evaluator import CandidateResult, finalize, with_test
-from codesign.export import export_qcdq, max_output_difference
+from codesign.export import compare_outputs, export_qcdq
 from codesign.hardware import HardwareTarget, load_hardware
 from codesign.model import exit_pool_kernel
 from codesign.report import (
@@ -235,8 +235,8 @@ def explore(
             else:
                 result, model = with_test(evaluator, result), evaluator.model(result.spec)
             path = export_qcdq(model, run_dir / "onnx" / f"{result.spec.key()}.onnx")
-            difference = max_output_difference(
-                model, path, evaluator.split("test", result.spec.resolution).images[:64]
+            comparison = compare_outputs(
+                model, path, evaluator.split("test", result.spec.resolution).images[:256]
             )
             segments = export_segments(model, run_dir / "segments" / result.spec.key())
             store.set_meta(
@@ -244,7 +244,9 @@ def explore(
                 {
                     "result": result.to_dict(),
                     "onnx": str(path.relative_to(run_dir)),
-                    "onnx_max_abs_diff": difference,
+                    "onnx_max_abs_diff": comparison.max_abs_diff,
+                    "onnx_max_rel_diff": comparison.max_rel_diff,
+                    "onnx_top1_agreement": comparison.top1_agreement,
                     "segments": str(segments.folder.relative_to(run_dir)),
                 },
             )
@@ -298,6 +300,8 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
                 **result_row(result),
                 "onnx": final["onnx"],
                 "onnx_max_abs_diff": final["onnx_max_abs_diff"],
+                "onnx_max_rel_diff": final.get("onnx_max_rel_diff"),
+                "onnx_top1_agreement": final.get("onnx_top1_agreement"),
                 "segments": final.get("segments", ""),
             }
         )

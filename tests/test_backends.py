@@ -28,7 +28,16 @@ def _run(tmp: Path, name: str, *extra: str) -> tuple[pd.DataFrame, set[str]]:
     workload = tmp / "w.yaml"
     workload.write_text(WORKLOAD)
     run = tmp / name
-    args = ["explore", "-w", str(workload), "--run-dir", str(run), "--cost-cache", str(tmp / "c" / "costs.sqlite"), "-q"]
+    args = [
+        "explore",
+        "-w",
+        str(workload),
+        "--run-dir",
+        str(run),
+        "--cost-cache",
+        str(tmp / "c" / "costs.sqlite"),
+        "-q",
+    ]
     assert main([*args, *extra]) == 0
     return pd.read_csv(run / "pareto.csv"), RunStore(run / "run.db").keys()
 

@@ -66,7 +66,8 @@ def test_explore_end_to_end_writes_every_output_and_resumes(tmp: Path, capsys):
     for _, row in pareto.iterrows():
         session = onnxruntime_session(run_dir / row["onnx"])
         assert len(session.get_outputs()) == row["num_exits"]
-        assert row["onnx_max_abs_diff"] < 1e-4
+        # same decisions; at most a quantization level apart where an activation sits on a rounding tie
+        assert row["onnx_top1_agreement"] >= 0.99 and row["onnx_max_rel_diff"] < 0.01
         segmented = SegmentedModel.load(run_dir / row["segments"])
         assert len(segmented.head_files) == row["num_exits"]
         fractions = [float(f) for f in row["exit_fractions"].split()]
@@ -80,7 +81,7 @@ def test_explore_end_to_end_writes_every_output_and_resumes(tmp: Path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert f"resuming with {stored} stored evaluations" in out
-    assert "ZigZag: 0 layer evaluations" in out
+    assert "evaluations: 0 new" in out and "0 layer evaluations" in out
     assert len(RunStore(run_dir / "run.db")) == stored
     assert pd.read_csv(run_dir / "pareto.csv")["key"].tolist() == pareto["key"].tolist()
 

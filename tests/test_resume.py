@@ -56,7 +56,8 @@ def test_sigkill_mid_search_then_resume_loses_and_repeats_nothing(tmp: Path, cap
     killed = tmp / "killed"
     process = subprocess.Popen(
         [sys.executable, "-m", "codesign.cli", "explore", "--run-dir", str(killed), *common],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 240
     while _stored(killed) < total // 2 and time.time() < deadline and process.poll() is None:
@@ -83,7 +84,21 @@ def test_report_rebuilds_outputs_from_the_store(tmp: Path, capsys):
     workload = tmp / "w.yaml"
     workload.write_text(WORKLOAD.replace("generations: 4", "generations: 2"))
     run = tmp / "run"
-    assert main(["explore", "-w", str(workload), "--run-dir", str(run), "--cost-cache", str(tmp / "c.sqlite"), "-q"]) == 0
+    assert (
+        main(
+            [
+                "explore",
+                "-w",
+                str(workload),
+                "--run-dir",
+                str(run),
+                "--cost-cache",
+                str(tmp / "c.sqlite"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     original = (run / "pareto.csv").read_text()
     for name in ("pareto.csv", "candidates.csv", "pareto.png", "hypervolume.png", "exit_costs.png"):
         (run / name).unlink()

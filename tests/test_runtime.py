@@ -293,9 +293,20 @@ def test_exported_model_is_unchanged(trained_tiny, digits, tmp_path):
     assert SegmentedModel.load(tmp_path / "m").thresholds == spec.active_thresholds
 
 
-def test_failed_export_is_one_line_and_leaves_nothing(tmp_path):
-    # 14x14 input: the exit head after stage 1 sees 7x7, which its 2x2 average pool cannot export
-    model = build_model(replace(tiny_spec(), resolution=14)).eval()
+def test_failed_export_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    import brevitas.export
+
+    calls = []
+
+    def exporter_failing_on_head1(module, *args, **kwargs):
+        calls.append(kwargs.get("export_path"))
+        if len(calls) == 4:  # segment0, head0, segment1, then head1 fails
+            raise RuntimeError("exporter exploded\nwith a long\nmulti-line trace")
+        return real(module, *args, **kwargs)
+
+    real = brevitas.export.export_onnx_qcdq
+    monkeypatch.setattr(brevitas.export, "export_onnx_qcdq", exporter_failing_on_head1)
+    model = build_model(tiny_spec()).eval()
     with pytest.raises(CodesignError) as exc:
         export_segments(model, tmp_path / "m")
     assert "head1" in _one_line(exc) and "ONNX export" in str(exc.value)

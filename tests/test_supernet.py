@@ -18,8 +18,16 @@ SPACE = {
     "space": {
         "stages": [
             {"block": "conv", "depth": 1, "width": [8, 16], "stride": 1, "weight_bits": [4, 8]},
-            {"block": ["mbconv", "basic"], "depth": [1, 2], "width": [16, 24], "kernel": [3, 5], "expansion": [2, 3],
-             "stride": 2, "weight_bits": [4, 8], "act_bits": [4, 8]},
+            {
+                "block": ["mbconv", "basic"],
+                "depth": [1, 2],
+                "width": [16, 24],
+                "kernel": [3, 5],
+                "expansion": [2, 3],
+                "stride": 2,
+                "weight_bits": [4, 8],
+                "act_bits": [4, 8],
+            },
             {"block": ["mbconv", "basic", "conv"], "depth": [1, 2], "width": [24, 32], "stride": 2},
         ],
         "exit_branches": {"convs": [0, 1], "channels": [8, 16], "pool": [1, 2]},
@@ -65,9 +73,13 @@ def test_inherit_copies_sliced_and_centre_cropped_weights(space, supernet):
     k3 = replace(k3, stages=tuple(stages))
     weight = inherit(build_model(k3), big).state_dict()["stages.1.0.conv1.conv.weight"]
     source = big["stages.1.0.conv1.conv.weight"]
-    assert source.shape[-1] == 5 and torch.equal(weight, source[: weight.shape[0], : weight.shape[1], 1:4, 1:4])
+    assert source.shape[-1] == 5 and torch.equal(
+        weight, source[: weight.shape[0], : weight.shape[1], 1:4, 1:4]
+    )
     # exit classifiers are kept per pooling grid
-    pool1 = replace(spec, branches=tuple(replace(b, pool=1) for b in spec.branches[:-1]) + (spec.branches[-1],))
+    pool1 = replace(
+        spec, branches=tuple(replace(b, pool=1) for b in spec.branches[:-1]) + (spec.branches[-1],)
+    )
     fc = inherit(build_model(pool1), big).state_dict()["heads.0.fc.weight"]
     assert torch.equal(fc, big["heads.0.fc_p1.weight"][:, : fc.shape[1]])
 
@@ -76,9 +88,13 @@ def test_inherited_quantized_candidate_is_accurate_after_calibration(space, supe
     spec = _extreme(space, True)
     model = inherit(build_model(spec), supernet.state_dict())
     calibrate(model, digits.train, 512)
-    before = CachedExits.from_logits(exit_logits(model, digits.val), digits.val.labels.numpy()).correct[-1].mean()
+    before = (
+        CachedExits.from_logits(exit_logits(model, digits.val), digits.val.labels.numpy()).correct[-1].mean()
+    )
     finetune(model, digits.train, 20, FinetuneConfig(), heads_only=True)
-    after = CachedExits.from_logits(exit_logits(model, digits.val), digits.val.labels.numpy()).correct[-1].mean()
+    after = (
+        CachedExits.from_logits(exit_logits(model, digits.val), digits.val.labels.numpy()).correct[-1].mean()
+    )
     assert before > 0.6, before  # chance: 0.1
     assert after > 0.6
     backbone = [p for name, p in model.named_parameters() if name.startswith("stages.")]
