@@ -281,6 +281,7 @@ def finalize(evaluator: Evaluator, result: CandidateResult) -> tuple[CandidateRe
     Exit costs do not change (same network); exit fractions, accuracy and expected costs are measured again.
     """
     config = evaluator.finetune_config
+    result = with_test(evaluator, result)  # the test accuracy it starts from, for the before/after report
     spec = result.spec
     model = evaluator.model(spec)
     train = evaluator.split("train", spec.resolution)

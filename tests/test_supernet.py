@@ -110,3 +110,29 @@ def test_space_with_blocks_branches_and_policies_decodes(space):
     off = space.decode([0] * len(space.genes))
     assert off.branches[0] == ExitBranch(convs=0, channels=8, kernel=3, pool=1)
     assert np.isfinite(space.size())
+
+
+def test_finalize_measures_test_accuracy_before_and_after_when_the_search_skipped_it(
+    space, supernet, digits, tmp
+):
+    from codesign.cost_engine import CostEngine
+    from codesign.evaluator import Evaluator, finalize
+    from codesign.hardware import load_hardware
+    from codesign.training import TrainingConfig
+    from codesign.zigzag_runner import CostOptions
+
+    engine = CostEngine(load_hardware("edge_tpu_like"), CostOptions(lpf_limit=2))
+    evaluator = Evaluator(
+        digits,
+        TrainingConfig(),
+        engine,
+        supernet_state=supernet.state_dict(),
+        finetune_config=FinetuneConfig(head_steps=5, final_epochs=0.2),
+        test_during_search=False,
+    )
+    result = evaluator.evaluate(_extreme(space, False))
+    assert result.test is None and result.expected_test is None  # the search never touched the test split
+    final, model = finalize(evaluator, result)
+    assert final.test is not None and final.test_accuracy_before_finetune is not None
+    assert 0.0 < final.test.accuracy <= 1.0 and final.expected_test.energy_pj > 0
+    assert len(model.eval()(digits.test.images[:2])) == len(final.exits)
