@@ -19,10 +19,10 @@ from codesign.cost_cache import LayerCostCache
 from codesign.cost_engine import CostEngine
 from codesign.errors import CodesignError
 from codesign.exit_costs import Allocation, expected_cost, per_exit_costs
+from codesign.files import atomic_write
 from codesign.hardware import HardwareTarget, load_hardware
 from codesign.layers import parse_onnx
 from codesign.network_cost import CostModelSettings, network_costs
-from codesign.report import atomic_write
 from codesign.zigzag_runner import CostOptions
 
 

@@ -11,7 +11,6 @@ once; a candidate's layers are the architecture's minus the heads it switches of
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -25,6 +24,7 @@ from codesign.data import Dataset, Split, resize_split
 from codesign.exit_costs import Allocation, ExitCost, ExpectedCost, expected_cost, per_exit_costs
 from codesign.exits import CachedExits, ExitStats, tune_thresholds
 from codesign.export import export_qcdq
+from codesign.files import atomic_torch_save
 from codesign.finetune import FinetuneConfig, calibrate, finetune
 from codesign.hardware import HardwareTarget, load_hardware
 from codesign.layers import ParsedNetwork, parse_onnx
@@ -204,7 +204,7 @@ class Evaluator:
         else:
             state = self._weights(architecture)
             if path is not None:
-                _atomic_torch_save(state, path)
+                atomic_torch_save(state, path)
         train_seconds = time.perf_counter() - start
         model = load_shared_weights(build_model(architecture), state)
         val = self.cached_exits(model, architecture.resolution, "val")
@@ -345,15 +345,3 @@ def candidate_layers(items: list[Segmented], active_exit_stages: tuple[int, ...]
     """The architecture's layers (or operators) minus the exit heads that are switched off."""
     heads = {f"head{i}" for i in active_exit_stages}
     return [item for item in items if not item.segment.startswith("head") or item.segment in heads]  # type: ignore[attr-defined]
-
-
-def _atomic_torch_save(state: dict[str, torch.Tensor], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -16,10 +16,10 @@ from codesign.data import Dataset, load_dataset
 from codesign.errors import CodesignError
 from codesign.evaluator import CandidateResult, finalize, with_test
 from codesign.export import compare_outputs, export_qcdq
+from codesign.files import atomic_write
 from codesign.hardware import HardwareTarget, load_hardware
 from codesign.model import exit_pool_kernel
 from codesign.report import (
-    atomic_write,
     plot_exit_breakdown,
     plot_hypervolume,
     plot_pareto,

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from codesign.errors import CodesignError
+from codesign.files import read_yaml
 
 LIBRARY_DIR = Path(
     os.environ.get("CODESIGN_ACCELERATORS", Path(__file__).resolve().parents[1] / "accelerators")
@@ -104,20 +105,6 @@ def library_names(library: Path = LIBRARY_DIR) -> list[str]:
     return sorted(
         p.name[: -len(".yaml")] for p in library.glob("*.yaml") if not p.name.endswith(MAPPING_SUFFIX)
     )
-
-
-def _read_yaml(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise CodesignError(f"{path}: file: expected an existing {what} YAML file")
-    try:
-        with path.open() as handle:
-            return yaml.safe_load(handle)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "document"
-        raise CodesignError(
-            f"{path}: {where}: expected valid YAML ({getattr(exc, 'problem', exc)})"
-        ) from None
 
 
 def _first_error(errors: Any, prefix: str = "") -> tuple[str, str]:
@@ -289,8 +276,8 @@ def load_hardware(
             )
     else:
         mapping_path = Path(mapping)
-    accel_raw = _read_yaml(accel_path, "accelerator")
-    mapping_raw = _read_yaml(mapping_path, "mapping")
+    accel_raw = read_yaml(accel_path, "accelerator")
+    mapping_raw = read_yaml(mapping_path, "mapping")
     if not isinstance(accel_raw, dict):
         raise CodesignError(
             f"{accel_path}: document: expected a mapping with 'name', 'memories', 'operational_array'"
@@ -450,7 +437,7 @@ def zigzag_accelerator_file(target: HardwareTarget, folder: Path | None = None) 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{target.accelerator_path.stem}-{target.digest[:16]}.yaml"
     if not path.is_file():
-        raw = _read_yaml(target.accelerator_path, "accelerator")
+        raw = read_yaml(target.accelerator_path, "accelerator")
         overrides = {k: yaml.safe_load(v) for k, v in target.overrides}
         raw = apply_overrides(raw, overrides, target.accelerator_path) if overrides else raw
         raw.pop(METADATA_KEY, None)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from codesign.evaluator import CandidateResult
+from codesign.files import atomic_write
 
 
 def result_row(result: CandidateResult) -> dict[str, Any]:
@@ -52,19 +51,6 @@ def result_row(result: CandidateResult) -> dict[str, Any]:
         "expected_energy_pj_val": result.expected_val.energy_pj,
         "expected_latency_cycles_val": result.expected_val.latency_cycles,
     }
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder, then rename: no half-written outputs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def write_table(path: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:

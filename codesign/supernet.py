@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -30,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from codesign.data import Dataset
+from codesign.files import atomic_torch_save
 from codesign.model import exit_pool_kernel
 from codesign.spec import CandidateSpec
 from codesign.training import SupernetConfig
@@ -310,14 +309,6 @@ def supernet_checkpoint(
         progress=lambda e, loss: report(f"  epoch {e}/{config.epochs} loss {loss:.3f}"),
     )
     state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_torch_save(state, path)
     report(f"supernet: trained in {time.perf_counter() - start:.0f} s")
     return path

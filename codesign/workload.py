@@ -8,9 +8,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from codesign.errors import CodesignError, input_error
+from codesign.files import read_yaml
 from codesign.finetune import FinetuneConfig
 from codesign.spec import BLOCKS, POLICIES, CandidateSpec, ExitBranch, StageSpec
 from codesign.training import SupernetConfig, TrainingConfig
@@ -479,14 +478,5 @@ def load_workload(name_or_path: str | Path) -> Workload:
                 f"workload {name_or_path!r}: name: expected one of {presets} or a path to a YAML file"
             )
         path = preset
-    if not path.is_file():
-        raise CodesignError(f"{path}: file: expected an existing workload YAML file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "document"
-        raise CodesignError(
-            f"{path}: {where}: expected valid YAML ({getattr(exc, 'problem', exc)})"
-        ) from None
+    data = read_yaml(path, "workload")
     return parse_workload(data, str(path))
