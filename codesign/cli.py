@@ -17,7 +17,11 @@ def _explore(args: argparse.Namespace) -> int:
     from codesign.hardware import parse_override
     from codesign.workload import load_workload
 
-    workload = load_workload(args.workload)
+    if args.resume:
+        workload = _resumed_workload(Path(args.resume), args.workload)
+        args.run_dir = args.resume
+    else:
+        workload = load_workload(args.workload or "digits")
     if args.accelerator:
         workload = replace(workload, accelerator=args.accelerator)
     if args.hw:
@@ -128,6 +132,35 @@ def _accelerators(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resumed_workload(run_dir: Path, workload_name: str | None):
+    """The workload and settings a run was started with (from its store), unless one is given explicitly."""
+    import json
+
+    from codesign.training import TrainingConfig
+    from codesign.workload import SearchSettings, load_workload
+
+    config_path = run_dir / "config.json"
+    if not (run_dir / "run.db").is_file() or not config_path.is_file():
+        raise CodesignError(
+            f"{run_dir}: run.db: expected a run folder written by `codesign explore` to resume"
+        )
+    config = json.loads(config_path.read_text())
+    workload = load_workload(workload_name or config["workload_file"])
+    if workload_name:
+        return workload
+    training = dict(config["training"])
+    if training.get("exit_loss_weights") is not None:
+        training["exit_loss_weights"] = tuple(training["exit_loss_weights"])
+    search = dict(config["search"], objectives=tuple(config["search"]["objectives"]))
+    return replace(
+        workload,
+        accelerator=config["accelerator_file"],
+        hardware_overrides=tuple(config.get("hardware_overrides", {}).items()),
+        training=TrainingConfig(**training),
+        search=SearchSettings(**search),
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codesign", description="Co-design quantized early-exit networks and edge accelerators."
@@ -137,13 +170,19 @@ def build_parser() -> argparse.ArgumentParser:
         "explore", help="search early-exit networks for an accelerator (default: embedded digits)"
     )
     ex.add_argument(
-        "--workload", "-w", default="digits", help="preset name in workloads/ or a workload YAML path"
+        "--workload",
+        "-w",
+        default=None,
+        help="preset name in workloads/ or a workload YAML path (default: digits)",
     )
     ex.add_argument("--accelerator", "-a", help="library name in accelerators/ or an accelerator YAML path")
     ex.add_argument(
         "--run-dir", help="run folder (an existing one is resumed); default: runs/<workload>-<time>"
     )
     ex.add_argument("--runs", default="runs", help="parent folder for new runs (default: runs)")
+    ex.add_argument(
+        "--resume", metavar="RUN", help="continue a run folder with the workload and settings it started with"
+    )
     ex.add_argument("--generations", type=int, help="override search.generations")
     ex.add_argument("--population", type=int, help="override search.population")
     ex.add_argument("--seed", type=int, help="override search.seed")

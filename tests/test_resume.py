@@ -67,7 +67,18 @@ def test_sigkill_mid_search_then_resume_loses_and_repeats_nothing(tmp: Path, cap
     before = _stored(killed)
     assert 0 < before < total, "the kill must land mid-search"
 
-    assert main(["explore", "--run-dir", str(killed), *common]) == 0
+    # `--resume RUN` alone: the workload and settings come from the run folder
+    resume = [
+        "explore",
+        "--resume",
+        str(killed),
+        "--cost-cache",
+        str(tmp / "cache" / "layer_costs.sqlite"),
+        "-q",
+        "-j",
+        "1",
+    ]
+    assert main(resume) == 0
     out = capsys.readouterr().out
     new = int(re.search(r"evaluations: (\d+) new", out).group(1))
     assert f"resuming with {before} stored evaluations" in out
@@ -110,3 +121,4 @@ def test_report_rebuilds_outputs_from_the_store(tmp: Path, capsys):
     volumes = pd.read_csv(run / "hypervolume.csv")["hypervolume"].tolist()
     assert len(volumes) == 2 and volumes[1] >= volumes[0] > 0
     assert main(["report", str(tmp / "nowhere")]) == 2
+    assert main(["explore", "--resume", str(tmp / "nowhere")]) == 2
