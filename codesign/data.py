@@ -5,6 +5,7 @@ The test split is only used for final reporting; thresholds and search decisions
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,3 +111,13 @@ def resize_split(split: Split, resolution: int) -> Split:
         split.images, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False
     )
     return Split(images=images.contiguous(), labels=split.labels)
+
+
+def shuffled_batches(
+    count: int, batch_size: int, generator: torch.Generator, drop_last: bool = False
+) -> Iterator[torch.Tensor]:
+    """Index batches of one shuffled pass over `count` items (deterministic for a seeded generator)."""
+    order = torch.randperm(count, generator=generator)
+    stop = count - batch_size + 1 if drop_last else count
+    for begin in range(0, stop, batch_size):
+        yield order[begin : begin + batch_size]

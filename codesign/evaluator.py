@@ -229,11 +229,18 @@ class Evaluator:
             self.target(spec),
         )
 
-    def exit_costs(self, spec: CandidateSpec, exit_stages: tuple[int, ...] | None = None) -> list[ExitCost]:
+    def exit_costs(
+        self,
+        spec: CandidateSpec,
+        exit_stages: tuple[int, ...] | None = None,
+        items: list[ItemCost] | None = None,
+    ) -> list[ExitCost]:
+        """Per-exit costs; `items`: the per-item costs of the same network when already computed."""
         exit_stages = exit_stages or spec.active_exit_stages
         target = self.target(spec)
         allocation = Allocation(spec.stage_cores, spec.head_cores) if spec.stage_cores else None
-        return per_exit_costs(self.costs(spec, exit_stages), exit_stages, allocation, target.interconnect)
+        items = items if items is not None else self.costs(spec, exit_stages)
+        return per_exit_costs(items, exit_stages, allocation, target.interconnect)
 
     def evaluate(self, spec: CandidateSpec) -> CandidateResult:
         start = time.perf_counter()
@@ -241,7 +248,7 @@ class Evaluator:
         trained_at = time.perf_counter()
         active = spec.active_exit_stages  # architecture exit k sits after stage k
         items = self.costs(spec)
-        exits = self.exit_costs(spec)
+        exits = self.exit_costs(spec, items=items)
         if self.threshold_tuning is not None:
             tuned, _ = tune_thresholds(
                 trained.val, active, spec.policy, [e.energy_pj for e in exits], self.threshold_tuning

@@ -18,7 +18,7 @@ from codesign.evaluator import CandidateResult, finalize, with_test
 from codesign.export import compare_outputs, export_qcdq
 from codesign.files import atomic_write
 from codesign.hardware import HardwareTarget, load_hardware
-from codesign.model import exit_pool_kernel
+from codesign.model import exit_pool_kernel, feature_map_sizes
 from codesign.report import (
     plot_exit_breakdown,
     plot_hypervolume,
@@ -79,19 +79,13 @@ def prepare_space(workload: Workload, dataset: Dataset, target: HardwareTarget) 
         resolution=dataset.resolution,
         cores=target.cores if workload.allocate_cores else 1,
     )
-    size = dataset.resolution
-    for index, stage in enumerate(space.stages):
-        size = (size + stage.stride - 1) // stage.stride
+    sizes = feature_map_sizes(dataset.resolution, [stage.stride for stage in space.stages])
+    for index, size in enumerate(sizes):
         if size < 2:
             raise CodesignError(
                 f"{workload.source}: space.stages[{index}].stride: expected feature maps of at least 2x2 at every exit, "
                 f"but {dataset.name}'s {dataset.resolution}x{dataset.resolution} input is down to {size}x{size} here"
             )
-    sizes = []
-    size = dataset.resolution
-    for stage in space.stages:
-        size = (size + stage.stride - 1) // stage.stride
-        sizes.append(size)
     for size in sizes:
         for grid in {*space.branches.pool, space.final_branch.pool}:
             try:
@@ -289,11 +283,13 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
     front_keys = store.get_meta("front", [])
     rows = []
     front: list[CandidateResult] = []
+    finals: dict[str, CandidateResult] = {}
     for key in front_keys:
         final = store.get_meta(f"final:{key}")
         if final is None:
             continue
         result = CandidateResult.from_dict(final["result"])
+        finals[key] = result
         front.append(result)
         rows.append(
             {
@@ -306,11 +302,6 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
             }
         )
     write_table(run_dir / "pareto.csv", rows)
-    finals = {
-        key: CandidateResult.from_dict(store.get_meta(f"final:{key}")["result"])
-        for key in front_keys
-        if store.get_meta(f"final:{key}")
-    }
     write_table(
         run_dir / "candidates.csv", [{**result_row(finals.get(k, r)), "search_key": k} for k, r in items]
     )

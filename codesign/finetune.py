@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from codesign.data import Split
+from codesign.data import Split, shuffled_batches
 from codesign.model import EarlyExitNet
 
 
@@ -74,9 +74,7 @@ def finetune(
     model.eval()  # frozen BN statistics, quantizers in inference behaviour with gradients flowing (STE)
     done = 0
     while done < steps:
-        order = torch.randperm(len(split), generator=generator)
-        for begin in range(0, len(order) - config.batch_size + 1, config.batch_size):
-            batch = order[begin : begin + config.batch_size]
+        for batch in shuffled_batches(len(split), config.batch_size, generator, drop_last=True):
             outputs = model(split.images[batch])
             loss = sum(loss_fn(out, split.labels[batch]) for out in outputs)
             optimiser.zero_grad(set_to_none=True)

@@ -210,13 +210,17 @@ class EarlyExitNet(nn.Module):
         return tuple(outputs)
 
 
-def feature_sizes(spec: CandidateSpec) -> list[int]:
+def feature_map_sizes(resolution: int, strides: list[int]) -> list[int]:
     """Feature-map side after each stage (padding k//2: a stride-s conv maps n to ceil(n / s))."""
-    sizes, size = [], spec.resolution
-    for stage in spec.stages:
-        size = math.ceil(size / stage.stride)
+    sizes, size = [], resolution
+    for stride in strides:
+        size = math.ceil(size / stride)
         sizes.append(size)
     return sizes
+
+
+def feature_sizes(spec: CandidateSpec) -> list[int]:
+    return feature_map_sizes(spec.resolution, [stage.stride for stage in spec.stages])
 
 
 def build_model(spec: CandidateSpec) -> EarlyExitNet:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codesign.data import Dataset
+from codesign.data import Dataset, shuffled_batches
 from codesign.files import atomic_torch_save
 from codesign.model import exit_pool_kernel
 from codesign.spec import CandidateSpec
@@ -258,10 +258,8 @@ def train_supernet(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=steps)
     for epoch in range(config.epochs):
         net.train()
-        order = torch.randperm(len(labels), generator=generator)
         total = 0.0
-        for begin in range(0, len(order), config.batch_size):
-            batch = order[begin : begin + config.batch_size]
+        for batch in shuffled_batches(len(labels), config.batch_size, generator):
             x, y = images[batch], labels[batch]
             optimiser.zero_grad(set_to_none=True)
             teacher_outputs = net(_at(x, largest.resolution), largest)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from codesign.data import Dataset, Split
+from codesign.data import Dataset, Split, shuffled_batches
 from codesign.model import EarlyExitNet, build_model
 from codesign.spec import CandidateSpec
 
@@ -79,10 +79,8 @@ def train_architecture(
     images, labels = dataset.train.images, dataset.train.labels
     for epoch in range(config.epochs):
         model.train()
-        order = torch.randperm(len(labels), generator=generator)
         total = 0.0
-        for begin in range(0, len(order), config.batch_size):
-            batch = order[begin : begin + config.batch_size]
+        for batch in shuffled_batches(len(labels), config.batch_size, generator):
             outputs = model(images[batch])
             loss = sum(w * loss_fn(out, labels[batch]) for w, out in zip(weights, outputs, strict=True))
             optimiser.zero_grad(set_to_none=True)
