@@ -2,7 +2,7 @@
 is at least 50% below its own static counterpart (same network, final exit only) at no more than 1 point
 lower test accuracy? Prints every returned network's test figures and the inherited-vs-fine-tuned ranking.
 
-    .venv/bin/python benchmarks/fashion_mnist_eenn.py            # about an hour on 2 cores; resumable
+    .venv/bin/python benchmarks/fashion_mnist_eenn.py            # about 45 minutes on 2 cores; resumable
     .venv/bin/python benchmarks/fashion_mnist_eenn.py --accelerator mcu_npu
 
 Needs the Fashion-MNIST IDX files (`apt-get install dataset-fashion-mnist`, or --data-dir).

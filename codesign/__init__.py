@@ -1,8 +1,75 @@
-"""codesign: hardware/network co-design of quantized early-exit neural networks on edge accelerators."""
+"""codesign: hardware/network co-design of quantized early-exit neural networks on edge accelerators.
 
+The public Python API (what the notebooks use), in the order data flows through it:
+
+- workloads and data: `load_workload`, `load_dataset`, `CandidateSpec`, `StageSpec`, `ExitBranch`
+- accelerators: `load_hardware`, `library_names`, `key_figures`, `on_chip_weight_bytes`
+- training: `TrainingConfig`, `train_architecture`, `build_model`, `load_shared_weights`
+- exit statistics: `exit_logits`, `CachedExits` (`.simulate`), `tune_thresholds`
+- ONNX: `export_qcdq`
+- costs: `cost_onnx` (per-layer and per-exit tables), `CostOptions`, `CostEngine`, `LayerCostCache`,
+  `default_cache_path`
+- candidates end to end: `Evaluator` (spec -> accuracy, exit fractions, per-exit and expected cost)
+- search: `explore`, `SearchSettings`, `Constraints`, `SurrogateSettings`, `pareto_front`, `RunStore`,
+  `load_run` (a run folder's results as a pandas DataFrame)
+
+Names are imported on first use, so `import codesign` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
 import warnings
+from typing import Any
 
 # Brevitas announces an optional CUDA kernel package on import; irrelevant on CPU.
 warnings.filterwarnings("ignore", message="fast_hadamard_transform package not found")
 
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "load_workload": "codesign.workload",
+    "SearchSettings": "codesign.workload",
+    "Constraints": "codesign.workload",
+    "SurrogateSettings": "codesign.workload",
+    "load_dataset": "codesign.data",
+    "CandidateSpec": "codesign.spec",
+    "StageSpec": "codesign.spec",
+    "ExitBranch": "codesign.spec",
+    "load_hardware": "codesign.hardware",
+    "library_names": "codesign.hardware",
+    "key_figures": "codesign.hardware",
+    "on_chip_weight_bytes": "codesign.hardware",
+    "TrainingConfig": "codesign.training",
+    "train_architecture": "codesign.training",
+    "exit_logits": "codesign.training",
+    "build_model": "codesign.model",
+    "load_shared_weights": "codesign.model",
+    "CachedExits": "codesign.exits",
+    "tune_thresholds": "codesign.exits",
+    "export_qcdq": "codesign.export",
+    "cost_onnx": "codesign.costing",
+    "CostOptions": "codesign.zigzag_runner",
+    "CostEngine": "codesign.cost_engine",
+    "LayerCostCache": "codesign.cost_cache",
+    "default_cache_path": "codesign.cost_cache",
+    "Evaluator": "codesign.evaluator",
+    "explore": "codesign.explore",
+    "load_run": "codesign.explore",
+    "pareto_front": "codesign.search",
+    "RunStore": "codesign.store",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'codesign' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

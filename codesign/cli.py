@@ -15,7 +15,7 @@ from codesign.errors import CodesignError
 def _explore(args: argparse.Namespace) -> int:
     from codesign.explore import explore
     from codesign.hardware import parse_override
-    from codesign.workload import load_workload
+    from codesign.workload import load_workload, parse_search
 
     if args.resume:
         workload = _resumed_workload(Path(args.resume), args.workload)
@@ -28,14 +28,9 @@ def _explore(args: argparse.Namespace) -> int:
         overrides = dict(workload.hardware_overrides)
         overrides.update(parse_override(text) for text in args.hw)
         workload = replace(workload, hardware_overrides=tuple(overrides.items()))
-    search = workload.search
-    if args.generations is not None:
-        search = replace(search, generations=args.generations)
-    if args.population is not None:
-        search = replace(search, population=args.population)
-    if args.seed is not None:
-        search = replace(search, seed=args.seed)
-    workload = replace(workload, search=search)
+    workload = replace(
+        workload, search=parse_search("command line", _search_overrides(args), workload.search)
+    )
     if args.epochs is not None:
         workload = replace(workload, training=replace(workload.training, epochs=args.epochs))
     import torch
@@ -59,6 +54,29 @@ def _explore(args: argparse.Namespace) -> int:
         dask=args.dask,
     )
     return 0
+
+
+def _search_overrides(args: argparse.Namespace) -> dict:
+    """The `search:` fields given on the command line, validated like the workload file's."""
+    data: dict = {
+        key: getattr(args, key)
+        for key in ("population", "generations", "seed", "algorithm")
+        if getattr(args, key) is not None
+    }
+    if args.objectives:
+        data["objectives"] = [name.strip() for name in args.objectives.split(",")]
+    constraints = {
+        key: getattr(args, key)
+        for key in ("min_accuracy", "max_latency_ms", "max_energy_uj")
+        if getattr(args, key) is not None
+    }
+    if args.weights_on_chip:
+        constraints["weights_on_chip"] = True
+    if constraints:
+        data["constraints"] = constraints
+    if args.surrogate is not None:
+        data["surrogate"] = args.surrogate
+    return data
 
 
 def _cost(args: argparse.Namespace) -> int:
@@ -151,13 +169,12 @@ def _resumed_workload(run_dir: Path, workload_name: str | None):
     training = dict(config["training"])
     if training.get("exit_loss_weights") is not None:
         training["exit_loss_weights"] = tuple(training["exit_loss_weights"])
-    search = dict(config["search"], objectives=tuple(config["search"]["objectives"]))
     return replace(
         workload,
         accelerator=config["accelerator_file"],
         hardware_overrides=tuple(config.get("hardware_overrides", {}).items()),
         training=TrainingConfig(**training),
-        search=SearchSettings(**search),
+        search=SearchSettings.from_dict(config["search"]),
     )
 
 
@@ -186,6 +203,26 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--generations", type=int, help="override search.generations")
     ex.add_argument("--population", type=int, help="override search.population")
     ex.add_argument("--seed", type=int, help="override search.seed")
+    ex.add_argument(
+        "--algorithm", help="pymoo algorithm: nsga2 (default), nsga3, unsga3, ctaea, smsemoa, spea2"
+    )
+    ex.add_argument(
+        "--objectives", help="comma list: accuracy plus energy, latency, edp, worst_latency, size"
+    )
+    ex.add_argument(
+        "--surrogate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="surrogate-assisted search with the same budget of candidates (RBF/MLP/tree/GP by Kendall tau)",
+    )
+    ex.add_argument(
+        "--min-accuracy", type=float, help="constraint: validation accuracy (fraction) at least this"
+    )
+    ex.add_argument("--max-latency-ms", type=float, help="constraint: worst-case latency budget in ms")
+    ex.add_argument("--max-energy-uj", type=float, help="constraint: expected energy per inference in uJ")
+    ex.add_argument(
+        "--weights-on-chip", action="store_true", help="constraint: all weights fit the on-chip memories"
+    )
     ex.add_argument("--epochs", type=int, help="override training.epochs")
     ex.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="ZigZag worker processes")
     ex.add_argument(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -44,6 +45,14 @@ def layer_cost_key(layer: LayerSpec, target: HardwareTarget, options: CostOption
         "zigzag": ZIGZAG_VERSION,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def default_cache_path() -> Path:
+    """`$CODESIGN_CACHE_DIR/layer_costs.sqlite`, else under `$XDG_CACHE_HOME/codesign` or `~/.cache/codesign`."""
+    base = os.environ.get("CODESIGN_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "codesign"
+    )
+    return Path(base) / "layer_costs.sqlite"
 
 
 class LayerCostCache:

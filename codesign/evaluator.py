@@ -26,13 +26,14 @@ from codesign.exits import CachedExits, ExitStats, tune_thresholds
 from codesign.export import export_qcdq
 from codesign.files import atomic_torch_save
 from codesign.finetune import FinetuneConfig, calibrate, finetune
-from codesign.hardware import HardwareTarget, load_hardware
+from codesign.hardware import HardwareTarget, load_hardware, on_chip_weight_bytes
 from codesign.layers import ParsedNetwork, parse_onnx
 from codesign.model import build_model, load_shared_weights
 from codesign.network_cost import CostModelSettings, ItemCost, network_costs
 from codesign.spec import CandidateSpec
 from codesign.supernet import inherit
 from codesign.training import TrainingConfig, exit_logits, train_architecture
+from codesign.zigzag_runner import CostOptions
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class CandidateResult:
     accelerator: str = ""
     clock_hz: float = 1e9
     weight_bytes: float = 0.0  # the candidate network's weights at their bit widths
+    weight_capacity_bytes: float | None = None  # on-chip memory that can hold weights (all cores)
     # After the final quantization-aware fine-tuning: the test/validation accuracy it started from.
     test_accuracy_before_finetune: float | None = None
     val_accuracy_before_finetune: float | None = None
@@ -95,6 +97,7 @@ class CandidateResult:
             accelerator=data.get("accelerator", ""),
             clock_hz=data.get("clock_hz", 1e9),
             weight_bytes=data.get("weight_bytes", 0.0),
+            weight_capacity_bytes=data.get("weight_capacity_bytes"),
             test_accuracy_before_finetune=data.get("test_accuracy_before_finetune"),
             val_accuracy_before_finetune=data.get("val_accuracy_before_finetune"),
             timings=dict(data.get("timings", {})),
@@ -150,6 +153,27 @@ class Evaluator:
         self._splits: dict[tuple[str, int], Split] = {}
         self._architectures: dict[str, TrainedArchitecture] = {}
         self._targets: dict[tuple[tuple[str, str], ...], HardwareTarget] = {(): engine.target}
+
+    @classmethod
+    def for_accelerator(
+        cls,
+        dataset: Dataset,
+        accelerator: str | Path = "edge_tpu_like",
+        training: TrainingConfig | None = None,
+        options: CostOptions | None = None,
+        cache_path: str | Path | None = None,
+        **kwargs: Any,
+    ) -> Evaluator:
+        """An evaluator on a library accelerator (or YAML path), with the layer-cost cache at `cache_path`
+        (the default cache if None). Remaining keyword arguments go to the constructor."""
+        from codesign.cost_cache import LayerCostCache, default_cache_path
+
+        engine = CostEngine(
+            load_hardware(accelerator),
+            options or CostOptions(),
+            LayerCostCache(cache_path or default_cache_path()),
+        )
+        return cls(dataset, training or TrainingConfig(), engine, **kwargs)
 
     def target(self, spec: CandidateSpec) -> HardwareTarget:
         """The accelerator with this candidate's parameters applied (library file + workload overrides + genes)."""
@@ -242,6 +266,11 @@ class Evaluator:
         items = items if items is not None else self.costs(spec, exit_stages)
         return per_exit_costs(items, exit_stages, allocation, target.interconnect)
 
+    def accuracy_drop(self, spec: CandidateSpec) -> float:
+        """Validation accuracy the candidate's tuned thresholds may give up (its gene, else the default)."""
+        assert self.threshold_tuning is not None
+        return spec.accuracy_drop if spec.accuracy_drop is not None else self.threshold_tuning
+
     def evaluate(self, spec: CandidateSpec) -> CandidateResult:
         start = time.perf_counter()
         trained = self.trained(spec)
@@ -251,7 +280,7 @@ class Evaluator:
         exits = self.exit_costs(spec, items=items)
         if self.threshold_tuning is not None:
             tuned, _ = tune_thresholds(
-                trained.val, active, spec.policy, [e.energy_pj for e in exits], self.threshold_tuning
+                trained.val, active, spec.policy, [e.energy_pj for e in exits], self.accuracy_drop(spec)
             )
             spec = with_thresholds(spec, tuned)
         val = trained.val.simulate(active, spec.active_thresholds, spec.policy)
@@ -278,6 +307,7 @@ class Evaluator:
             accelerator=target.name,
             clock_hz=target.clock_hz,
             weight_bytes=sum(i.weight_elements * i.weight_bits for i in items) / 8,
+            weight_capacity_bytes=on_chip_weight_bytes(target),
             timings={"train_s": trained_at - start, "cost_s": time.perf_counter() - trained_at},
         )
 
@@ -301,7 +331,11 @@ def finalize(evaluator: Evaluator, result: CandidateResult) -> tuple[CandidateRe
     positions = tuple(range(len(spec.active_exit_stages)))  # the candidate model has only its active exits
     if evaluator.threshold_tuning is not None:
         tuned, _ = tune_thresholds(
-            val_cache, positions, spec.policy, [e.energy_pj for e in result.exits], evaluator.threshold_tuning
+            val_cache,
+            positions,
+            spec.policy,
+            [e.energy_pj for e in result.exits],
+            evaluator.accuracy_drop(spec),
         )
         spec = with_thresholds(spec, tuned)
     val = val_cache.simulate(positions, spec.active_thresholds, spec.policy)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from codesign.backends import EvaluatorRecipe, build_evaluator, make_backend
+from codesign.cost_cache import default_cache_path
 from codesign.data import Dataset, load_dataset
 from codesign.errors import CodesignError
 from codesign.evaluator import CandidateResult, finalize, with_test
@@ -28,18 +29,18 @@ from codesign.report import (
     write_table,
 )
 from codesign.runtime import export_segments
-from codesign.search import hypervolume_by_generation_keys, pareto_front, run_nsga2
+from codesign.search import (
+    constraint_values,
+    feasible,
+    hypervolume_by_generation_keys,
+    pareto_front,
+    run_search,
+)
 from codesign.spec import CandidateSpec
 from codesign.store import RunStore
 from codesign.supernet import supernet_checkpoint
-from codesign.workload import SearchSpace, Workload
-
-
-def default_cache_path() -> Path:
-    base = os.environ.get("CODESIGN_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "codesign"
-    )
-    return Path(base) / "layer_costs.sqlite"
+from codesign.surrogate_search import IterationReport
+from codesign.workload import Constraints, SearchSettings, SearchSpace, Workload
 
 
 def finetune_rank_correlation(front: list[CandidateResult]) -> tuple[float, float] | None:
@@ -175,7 +176,8 @@ def explore(
     evaluator = build_evaluator(recipe)
     engine = evaluator.engine
     backend = make_backend(recipe, lambda: evaluator, workers, dask)
-    total = workload.search.population * workload.search.generations
+    settings = workload.search
+    total = settings.budget
     bar = tqdm(total=total, desc="evaluating", unit="cand", disable=not progress, dynamic_ncols=True)
     seen: list[CandidateResult] = []
     generation_keys: list[list[str]] = []
@@ -201,18 +203,40 @@ def explore(
         seen.extend(batch)
         generation_keys.append(keys)
         store.set_meta("generations", generation_keys)
-        front = pareto_front(seen, workload.search.objectives)
-        best = max(r.val.accuracy for r in front)  # validation: what the search sees
-        bar.set_postfix(front=len(front), best_acc=f"{best:.3f}", zigzag=engine.stats.zigzag_calls)
+        front = pareto_front(seen, settings.objectives, settings.constraints)
+        best = {  # validation: what the search sees
+            "best_acc": f"{max(r.val.accuracy for r in front):.3f}" if front else "-",
+            "min_energy_nJ": f"{min(r.expected_val.energy_pj for r in front) * 1e-3:.3g}" if front else "-",
+        }
+        bar.set_postfix(front=len(front), **best, zigzag=engine.stats.zigzag_calls)
         return batch
 
+    rounds: list[dict] = store.get_meta("surrogate", [])
+
+    def on_surrogate_round(round_report: IterationReport) -> None:
+        bar.write(round_report.line())
+        if round_report.iteration > len(rounds):  # a resumed run retraces rounds it already stored
+            rounds.append(asdict(round_report))
+            store.set_meta("surrogate", rounds)
+
+    if settings.surrogate is not None:
+        s = settings.surrogate
+        report(
+            f"surrogate-assisted search: {s.initial} initial evaluations, then {s.iterations} rounds of "
+            f"{s.per_iteration}; predictors {', '.join(s.predictors)} chosen per objective by cross-validated Kendall tau"
+        )
     try:
-        run_nsga2(space, workload.search, evaluate_batch)
+        run_search(space, settings, evaluate_batch, on_surrogate_round)
     finally:
         bar.close()
         backend.close()
     items = store.items()
-    front_keys = pareto_keys(items, workload.search.objectives)
+    front_keys = pareto_keys(items, settings.objectives, settings.constraints)
+    if settings.constraints.active and not front_keys:
+        report(
+            f"\nno evaluated candidate meets the constraints ({describe_constraints(settings.constraints)}); "
+            f"candidates.csv lists every candidate with its constraint values"
+        )
     store.set_meta("front", front_keys)
     by_key = dict(items)
     fine_tune = workload.finetune.final_epochs > 0 and workload.training_mode == "supernet"
@@ -266,8 +290,22 @@ def _finalized(store: RunStore, run_dir: Path, key: str) -> bool:
     return final is not None and (run_dir / final["onnx"]).is_file()
 
 
-def pareto_keys(items: list[tuple[str, CandidateResult]], objectives: tuple[str, ...]) -> list[str]:
-    front = pareto_front([r for _, r in items], objectives)
+def describe_constraints(constraints: Constraints) -> str:
+    parts = {
+        "min_accuracy": f"validation accuracy >= {constraints.min_accuracy}",
+        "max_latency_ms": f"worst-case latency <= {constraints.max_latency_ms} ms",
+        "max_energy_uj": f"expected energy <= {constraints.max_energy_uj} uJ",
+        "weights_on_chip": "weights fit on chip",
+    }
+    return ", ".join(parts[name] for name in constraints.active) or "none"
+
+
+def pareto_keys(
+    items: list[tuple[str, CandidateResult]],
+    objectives: tuple[str, ...],
+    constraints: Constraints | None = None,
+) -> list[str]:
+    front = pareto_front([r for _, r in items], objectives, constraints)
     chosen = {id(r) for r in front}
     order = {id(r): i for i, r in enumerate(front)}
     return [
@@ -278,7 +316,8 @@ def pareto_keys(items: list[tuple[str, CandidateResult]], objectives: tuple[str,
 def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> list[CandidateResult]:
     """Every table and plot of a run, rebuilt from its run store alone (`codesign report`)."""
     config = store.get_meta("config", {})
-    objectives = tuple(config.get("search", {}).get("objectives", ("accuracy", "energy", "latency")))
+    settings = SearchSettings.from_dict(config["search"]) if "search" in config else SearchSettings()
+    objectives, constraints = settings.objectives, settings.constraints
     items = store.items()
     front_keys = store.get_meta("front", [])
     rows = []
@@ -302,9 +341,10 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
             }
         )
     write_table(run_dir / "pareto.csv", rows)
-    write_table(
-        run_dir / "candidates.csv", [{**result_row(finals.get(k, r)), "search_key": k} for k, r in items]
-    )
+    write_table(run_dir / "candidates.csv", _candidate_rows(items, finals, constraints))
+    rounds = store.get_meta("surrogate", [])
+    if rounds:
+        write_table(run_dir / "surrogate.csv", surrogate_rows(rounds))
     results = [r for _, r in items]
     accelerators = sorted({r.accelerator for r in results})
     plot_pareto(
@@ -318,7 +358,9 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
     generations = store.get_meta("generations", [])
     if generations:
         keys = [k for k, _ in items]  # results may carry tuned specs: match by the keys the search asked for
-        volumes = hypervolume_by_generation_keys(keys, [r for _, r in items], generations, objectives)
+        volumes = hypervolume_by_generation_keys(
+            keys, [r for _, r in items], generations, objectives, constraints
+        )
         write_table(
             run_dir / "hypervolume.csv",
             [{"generation": g + 1, "hypervolume": v} for g, v in enumerate(volumes)],
@@ -337,3 +379,58 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
         f"wrote {run_dir}/pareto.csv, candidates.csv, pareto.png, exit_costs.png, hypervolume.png, onnx/ ({len(front)} files)"
     )
     return front
+
+
+def _candidate_rows(
+    items: list[tuple[str, CandidateResult]], finals: dict[str, CandidateResult], constraints: Constraints
+) -> list[dict]:
+    return [
+        {
+            **result_row(finals.get(k, r)),
+            "search_key": k,
+            **dict(zip(constraints.active, constraint_values(r, constraints), strict=True)),
+            "feasible": feasible(r, constraints),
+            "pareto": k in finals,
+        }
+        for k, r in items
+    ]
+
+
+def load_run(run_dir: str | Path) -> pd.DataFrame:
+    """Every candidate of a run folder as a table (the columns of candidates.csv), read from its run store.
+
+    Returned networks carry their final (fine-tuned, test-split) figures and `pareto` is True for them."""
+    path = Path(run_dir) / "run.db"
+    if not path.is_file():
+        raise CodesignError(f"{run_dir}: run.db: expected a run folder written by `codesign explore`")
+    store = RunStore(path)
+    try:
+        config = store.get_meta("config", {})
+        settings = SearchSettings.from_dict(config["search"]) if "search" in config else SearchSettings()
+        finals = {}
+        for key in store.get_meta("front", []):
+            final = store.get_meta(f"final:{key}")
+            if final is not None:
+                finals[key] = CandidateResult.from_dict(final["result"])
+        return pd.DataFrame(_candidate_rows(store.items(), finals, settings.constraints))
+    finally:
+        store.close()
+
+
+def surrogate_rows(rounds: list[dict]) -> list[dict]:
+    """Predictor quality per surrogate round: chosen kind, its cross-validated and out-of-sample Kendall tau."""
+    rows = []
+    for r in rounds:
+        for target, kind in r["chosen"].items():
+            rows.append(
+                {
+                    "round": r["iteration"],
+                    "archive_size": r["archive_size"],
+                    "target": target,
+                    "predictor": kind,
+                    "cv_kendall_tau": r["cv_tau"][target],
+                    "new_points_kendall_tau": r["new_tau"][target],
+                    **{f"cv_tau_{k}": v for k, v in r["all_cv_tau"][target].items()},
+                }
+            )
+    return rows

@@ -200,12 +200,17 @@ def _is_numeric(value: Any) -> bool:
 
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any], source: Path) -> dict[str, Any]:
-    """Set numeric fields by dotted path; the field must exist and stay numeric."""
+    """Set numeric fields by dotted path (list items by index); the field must exist and stay numeric."""
     data = copy.deepcopy(data)
     for path, value in overrides.items():
         keys = path.split(".")
         node: Any = data
         for depth, key in enumerate(keys[:-1]):
+            if (
+                isinstance(node, list) and key.isdigit() and int(key) < len(node)
+            ):  # e.g. ports.0.bandwidth_max
+                node = node[int(key)]
+                continue
             if not isinstance(node, dict) or key not in node:
                 if key == METADATA_KEY and depth == 0:
                     node = data.setdefault(METADATA_KEY, {})
@@ -253,6 +258,40 @@ def _positive(path: Path, field_name: str, value: Any, integer: bool = False) ->
     return float(value)
 
 
+def scale_spatial_mapping(
+    mapping: list[dict[str, Any]], dimensions: list[str], old_sizes: list[int], new_sizes: list[int]
+) -> list[dict[str, Any]]:
+    """Follow a resized MAC array in the mapping: an unrolling that filled an array dimension fills the new size.
+
+    ZigZag uses a fully specified spatial mapping as given, so without this a larger array would sit idle
+    beyond the old unrolling; unrollings larger than a shrunk dimension are capped to it."""
+    resized = {
+        d: (int(o), int(n)) for d, o, n in zip(dimensions, old_sizes, new_sizes, strict=False) if o != n
+    }
+    if not resized:
+        return mapping
+    scaled = []
+    for entry in mapping:
+        entry = dict(entry)
+        spatial = entry.get("spatial_mapping")
+        if isinstance(spatial, dict):
+            spatial = dict(spatial)
+            for dim, (old, new) in resized.items():
+                factors = spatial.get(dim)
+                if not isinstance(factors, list) or len(factors) != 1 or not isinstance(factors[0], str):
+                    continue
+                name, _, value = factors[0].partition(",")
+                try:
+                    unroll = int(value)
+                except ValueError:
+                    continue
+                unroll = new if unroll == old else min(unroll, new)
+                spatial[dim] = [f"{name.strip()}, {unroll}"]
+            entry["spatial_mapping"] = spatial
+        scaled.append(entry)
+    return scaled
+
+
 def load_hardware(
     accelerator: str | Path, mapping: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> HardwareTarget:
@@ -283,7 +322,13 @@ def load_hardware(
             f"{accel_path}: document: expected a mapping with 'name', 'memories', 'operational_array'"
         )
     if overrides:
+        original_sizes = (accel_raw.get("operational_array") or {}).get("sizes")
         accel_raw = apply_overrides(accel_raw, overrides, accel_path)
+        array = accel_raw.get("operational_array") or {}
+        if original_sizes and array.get("sizes") != original_sizes and isinstance(mapping_raw, list):
+            mapping_raw = scale_spatial_mapping(
+                mapping_raw, list(array.get("dimensions", [])), list(original_sizes), list(array["sizes"])
+            )
     meta = _metadata(accel_path, accel_raw.get(METADATA_KEY))
     zigzag_raw = {k: v for k, v in accel_raw.items() if k != METADATA_KEY}
     accel_data = validate_accelerator(accel_path, zigzag_raw)
@@ -395,6 +440,19 @@ def on_chip_levels(target: HardwareTarget, operand: str) -> list[MemoryLevel]:
     """Memories serving `operand`, smallest first, without the outermost (off-chip) level."""
     serving = sorted((m for m in memory_levels(target) if operand in m.operands), key=lambda m: m.size_bits)
     return serving[:-1] if len(serving) > 1 else serving
+
+
+def weight_operand(target: HardwareTarget) -> str:
+    """The memory operand that holds weights (`W` in the default mapping entry)."""
+    for entry in target.mapping_data:
+        if entry.get("name") == "default":
+            return str(entry.get("memory_operand_links", {}).get("W", "I2"))
+    return "I2"
+
+
+def on_chip_weight_bytes(target: HardwareTarget) -> float:
+    """On-chip memory that can hold weights, all cores together (memories shared with activations count fully)."""
+    return target.cores * sum(m.size_bits for m in on_chip_levels(target, weight_operand(target))) / 8
 
 
 def activation_buffer(target: HardwareTarget) -> MemoryLevel:

@@ -105,18 +105,33 @@ def plot_pareto(
                 s=28,
                 zorder=3,
             )
+        accelerators = sorted({r.accelerator for r in front})
+        markers = dict(zip(accelerators, "o^DvPX*<>", strict=False))
         for n in sorted({r.num_exits for r in front}):
-            members = [r for r in front if r.num_exits == n]
+            for name in accelerators:
+                members = [r for r in front if r.num_exits == n and r.accelerator == name]
+                ax.scatter(
+                    [getattr(r.expected_test, attr) * scale for r in members],
+                    [100 * r.test.accuracy for r in members],
+                    s=40,
+                    marker=markers.get(name, "o"),
+                    color=colors.get(n, "tab:purple"),
+                    edgecolors="black",
+                    linewidths=0.5,
+                    zorder=4,
+                )
             ax.scatter(
-                [getattr(r.expected_test, attr) * scale for r in members],
-                [100 * r.test.accuracy for r in members],
+                [],
+                [],
                 s=40,
                 color=colors.get(n, "tab:purple"),
-                edgecolors="black",
-                linewidths=0.5,
-                zorder=4,
                 label=f"Pareto, {n} exit{'s' if n > 1 else ''}",
             )
+        if len(accelerators) > 1:
+            for name in accelerators:
+                ax.scatter(
+                    [], [], marker=markers.get(name, "o"), color="white", edgecolors="black", label=name
+                )
         ax.scatter(
             [], [], marker="s", facecolors="none", edgecolors="black", label="same network, no early exit"
         )
@@ -155,7 +170,7 @@ def plot_hypervolume(path: Path, volumes: list[float], objectives: tuple[str, ..
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ax.plot(range(1, len(volumes) + 1), volumes, marker="o")
-    ax.set_xlabel("generation")
+    ax.set_xlabel("generation (surrogate search: round)")
     ax.set_ylabel("hypervolume (normalised, ref. 1.1)")
     ax.set_title(f"Search progress on {', '.join(objectives)} (validation)", fontsize=10)
     ax.grid(alpha=0.3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from pymoo.core.problem import Problem
@@ -10,7 +11,7 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from codesign.evaluator import CandidateResult
 from codesign.spec import CandidateSpec
-from codesign.workload import SearchSettings, SearchSpace
+from codesign.workload import Constraints, SearchSettings, SearchSpace
 
 EvaluateBatchFn = Callable[[list[CandidateSpec]], list[CandidateResult]]
 
@@ -42,6 +43,28 @@ def objective_values(result: CandidateResult, objectives: tuple[str, ...]) -> li
     return [values[name] for name in objectives]
 
 
+def constraint_values(result: CandidateResult, constraints: Constraints) -> list[float]:
+    """One value per active constraint, <= 0 when met (pymoo's convention), in the constraint's own unit."""
+    expected = result.expected_val
+    values = {
+        "min_accuracy": lambda: constraints.min_accuracy - result.val.accuracy,
+        "max_latency_ms": lambda: (
+            1e3 * result.seconds(expected.worst_latency_cycles) - constraints.max_latency_ms
+        ),
+        "max_energy_uj": lambda: expected.energy_pj * 1e-6 - constraints.max_energy_uj,
+        "weights_on_chip": lambda: (
+            0.0
+            if result.weight_capacity_bytes is None
+            else result.weight_bytes - result.weight_capacity_bytes
+        ),
+    }
+    return [values[name]() for name in constraints.active]
+
+
+def feasible(result: CandidateResult, constraints: Constraints) -> bool:
+    return all(v <= 0 for v in constraint_values(result, constraints))
+
+
 class CodesignProblem(Problem):
     """Decision variables are the indices of the space's genes that have more than one choice."""
 
@@ -50,16 +73,23 @@ class CodesignProblem(Problem):
         space: SearchSpace,
         evaluate_batch: EvaluateBatchFn,
         objectives: tuple[str, ...],
+        constraints: Constraints | None = None,
     ):
         self.space = space
         self.evaluate_batch = evaluate_batch
         self.objectives = objectives
+        self.constraints = constraints or Constraints()
         genes = space.genes
         self.free = [i for i, g in enumerate(genes) if len(g.choices) > 1]
         self.num_genes = len(genes)
         upper = np.array([len(genes[i].choices) - 1 for i in self.free])
         super().__init__(
-            n_var=len(self.free), n_obj=len(objectives), xl=np.zeros(len(self.free)), xu=upper, vtype=int
+            n_var=len(self.free),
+            n_obj=len(objectives),
+            n_ieq_constr=len(self.constraints.active),
+            xl=np.zeros(len(self.free)),
+            xu=upper,
+            vtype=int,
         )
 
     def decode(self, x: np.ndarray) -> CandidateSpec:
@@ -71,34 +101,47 @@ class CodesignProblem(Problem):
     def _evaluate(self, X: np.ndarray, out: dict, *args: object, **kwargs: object) -> None:
         results = self.evaluate_batch([self.decode(x) for x in X])
         out["F"] = np.array([objective_values(r, self.objectives) for r in results])
+        if self.n_ieq_constr:
+            out["G"] = np.array([constraint_values(r, self.constraints) for r in results])
 
 
-def run_nsga2(
+def run_search(
     space: SearchSpace,
     settings: SearchSettings,
     evaluate_batch: EvaluateBatchFn,
+    on_surrogate_round: Callable[[Any], None] | None = None,
 ) -> None:
-    """NSGA-II over the mixed-integer genome (SBX + polynomial mutation with rounding)."""
-    from pymoo.algorithms.moo.nsga2 import NSGA2
-    from pymoo.operators.crossover.sbx import SBX
-    from pymoo.operators.mutation.pm import PM
-    from pymoo.operators.repair.rounding import RoundingRepair
-    from pymoo.operators.sampling.rnd import IntegerRandomSampling
+    """The workload's search: surrogate-assisted if `settings.surrogate` (`on_surrogate_round` receives each
+    round's predictor report), else its pymoo algorithm on real evaluations. Results arrive through
+    `evaluate_batch`, which stores them; nothing is returned."""
+    if settings.surrogate is not None:
+        from codesign.surrogate_search import run_surrogate_search
+
+        run_surrogate_search(space, settings, evaluate_batch, on_surrogate_round)
+    else:
+        run_algorithm(space, settings, evaluate_batch)
+
+
+def run_algorithm(space: SearchSpace, settings: SearchSettings, evaluate_batch: EvaluateBatchFn) -> None:
+    """`settings.algorithm` (NSGA-II by default) for `settings.generations` generations, every candidate real."""
     from pymoo.optimize import minimize
 
-    problem = CodesignProblem(space, evaluate_batch, settings.objectives)
-    algorithm = NSGA2(
-        pop_size=settings.population,
-        sampling=IntegerRandomSampling(),
-        crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
-        mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
-        eliminate_duplicates=True,
+    from codesign.algorithms import make_algorithm
+
+    problem = CodesignProblem(space, evaluate_batch, settings.objectives, settings.constraints)
+    algorithm = make_algorithm(
+        settings.algorithm, settings.population, len(settings.objectives), settings.seed
     )
     minimize(problem, algorithm, ("n_gen", settings.generations), seed=settings.seed, verbose=False)
 
 
-def pareto_front(results: list[CandidateResult], objectives: tuple[str, ...]) -> list[CandidateResult]:
-    """Non-dominated candidates among all evaluated ones (validation objectives), by expected energy."""
+def pareto_front(
+    results: list[CandidateResult], objectives: tuple[str, ...], constraints: Constraints | None = None
+) -> list[CandidateResult]:
+    """Non-dominated candidates among the evaluated ones that meet the constraints (validation objectives),
+    ordered by expected energy."""
+    if constraints is not None and constraints.active:
+        results = [r for r in results if feasible(r, constraints)]
     if not results:
         return []
     F = np.array([objective_values(r, objectives) for r in results])
@@ -126,13 +169,17 @@ def hypervolume(F: np.ndarray, reference: float = 1.1) -> float:
 
 
 def hypervolume_by_generation_keys(
-    keys: list[str], results: list[CandidateResult], generations: list[list[str]], objectives: tuple[str, ...]
+    keys: list[str],
+    results: list[CandidateResult],
+    generations: list[list[str]],
+    objectives: tuple[str, ...],
+    constraints: Constraints | None = None,
 ) -> list[float]:
-    """Hypervolume of everything evaluated up to each generation (same normalisation throughout).
+    """Hypervolume of everything evaluated (and feasible) up to each generation, same normalisation throughout.
 
     `keys[i]` is the key under which `results[i]` was stored; `generations` lists those keys per generation."""
     F = normalised_objectives(results, objectives)
-    index = {k: i for i, k in enumerate(keys)}
+    index = {k: i for i, k in enumerate(keys) if constraints is None or feasible(results[i], constraints)}
     seen: set[int] = set()
     values = []
     for members in generations:

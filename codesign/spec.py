@@ -64,6 +64,8 @@ class CandidateSpec:
     # Multi-core allocation: core of each backbone stage and of the exit head after each stage; () = one core.
     stage_cores: tuple[int, ...] = ()
     head_cores: tuple[int, ...] = ()
+    # Validation accuracy that threshold tuning may give up for this candidate; None: the workload's default.
+    accuracy_drop: float | None = None
 
     def __post_init__(self) -> None:
         if len(self.exits) != len(self.stages) - 1:
@@ -114,6 +116,12 @@ class CandidateSpec:
             branches=self.branches,
         )
 
+    def with_hardware(self, overrides: dict[str, object]) -> CandidateSpec:
+        """The same network on the accelerator with these fields changed (dotted paths, as in `--hw`)."""
+        return replace(
+            self, hardware=tuple(sorted((path, json.dumps(value)) for path, value in overrides.items()))
+        )
+
     def hardware_overrides(self) -> dict[str, object]:
         return {path: json.loads(value) for path, value in self.hardware}
 
@@ -122,7 +130,10 @@ class CandidateSpec:
         return replace(self, exits=tuple(False for _ in self.exits))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["accuracy_drop"] is None:  # keeps the keys of specs without a searched drop unchanged
+            del data["accuracy_drop"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CandidateSpec:
@@ -138,6 +149,7 @@ class CandidateSpec:
             hardware=tuple((str(k), str(v)) for k, v in data.get("hardware", ())),
             stage_cores=tuple(int(c) for c in data.get("stage_cores", ())),
             head_cores=tuple(int(c) for c in data.get("head_cores", ())),
+            accuracy_drop=data.get("accuracy_drop"),
         )
 
     def to_json(self) -> str:
@@ -161,7 +173,8 @@ class CandidateSpec:
         for i in self.active_exit_stages:
             b = self.branch(i)
             parts.append(f"{i}:c{b.convs}x{b.channels}k{b.kernel}p{b.pool}" if b.convs else f"{i}:p{b.pool}")
-        return " ".join(parts) + f" @{self.policy}"
+        drop = f" drop<={100 * self.accuracy_drop:g}%" if self.accuracy_drop is not None else ""
+        return " ".join(parts) + f" @{self.policy}" + drop
 
     def describe_hardware(self) -> str:
         parts = [f"{path}={value}" for path, value in self.hardware]

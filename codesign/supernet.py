@@ -237,7 +237,14 @@ def _at(x: torch.Tensor, resolution: int) -> torch.Tensor:
 
 
 def supernet_key(space: SearchSpace, dataset: str, config: SupernetConfig) -> str:
-    payload = {"space": repr(space), "dataset": dataset, "config": asdict(config), "version": 1}
+    # Only what shapes the weights: thresholds, policies, tuning, hardware and core genes do not.
+    shape = (space.stages, space.branches, space.final_branch, space.num_classes, space.in_channels)
+    payload = {
+        "space": repr((*shape, space.resolution, space.resolutions)),
+        "dataset": dataset,
+        "config": asdict(config),
+        "version": 2,
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,14 @@ class SearchSpace:
     resolutions: tuple[int, ...] = ()  # input resolutions to search; () = the dataset's
     # Thresholds tuned per candidate on validation (AEBNAS-style) instead of searched as genes.
     tune_thresholds: bool = False
-    max_accuracy_drop: float = 0.01
+    # Validation accuracy the tuned thresholds may give up against the final exit; more than one value:
+    # a searched gene, so the search can also return early-exit networks that match static accuracy.
+    accuracy_drops: tuple[float, ...] = (0.01,)
+
+    @property
+    def max_accuracy_drop(self) -> float:
+        """The evaluator's default drop (the first choice)."""
+        return self.accuracy_drops[0]
 
     @property
     def genes(self) -> tuple[Gene, ...]:
@@ -84,6 +91,8 @@ class SearchSpace:
             for attr in ("convs", "channels", "kernel", "pool"):
                 genes.append(Gene(f"exit{i}.{attr}", getattr(self.branches, attr)))
         genes.append(Gene("policy", self.policies))
+        if self.tune_thresholds and len(self.accuracy_drops) > 1:
+            genes.append(Gene("accuracy_drop", self.accuracy_drops))
         for path, choices in self.hardware:
             genes.append(Gene(f"hw.{path}", choices))
         if self.cores > 1:
@@ -153,6 +162,8 @@ class SearchSpace:
             hardware=hardware,
             stage_cores=stage_cores,
             head_cores=head_cores,
+            # without an early exit there is nothing to tune: None keeps equal networks equal specs
+            accuracy_drop=values["accuracy_drop"] if "accuracy_drop" in values and any(exits) else None,
         )
 
     def size(self) -> int:
@@ -165,12 +176,80 @@ class SearchSpace:
         return itertools.product(*(range(len(g.choices)) for g in self.genes))
 
 
+ALGORITHMS = ("nsga2", "nsga3", "unsga3", "ctaea", "smsemoa", "spea2")
+PREDICTORS = ("rbf", "mlp", "tree", "gp")
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Hard limits a returned network must meet (checked on validation figures, like the objectives)."""
+
+    min_accuracy: float | None = None  # validation accuracy with early exits active, as a fraction
+    max_latency_ms: float | None = None  # worst-case latency over the exits taken: the real-time budget
+    max_energy_uj: float | None = None  # expected energy per inference
+    weights_on_chip: bool = False  # all weights (at their bit widths) fit the accelerator's on-chip memories
+
+    @property
+    def active(self) -> tuple[str, ...]:
+        names = [
+            n for n in ("min_accuracy", "max_latency_ms", "max_energy_uj") if getattr(self, n) is not None
+        ]
+        return (*names, "weights_on_chip") if self.weights_on_chip else tuple(names)
+
+
+@dataclass(frozen=True)
+class SurrogateSettings:
+    """Surrogate-assisted search: an archive of `initial` real evaluations, then `iterations` rounds of
+    predictors (chosen per objective by cross-validated Kendall tau) -> NSGA-II on the predictions ->
+    the `per_iteration` most promising unseen candidates evaluated for real."""
+
+    initial: int = 12
+    per_iteration: int = 6
+    iterations: int = 8
+    predictors: tuple[str, ...] = PREDICTORS
+
+    @property
+    def budget(self) -> int:
+        return self.initial + self.iterations * self.per_iteration
+
+
 @dataclass(frozen=True)
 class SearchSettings:
     population: int = 12
     generations: int = 5
     seed: int = 0
     objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
+    algorithm: str = "nsga2"
+    constraints: Constraints = field(default_factory=Constraints)
+    surrogate: SurrogateSettings | None = None  # None: the algorithm evaluates every candidate for real
+
+    @property
+    def budget(self) -> int:
+        """Candidates the search asks for (real evaluations at most; repeats come from the run store)."""
+        return self.surrogate.budget if self.surrogate else self.population * self.generations
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchSettings:
+        """Inverse of `dataclasses.asdict` (a run's stored configuration)."""
+        surrogate = data.get("surrogate")
+        return cls(
+            population=data["population"],
+            generations=data["generations"],
+            seed=data["seed"],
+            objectives=tuple(data["objectives"]),
+            algorithm=data.get("algorithm", "nsga2"),
+            constraints=Constraints(**data.get("constraints", {})),
+            surrogate=SurrogateSettings(**{**surrogate, "predictors": tuple(surrogate["predictors"])})
+            if surrogate
+            else None,
+        )
+
+
+def default_surrogate(search: SearchSettings) -> SurrogateSettings:
+    """Surrogate settings with the same budget of candidates as `population` x `generations` of the algorithm."""
+    initial = search.population
+    per_iteration = max(2, search.population // 2)
+    return SurrogateSettings(initial, per_iteration, max(1, (search.budget - initial) // per_iteration))
 
 
 @dataclass(frozen=True)
@@ -354,18 +433,25 @@ def parse_workload(data: Any, source: str) -> Workload:
     if "resolution" in space_data:
         resolutions = _int_list(source, "space.resolution", space_data["resolution"])
     tuning = space_data.get("threshold_tuning")
-    tune, max_drop = False, 0.01
+    tune, drops = False, (0.01,)
     if tuning is not None:
-        if not isinstance(tuning, dict) or not isinstance(
-            tuning.get("max_accuracy_drop", 0.01), (int, float)
+        raw = tuning.get("max_accuracy_drop", 0.01) if isinstance(tuning, dict) else None
+        raw_list = raw if isinstance(raw, list) else [raw]
+        if (
+            not isinstance(tuning, dict)
+            or set(tuning) - {"max_accuracy_drop"}
+            or not raw_list
+            or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and -0.1 <= v < 1 for v in raw_list
+            )
         ):
             raise input_error(
                 source,
                 "space.threshold_tuning",
-                "a mapping {max_accuracy_drop: <fraction, e.g. 0.01>}",
+                "a mapping {max_accuracy_drop: <fraction, e.g. 0.01, or a list of them to search>}",
                 tuning,
             )
-        tune, max_drop = True, float(tuning.get("max_accuracy_drop", 0.01))
+        tune, drops = True, tuple(float(v) for v in raw_list)
     space = SearchSpace(
         stages=tuple(stages),
         thresholds=tuple(float(t) for t in thresholds),
@@ -375,7 +461,7 @@ def parse_workload(data: Any, source: str) -> Workload:
         policies=policies,
         resolutions=resolutions,
         tune_thresholds=tune,
-        max_accuracy_drop=max_drop,
+        accuracy_drops=drops,
     )
 
     training_data = dict(_section(source, data, "training"))
@@ -426,9 +512,35 @@ def parse_workload(data: Any, source: str) -> Workload:
             source, "cost", f"opt in energy/latency/EDP and integer lpf_limit ({exc})"
         ) from None
 
-    search_data = _section(source, data, "search")
-    _known_keys(source, "search.", search_data, {"population", "generations", "seed", "objectives"})
-    search = SearchSettings()
+    search = parse_search(source, _section(source, data, "search"))
+    return Workload(
+        name=str(data.get("name", Path(source).stem)),
+        source=source,
+        dataset=dataset,
+        accelerator=accelerator,
+        space=space,
+        hardware_overrides=tuple((str(k), v) for k, v in overrides.items()),
+        allocate_cores=allocate,
+        training=training,
+        training_mode=mode,
+        supernet=supernet,
+        finetune=finetune_config,
+        cost=cost,
+        search=search,
+    )
+
+
+def parse_search(
+    source: str, search_data: dict[str, Any], base: SearchSettings | None = None
+) -> SearchSettings:
+    """The `search:` section of a workload (or command-line overrides of it, applied to `base`)."""
+    _known_keys(
+        source,
+        "search.",
+        search_data,
+        {"population", "generations", "seed", "objectives", "algorithm", "constraints", "surrogate"},
+    )
+    search = base or SearchSettings()
     for key in ("population", "generations", "seed"):
         if key in search_data:
             value = search_data[key]
@@ -450,21 +562,75 @@ def parse_workload(data: Any, source: str) -> Workload:
                 objectives,
             )
         search = replace(search, objectives=tuple(objectives))
-    return Workload(
-        name=str(data.get("name", Path(source).stem)),
-        source=source,
-        dataset=dataset,
-        accelerator=accelerator,
-        space=space,
-        hardware_overrides=tuple((str(k), v) for k, v in overrides.items()),
-        allocate_cores=allocate,
-        training=training,
-        training_mode=mode,
-        supernet=supernet,
-        finetune=finetune_config,
-        cost=cost,
-        search=search,
+    if "algorithm" in search_data:
+        if search_data["algorithm"] not in ALGORITHMS:
+            raise input_error(
+                source, "search.algorithm", f"one of {list(ALGORITHMS)}", search_data["algorithm"]
+            )
+        search = replace(search, algorithm=search_data["algorithm"])
+    if "constraints" in search_data:
+        search = replace(
+            search,
+            constraints=_constraints(
+                source,
+                {
+                    **asdict(search.constraints),
+                    **_section(
+                        source, {"search.constraints": search_data["constraints"]}, "search.constraints"
+                    ),
+                },
+            ),
+        )
+    if "surrogate" in search_data:
+        search = replace(search, surrogate=_surrogate(source, search_data["surrogate"], search))
+    return search
+
+
+def _constraints(source: str, data: dict[str, Any]) -> Constraints:
+    _known_keys(
+        source,
+        "search.constraints.",
+        data,
+        {"min_accuracy", "max_latency_ms", "max_energy_uj", "weights_on_chip"},
     )
+    values: dict[str, Any] = {}
+    for key in ("min_accuracy", "max_latency_ms", "max_energy_uj"):
+        if data.get(key) is None:
+            continue
+        value = data[key]
+        limit_ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+        if not limit_ok or (key == "min_accuracy" and value >= 1):
+            what = "a fraction in (0, 1), e.g. 0.9" if key == "min_accuracy" else "a positive number"
+            raise input_error(source, f"search.constraints.{key}", what, value)
+        values[key] = float(value)
+    if "weights_on_chip" in data:
+        if not isinstance(data["weights_on_chip"], bool):
+            raise input_error(
+                source, "search.constraints.weights_on_chip", "true or false", data["weights_on_chip"]
+            )
+        values["weights_on_chip"] = data["weights_on_chip"]
+    return Constraints(**values)
+
+
+def _surrogate(source: str, value: Any, search: SearchSettings) -> SurrogateSettings | None:
+    if value is False or value is None:
+        return None
+    if value is True:
+        return default_surrogate(search)
+    data = _section(source, {"search.surrogate": value}, "search.surrogate")
+    _known_keys(source, "search.surrogate.", data, {"initial", "per_iteration", "iterations", "predictors"})
+    settings = default_surrogate(search)
+    for key, minimum in (("initial", 4), ("per_iteration", 1), ("iterations", 1)):
+        if key in data:
+            if not isinstance(data[key], int) or isinstance(data[key], bool) or data[key] < minimum:
+                raise input_error(source, f"search.surrogate.{key}", f"an integer >= {minimum}", data[key])
+            settings = replace(settings, **{key: data[key]})
+    if "predictors" in data:
+        settings = replace(
+            settings,
+            predictors=_str_list(source, "search.surrogate.predictors", data["predictors"], PREDICTORS),
+        )
+    return settings
 
 
 def load_workload(name_or_path: str | Path) -> Workload:

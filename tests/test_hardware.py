@@ -86,6 +86,39 @@ def test_overrides_change_the_hardware_and_its_cache_identity():
     assert key_figures(bigger)["peak_macs_per_cycle"] == 4 * key_figures(base)["peak_macs_per_cycle"]
 
 
+def test_a_resized_array_is_used_by_the_mapping_not_left_idle():
+    base = load_hardware("edge_tpu_like")
+    bigger = load_hardware("edge_tpu_like", overrides={"operational_array.sizes": [16, 16, 4, 4]})
+    smaller = load_hardware("edge_tpu_like", overrides={"operational_array.sizes": [4, 4, 4, 4]})
+    assert bigger.mapping_data[0]["spatial_mapping"]["D1"] == ["K, 16"]  # was K, 8: it filled D1
+    assert smaller.mapping_data[0]["spatial_mapping"]["D2"] == ["C, 4"]
+    assert bigger.mapping_data[0]["spatial_mapping"]["D3"] == ["OX, 4"]  # unchanged dimension
+    assert len({base.digest, bigger.digest, smaller.digest}) == 3
+    costs = {
+        name: CostEngine(target, FAST).layer_costs([small_conv()])[0]
+        for name, target in (("base", base), ("bigger", bigger), ("smaller", smaller))
+    }
+    # 16 input and 32 output channels: each doubling of K and C unrolling divides the compute cycles by 4
+    assert (
+        costs["smaller"].ideal_cycles == 4 * costs["base"].ideal_cycles == 16 * costs["bigger"].ideal_cycles
+    )
+    assert costs["smaller"].latency_cycles > costs["base"].latency_cycles
+    # ...but 64 bit/cycle off-chip bandwidth bounds this layer: the bigger array is no faster (memory-bound)
+    assert costs["bigger"].latency_cycles == pytest.approx(costs["base"].latency_cycles, rel=0.01)
+    wider = load_hardware(
+        "edge_tpu_like",
+        overrides={
+            "operational_array.sizes": [16, 16, 4, 4],
+            "memories.dram.ports.0.bandwidth_min": 256,
+            "memories.dram.ports.0.bandwidth_max": 256,
+        },
+    )
+    assert (
+        CostEngine(wider, FAST).layer_costs([small_conv()])[0].latency_cycles
+        < 0.6 * costs["base"].latency_cycles
+    )
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

@@ -136,3 +136,40 @@ def test_finalize_measures_test_accuracy_before_and_after_when_the_search_skippe
     assert final.test is not None and final.test_accuracy_before_finetune is not None
     assert 0.0 < final.test.accuracy <= 1.0 and final.expected_test.energy_pj > 0
     assert len(model.eval()(digits.test.images[:2])) == len(final.exits)
+
+
+def test_searched_accuracy_drop_is_a_gene_and_sets_the_tuned_operating_point(space, supernet, digits):
+    from dataclasses import replace
+
+    from codesign.cost_engine import CostEngine
+    from codesign.evaluator import Evaluator
+    from codesign.hardware import load_hardware
+    from codesign.training import TrainingConfig
+    from codesign.zigzag_runner import CostOptions
+
+    tuned_space = parse_workload(
+        {"space": {**SPACE["space"], "threshold_tuning": {"max_accuracy_drop": [0.0, 0.05]}}}, "t.yaml"
+    ).space
+    genes = [g.name for g in tuned_space.genes]
+    assert "accuracy_drop" in genes and not any(name.endswith(".threshold") for name in genes)
+    drop_index = genes.index("accuracy_drop")
+    loose = tuned_space.decode([1 if i != drop_index else 1 for i in range(len(genes))])
+    strict = tuned_space.decode([1 if i != drop_index else 0 for i in range(len(genes))])
+    assert (strict.accuracy_drop, loose.accuracy_drop) == (0.0, 0.05) and strict.key() != loose.key()
+    no_exits = tuned_space.decode([0] * len(genes))
+    assert no_exits.accuracy_drop is None and "accuracy_drop" not in no_exits.to_dict()
+    assert replace(strict, accuracy_drop=None).key() == replace(loose, accuracy_drop=None).key()
+
+    evaluator = Evaluator(
+        digits,
+        TrainingConfig(),
+        CostEngine(load_hardware("edge_tpu_like"), CostOptions(lpf_limit=2)),
+        supernet_state=supernet.state_dict(),
+        finetune_config=FinetuneConfig(head_steps=5),
+        threshold_tuning=0.01,
+    )
+    at_strict, at_loose = evaluator.evaluate(strict), evaluator.evaluate(loose)
+    assert at_strict.val.accuracy >= at_strict.static_val_accuracy - 1e-12
+    assert at_loose.val.accuracy >= at_loose.static_val_accuracy - 0.05 - 1e-12
+    assert at_loose.expected_val.energy_pj <= at_strict.expected_val.energy_pj
+    assert "drop<=5%" in at_loose.spec.describe_exits()

@@ -1,0 +1,141 @@
+"""Predictors of objective values from genes, chosen by cross-validated Kendall tau (as in EDANAS/NACHOS).
+
+Features are gene indices scaled to [0, 1]. Each target (an objective or a constraint) gets its own
+predictor: every kind in `kinds` is cross-validated on the archive and the one whose out-of-fold
+predictions rank the candidates best (Kendall tau) is refitted on the whole archive. The search only
+needs the ranking to be right, which is why rank correlation, not squared error, picks the model.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import kendalltau
+
+PREDICTOR_NAMES = {
+    "rbf": "radial basis functions",
+    "mlp": "multi-layer perceptron",
+    "tree": "regression tree",
+    "gp": "Gaussian process",
+}
+
+
+class _Standardised:
+    """Wraps a regressor so that it sees a zero-mean, unit-variance target."""
+
+    def __init__(self, model) -> None:  # noqa: ANN001 (any scikit-learn style regressor)
+        self.model = model
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _Standardised:
+        self.mean, self.std = float(y.mean()), float(y.std()) or 1.0
+        self.model.fit(X, (y - self.mean) / self.std)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict(X)).ravel() * self.std + self.mean
+
+
+class _RBF:
+    """scipy's RBF interpolator, smoothed so that noisy or repeated points do not make it singular."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _RBF:
+        from scipy.interpolate import RBFInterpolator
+
+        X, y = _merge_repeats(X, y)
+        degree = 1 if len(X) > X.shape[1] + 1 else 0
+        self.model = RBFInterpolator(X, y, kernel="thin_plate_spline", smoothing=1e-3, degree=degree)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.model(X)
+
+
+def _merge_repeats(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    unique, inverse = np.unique(X, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    return unique, np.bincount(inverse, weights=y) / np.bincount(inverse)
+
+
+def make_predictor(kind: str, seed: int):  # noqa: ANN201 (fit/predict duck type)
+    if kind == "rbf":
+        return _RBF()
+    if kind == "mlp":
+        from sklearn.neural_network import MLPRegressor
+
+        return _Standardised(
+            MLPRegressor(hidden_layer_sizes=(32, 32), alpha=1e-3, max_iter=3000, random_state=seed)
+        )
+    if kind == "tree":
+        from sklearn.tree import DecisionTreeRegressor
+
+        return DecisionTreeRegressor(min_samples_leaf=2, random_state=seed)
+    if kind == "gp":
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+        kernel = ConstantKernel(1.0) * Matern(length_scale=1.0, nu=2.5) + WhiteKernel(1e-2)
+        return GaussianProcessRegressor(kernel=kernel, normalize_y=True, random_state=seed)
+    raise ValueError(f"unknown predictor {kind!r}: expected one of {list(PREDICTOR_NAMES)}")
+
+
+def _tau(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0
+    value = kendalltau(a, b).statistic
+    return 0.0 if np.isnan(value) else float(value)
+
+
+def cross_validated_tau(kind: str, X: np.ndarray, y: np.ndarray, folds: int, seed: int) -> float:
+    """Kendall tau between out-of-fold predictions and the truth, pooled over `folds` folds."""
+    from sklearn.model_selection import KFold
+
+    predicted = np.empty_like(y)
+    for train, held_out in KFold(min(folds, len(y)), shuffle=True, random_state=seed).split(X):
+        predicted[held_out] = make_predictor(kind, seed).fit(X[train], y[train]).predict(X[held_out])
+    return _tau(predicted, y)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The predictor chosen for one target and what every candidate kind scored."""
+
+    target: str
+    kind: str
+    taus: dict[str, float]  # cross-validated Kendall tau per predictor kind
+
+    @property
+    def tau(self) -> float:
+        return self.taus[self.kind]
+
+
+class ObjectivePredictors:
+    """One selected, refitted predictor per target column."""
+
+    def __init__(
+        self, targets: tuple[str, ...], kinds: tuple[str, ...], folds: int = 5, seed: int = 0
+    ) -> None:
+        self.targets, self.kinds, self.folds, self.seed = targets, kinds, folds, seed
+        self.models: list = []
+        self.selections: list[Selection] = []
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> ObjectivePredictors:
+        self.models, self.selections = [], []
+        with warnings.catch_warnings():  # convergence chatter from MLP/GP fits on tiny archives
+            warnings.simplefilter("ignore")
+            for column, target in enumerate(self.targets):
+                y = Y[:, column]
+                taus = {kind: cross_validated_tau(kind, X, y, self.folds, self.seed) for kind in self.kinds}
+                best = max(self.kinds, key=lambda k: (taus[k], -self.kinds.index(k)))
+                self.selections.append(Selection(target, best, taus))
+                self.models.append(make_predictor(best, self.seed).fit(X, y))
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.column_stack([model.predict(X) for model in self.models])
+
+
+def rank_agreement(predicted: np.ndarray, actual: np.ndarray) -> float:
+    """Kendall tau of predictions against real values on points the predictor had not seen."""
+    return _tau(np.asarray(predicted, dtype=float), np.asarray(actual, dtype=float))

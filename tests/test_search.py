@@ -1,0 +1,192 @@
+"""Search strategies: algorithms by name, constraints, surrogate-assisted search (issue 5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pymoo.core.problem import Problem
+from pymoo.optimize import minimize
+
+from codesign.algorithms import ResetMutation, make_algorithm
+from codesign.cli import main
+from codesign.errors import CodesignError
+from codesign.hardware import load_hardware, on_chip_weight_bytes
+from codesign.store import RunStore
+from codesign.surrogate import ObjectivePredictors, cross_validated_tau
+from codesign.workload import ALGORITHMS, Constraints, SearchSettings, parse_search, parse_workload
+
+SPACE = {"stages": [{"depth": 1, "width": [8, 16], "stride": 1}, {"depth": 1, "width": 16, "stride": 2}]}
+
+
+def test_search_section_parses_algorithm_constraints_and_surrogate():
+    workload = parse_workload(
+        {
+            "space": SPACE,
+            "search": {
+                "population": 10,
+                "generations": 4,
+                "algorithm": "ctaea",
+                "constraints": {"min_accuracy": 0.9, "max_latency_ms": 2, "weights_on_chip": True},
+                "surrogate": {
+                    "initial": 8,
+                    "per_iteration": 3,
+                    "iterations": 5,
+                    "predictors": ["gp", "tree"],
+                },
+            },
+        },
+        "w.yaml",
+    )
+    search = workload.search
+    assert search.algorithm == "ctaea"
+    assert search.constraints.active == ("min_accuracy", "max_latency_ms", "weights_on_chip")
+    assert search.surrogate.predictors == ("gp", "tree") and search.budget == 8 + 5 * 3
+    # `surrogate: true` keeps the algorithm's budget of candidates
+    plain = parse_workload(
+        {"space": SPACE, "search": {"population": 10, "generations": 4, "surrogate": True}}, "w"
+    )
+    assert plain.search.surrogate.budget == 40 == SearchSettings(population=10, generations=4).budget
+    # command-line overrides go through the same validation and merge with the file's constraints
+    merged = parse_search("command line", {"constraints": {"max_energy_uj": 1.5}}, search)
+    assert merged.constraints.min_accuracy == 0.9 and merged.constraints.max_energy_uj == 1.5
+    assert SearchSettings.from_dict(__import__("dataclasses").asdict(merged)) == merged
+
+
+@pytest.mark.parametrize(
+    ("search", "field"),
+    [
+        ({"algorithm": "cmaes"}, "search.algorithm"),
+        ({"constraints": {"min_accuracy": 90}}, "search.constraints.min_accuracy"),
+        ({"constraints": {"weights_on_chip": "yes"}}, "search.constraints.weights_on_chip"),
+        ({"constraints": {"max_ram": 3}}, "search.constraints.max_ram"),
+        ({"surrogate": {"predictors": ["svm"]}}, "search.surrogate.predictors"),
+        ({"surrogate": {"initial": 2}}, "search.surrogate.initial"),
+        ({"surrogate": [1]}, "search.surrogate"),
+    ],
+)
+def test_bad_search_settings_name_file_and_field(search, field):
+    with pytest.raises(CodesignError) as error:
+        parse_workload({"space": SPACE, "search": search}, "w.yaml")
+    message = str(error.value)
+    assert message.startswith(f"w.yaml: {field}") and "expected" in message and "\n" not in message
+
+
+class _Toy(Problem):
+    """Two conflicting objectives over 5 integer genes in 0..3; the front is known: sum(x) trades off."""
+
+    def __init__(self):
+        super().__init__(n_var=5, n_obj=2, xl=np.zeros(5), xu=np.full(5, 3), vtype=int)
+
+    def _evaluate(self, X, out, *args, **kwargs):
+        X = np.round(X)
+        out["F"] = np.column_stack([X.sum(axis=1), (3 - X).sum(axis=1) + 0.1 * X[:, 0]])
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_every_algorithm_runs_on_integers_and_improves(name):
+    result = minimize(_Toy(), make_algorithm(name, 20, 2, seed=0), ("n_gen", 15), seed=0)
+    X = result.pop.get("X")
+    assert np.allclose(X, np.round(X)) and X.min() >= 0 and X.max() <= 3
+    # the true front: for each gene sum s, x0 as small as possible -> (s, 15 - s + 0.1 max(0, s - 12))
+    true_front = {(s, round(15 - s + 0.1 * max(0, s - 12), 6)) for s in range(16)}
+    found = {(round(a, 6), round(b, 6)) for a, b in result.F}
+    assert len(found & true_front) >= 12, sorted(found)
+
+
+def test_reset_mutation_changes_genes_to_other_valid_choices():
+    problem = _Toy()
+    X = np.ones((200, 5))
+    mutated = ResetMutation(rate=2.0)._do(problem, X, random_state=np.random.default_rng(0))
+    changed = mutated != X
+    assert changed.any() and set(np.unique(mutated[changed])) <= {0.0, 2.0, 3.0}
+    assert abs(changed.mean() - 2 / 5) < 0.05
+
+
+def test_predictor_selection_ranks_a_smooth_function_and_reports_every_kind():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 4, size=(40, 4)) / 3
+    y_smooth = X @ np.array([3.0, -1.0, 0.5, 2.0])
+    y_step = (X[:, 0] > 0.5).astype(float) + 0.01 * X[:, 1]
+    predictors = ObjectivePredictors(("smooth", "step"), ("rbf", "mlp", "tree", "gp"), seed=0).fit(
+        X, np.column_stack([y_smooth, y_step])
+    )
+    smooth, step = predictors.selections
+    assert set(smooth.taus) == {"rbf", "mlp", "tree", "gp"}
+    assert smooth.tau == max(smooth.taus.values()) > 0.9
+    assert step.tau > 0.5
+    X_new = rng.integers(0, 4, size=(30, 4)) / 3
+    predicted = predictors.predict(X_new)
+    assert predicted.shape == (30, 2)
+    assert np.corrcoef(predicted[:, 0], X_new @ np.array([3.0, -1.0, 0.5, 2.0]))[0, 1] > 0.95
+    # a target that is pure noise is not ranked well by anything
+    assert cross_validated_tau("tree", X, rng.normal(size=40), folds=5, seed=0) < 0.4
+
+
+def test_weight_capacity_counts_every_core():
+    single, quad = load_hardware("edge_tpu_like"), load_hardware("edge_tpu_x4")
+    assert on_chip_weight_bytes(single) == pytest.approx(32 * 1024, rel=1e-3)
+    assert on_chip_weight_bytes(quad) == pytest.approx(4 * on_chip_weight_bytes(single))
+
+
+SURROGATE_WORKLOAD = """
+name: tiny-surrogate
+dataset: digits
+accelerator: edge_tpu_like
+space:
+  stages:
+    - {depth: 1, width: [8, 16], kernel: 3, stride: 1, weight_bits: [4, 8], act_bits: 8}
+    - {depth: 1, width: [16, 32], kernel: 3, stride: 2, weight_bits: 8, act_bits: 8}
+    - {depth: 1, width: 32, kernel: 3, stride: 2, weight_bits: [4, 8], act_bits: 8}
+  thresholds: [0.05, 0.2, 0.5]
+training:
+  supernet: {epochs: 3}
+  finetune: {final_epochs: 0}
+cost: {opt: EDP, lpf_limit: 3}
+search:
+  seed: 2
+  algorithm: spea2
+  constraints: {min_accuracy: 0.8, weights_on_chip: true}
+  surrogate: {initial: 6, per_iteration: 3, iterations: 2, predictors: [rbf, tree, gp]}
+"""
+
+
+def test_surrogate_explore_with_constraints_stores_predictor_quality_and_resumes(tmp: Path, capsys):
+    workload = tmp / "w.yaml"
+    workload.write_text(SURROGATE_WORKLOAD)
+    run_dir = tmp / "run"
+    args = ["explore", "-w", str(workload), "--run-dir", str(run_dir), "--cost-cache", str(tmp / "c.sqlite")]
+    assert main([*args, "-q", "-j", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "surrogate round 2" in out
+    store = RunStore(run_dir / "run.db")
+    assert len(store) == 6 + 2 * 3  # every candidate asked for is a distinct network, evaluated once
+    rounds = pd.read_csv(run_dir / "surrogate.csv")
+    assert sorted(rounds["round"].unique()) == [1, 2]
+    assert set(rounds["target"]) == {"accuracy", "energy", "latency", "min_accuracy", "weights_on_chip"}
+    assert set(rounds["predictor"]) <= {"rbf", "tree", "gp"} and rounds["cv_kendall_tau"].between(-1, 1).all()
+    candidates = pd.read_csv(run_dir / "candidates.csv")
+    pareto = pd.read_csv(run_dir / "pareto.csv")
+    assert len(pareto) >= 1 and candidates["feasible"].any()
+    assert np.allclose(candidates["min_accuracy"], 0.8 - candidates["accuracy_val"])
+    feasible_keys = set(candidates.loc[candidates["feasible"], "key"])
+    assert set(pareto["key"]) <= feasible_keys and (pareto["weight_bytes"] <= 32 * 1024).all()
+    volumes = pd.read_csv(run_dir / "hypervolume.csv")
+    assert len(volumes) == 3 and volumes["hypervolume"].is_monotonic_increasing  # archive + 2 rounds
+
+    # Again: the rounds are retraced from the store without a single new evaluation, same front.
+    assert main([*args, "-q", "-j", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "evaluations: 0 new" in out
+    assert pd.read_csv(run_dir / "pareto.csv")["key"].tolist() == pareto["key"].tolist()
+    assert len(pd.read_csv(run_dir / "surrogate.csv")) == len(rounds)
+
+    # A constraint nothing meets: a clear line, empty Pareto table, every candidate still listed.
+    assert main([*args, "-q", "-j", "1", "--max-energy-uj", "1e-9"]) == 0
+    out = capsys.readouterr().out
+    assert "no evaluated candidate meets the constraints" in out and "expected energy <= 1e-09 uJ" in out
+    assert len(pd.read_csv(run_dir / "candidates.csv")) >= len(candidates)
+    assert not (pd.read_csv(run_dir / "candidates.csv")["feasible"]).any()
+    assert Constraints(max_energy_uj=1e-9).active == ("max_energy_uj",)
