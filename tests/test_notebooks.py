@@ -41,13 +41,22 @@ def test_notebook_runs_clean_with_figures_and_computed_conclusions(
     path: Path, tmp_path: Path, cold_cache: Path
 ):
     notebook = nbformat.read(path, as_version=4)
-    os.environ["CODESIGN_CACHE_DIR"] = str(cold_cache)  # inherited by the kernel process
+    # Inherited by the kernel process: an empty cache, and one OpenMP thread, since PyTorch's threads next to
+    # any other busy process (a benchmark, another test run) slow small networks down by an order of magnitude.
+    patch = {"CODESIGN_CACHE_DIR": str(cold_cache), "OMP_NUM_THREADS": "1"}
+    saved = {k: os.environ.get(k) for k in patch}
+    os.environ.update(patch)
     try:
-        NotebookClient(
+        client = NotebookClient(
             notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-        ).execute()
+        )
+        client.execute()
     finally:
-        del os.environ["CODESIGN_CACHE_DIR"]
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs), "no inline figure"
