@@ -173,6 +173,11 @@ def test_surrogate_explore_with_constraints_stores_predictor_quality_and_resumes
     assert np.allclose(candidates["min_accuracy"], 0.8 - candidates["accuracy_val"])
     feasible_keys = set(candidates.loc[candidates["feasible"], "key"])
     assert set(pareto["key"]) <= feasible_keys and (pareto["weight_bytes"] <= 32 * 1024).all()
+    import codesign
+
+    frame = codesign.load_run(run_dir)  # the public API's view of the same run
+    assert len(frame) == len(candidates) and frame["pareto"].sum() == len(pareto)
+    assert set(frame.loc[frame["pareto"], "key"]) == set(pareto["key"])
     volumes = pd.read_csv(run_dir / "hypervolume.csv")
     assert len(volumes) == 3 and volumes["hypervolume"].is_monotonic_increasing  # archive + 2 rounds
 
