@@ -19,7 +19,7 @@ import torch
 from codesign.backends import EvaluatorRecipe, build_evaluator
 from codesign.data import load_dataset
 from codesign.evaluator import with_test
-from codesign.explore import default_cache_path, prepare_space
+from codesign.exploration import default_cache_path, prepare_space
 from codesign.hardware import load_hardware
 from codesign.store import RunStore
 from codesign.supernet import supernet_checkpoint

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from codesign.explore import explore, finetune_rank_correlation
+from codesign.exploration import explore, finetune_rank_correlation
 from codesign.workload import load_workload
 
 

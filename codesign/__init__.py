@@ -54,8 +54,8 @@ _PUBLIC = {
     "LayerCostCache": "codesign.cost_cache",
     "default_cache_path": "codesign.cost_cache",
     "Evaluator": "codesign.evaluator",
-    "explore": "codesign.explore",
-    "load_run": "codesign.explore",
+    "explore": "codesign.exploration",
+    "load_run": "codesign.exploration",
     "pareto_front": "codesign.search",
     "RunStore": "codesign.store",
 }

@@ -13,7 +13,7 @@ from codesign.errors import CodesignError
 
 
 def _explore(args: argparse.Namespace) -> int:
-    from codesign.explore import explore
+    from codesign.exploration import explore
     from codesign.hardware import parse_override
     from codesign.workload import load_workload, parse_search
 
@@ -82,7 +82,7 @@ def _search_overrides(args: argparse.Namespace) -> dict:
 def _cost(args: argparse.Namespace) -> int:
     from codesign.costing import cost_onnx, format_cost_report, parse_fractions, write_cost_report
     from codesign.exit_costs import Allocation
-    from codesign.explore import default_cache_path
+    from codesign.exploration import default_cache_path
     from codesign.hardware import parse_override
     from codesign.network_cost import CostModelSettings
     from codesign.zigzag_runner import CostOptions
@@ -122,7 +122,7 @@ def _cost(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from codesign.errors import CodesignError
-    from codesign.explore import write_outputs
+    from codesign.exploration import write_outputs
     from codesign.store import RunStore
 
     run_dir = Path(args.run)

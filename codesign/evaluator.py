@@ -307,9 +307,16 @@ class Evaluator:
             accelerator=target.name,
             clock_hz=target.clock_hz,
             weight_bytes=sum(i.weight_elements * i.weight_bits for i in items) / 8,
-            weight_capacity_bytes=on_chip_weight_bytes(target),
+            weight_capacity_bytes=on_chip_weight_bytes(target, len(_cores_used(spec))),
             timings={"train_s": trained_at - start, "cost_s": time.perf_counter() - trained_at},
         )
+
+
+def _cores_used(spec: CandidateSpec) -> set[int]:
+    """Cores holding part of the network: one without an allocation."""
+    if not spec.stage_cores:
+        return {0}
+    return set(spec.stage_cores) | {spec.head_cores[i] for i in spec.active_exit_stages}
 
 
 def finalize(evaluator: Evaluator, result: CandidateResult) -> tuple[CandidateResult, torch.nn.Module]:

@@ -278,15 +278,25 @@ def scale_spatial_mapping(
             spatial = dict(spatial)
             for dim, (old, new) in resized.items():
                 factors = spatial.get(dim)
-                if not isinstance(factors, list) or len(factors) != 1 or not isinstance(factors[0], str):
+                if (
+                    not isinstance(factors, list)
+                    or not factors
+                    or not all(isinstance(f, str) for f in factors)
+                ):
                     continue
-                name, _, value = factors[0].partition(",")
                 try:
-                    unroll = int(value)
+                    parsed = [(f.partition(",")[0].strip(), int(f.partition(",")[2])) for f in factors]
                 except ValueError:
                     continue
-                unroll = new if unroll == old else min(unroll, new)
-                spatial[dim] = [f"{name.strip()}, {unroll}"]
+                product = math.prod(u for _, u in parsed)
+                name, last = parsed[-1]
+                if product == old and (last * new) % old == 0:
+                    last = (
+                        last * new // old
+                    )  # it filled the dimension: the innermost factor follows the resize
+                elif product > new:
+                    last = max(1, last * new // product)  # cap an unrolling larger than the shrunk dimension
+                spatial[dim] = [f"{n}, {u}" for n, u in parsed[:-1]] + [f"{name}, {last}"]
             entry["spatial_mapping"] = spatial
         scaled.append(entry)
     return scaled
@@ -450,9 +460,11 @@ def weight_operand(target: HardwareTarget) -> str:
     return "I2"
 
 
-def on_chip_weight_bytes(target: HardwareTarget) -> float:
-    """On-chip memory that can hold weights, all cores together (memories shared with activations count fully)."""
-    return target.cores * sum(m.size_bits for m in on_chip_levels(target, weight_operand(target))) / 8
+def on_chip_weight_bytes(target: HardwareTarget, cores: int | None = None) -> float:
+    """On-chip memory that can hold weights on `cores` cores (default: all of them); memories shared with
+    activations count fully."""
+    per_core = sum(m.size_bits for m in on_chip_levels(target, weight_operand(target))) / 8
+    return (target.cores if cores is None else cores) * per_core
 
 
 def activation_buffer(target: HardwareTarget) -> MemoryLevel:

@@ -44,18 +44,19 @@ def objective_values(result: CandidateResult, objectives: tuple[str, ...]) -> li
 
 
 def constraint_values(result: CandidateResult, constraints: Constraints) -> list[float]:
-    """One value per active constraint, <= 0 when met (pymoo's convention), in the constraint's own unit."""
+    """One value per active constraint, <= 0 when met (pymoo's convention), relative to its limit (0.1: 10% over),
+    so that violations in different units weigh alike when pymoo sums them."""
     expected = result.expected_val
     values = {
-        "min_accuracy": lambda: constraints.min_accuracy - result.val.accuracy,
+        "min_accuracy": lambda: (constraints.min_accuracy - result.val.accuracy) / constraints.min_accuracy,
         "max_latency_ms": lambda: (
-            1e3 * result.seconds(expected.worst_latency_cycles) - constraints.max_latency_ms
+            1e3 * result.seconds(expected.worst_latency_cycles) / constraints.max_latency_ms - 1.0
         ),
-        "max_energy_uj": lambda: expected.energy_pj * 1e-6 - constraints.max_energy_uj,
-        "weights_on_chip": lambda: (
+        "max_energy_uj": lambda: expected.energy_pj * 1e-6 / constraints.max_energy_uj - 1.0,
+        "weights_on_chip": lambda: (  # unknown capacity (results stored by an older version): not held against it
             0.0
-            if result.weight_capacity_bytes is None
-            else result.weight_bytes - result.weight_capacity_bytes
+            if not result.weight_capacity_bytes
+            else result.weight_bytes / result.weight_capacity_bytes - 1.0
         ),
     }
     return [values[name]() for name in constraints.active]

@@ -223,8 +223,19 @@ def _extreme(space: SearchSpace, largest: bool) -> CandidateSpec:
     return space.decode(indices).architecture()
 
 
+def _shapes_weights(gene_name: str) -> bool:
+    """Genes that change the network's weights (not thresholds, policy, tuning, hardware or cores)."""
+    return not (
+        gene_name.endswith(".threshold")
+        or gene_name in ("policy", "accuracy_drop")
+        or gene_name.startswith(("hw.", "core."))
+    )
+
+
 def _random(space: SearchSpace, rng: random.Random) -> CandidateSpec:
-    indices = [rng.randrange(len(g.choices)) for g in space.genes]
+    """A random sub-network; only weight-shaping genes are drawn, so spaces with the same supernet key
+    train on the same sequence of sub-networks."""
+    indices = [rng.randrange(len(g.choices)) if _shapes_weights(g.name) else 0 for g in space.genes]
     return space.decode(indices).architecture()
 
 
@@ -243,7 +254,7 @@ def supernet_key(space: SearchSpace, dataset: str, config: SupernetConfig) -> st
         "space": repr((*shape, space.resolution, space.resolutions)),
         "dataset": dataset,
         "config": asdict(config),
-        "version": 2,
+        "version": 3,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -44,7 +44,9 @@ class _RBF:
         from scipy.interpolate import RBFInterpolator
 
         X, y = _merge_repeats(X, y)
-        degree = 1 if len(X) > X.shape[1] + 1 else 0
+        # a linear tail needs affinely independent points (binary genes equal across a fold are not)
+        affine = np.column_stack([np.ones(len(X)), X])
+        degree = 1 if np.linalg.matrix_rank(affine) == affine.shape[1] else 0
         self.model = RBFInterpolator(X, y, kernel="thin_plate_spline", smoothing=1e-3, degree=degree)
         return self
 
@@ -121,19 +123,41 @@ class ObjectivePredictors:
         self.selections: list[Selection] = []
 
     def fit(self, X: np.ndarray, Y: np.ndarray) -> ObjectivePredictors:
+        from threadpoolctl import threadpool_limits
+
         self.models, self.selections = [], []
-        with warnings.catch_warnings():  # convergence chatter from MLP/GP fits on tiny archives
+        # One BLAS thread: fits are then bit-identical whatever the machine's thread settings, which keeps a
+        # resumed surrogate search on the same path as the run it continues.
+        with warnings.catch_warnings(), threadpool_limits(1):  # and no convergence chatter from tiny archives
             warnings.simplefilter("ignore")
             for column, target in enumerate(self.targets):
                 y = Y[:, column]
-                taus = {kind: cross_validated_tau(kind, X, y, self.folds, self.seed) for kind in self.kinds}
-                best = max(self.kinds, key=lambda k: (taus[k], -self.kinds.index(k)))
-                self.selections.append(Selection(target, best, taus))
-                self.models.append(make_predictor(best, self.seed).fit(X, y))
+                taus = {kind: self._tau_or_worst(kind, X, y) for kind in self.kinds}
+                ranked = sorted(self.kinds, key=lambda k: (-taus[k], self.kinds.index(k)))
+                for kind in ranked:  # the best kind that fits the whole archive
+                    try:
+                        model = make_predictor(kind, self.seed).fit(X, y)
+                    except (np.linalg.LinAlgError, ValueError):
+                        continue
+                    self.selections.append(Selection(target, kind, taus))
+                    self.models.append(model)
+                    break
+                else:
+                    raise RuntimeError(f"no surrogate predictor could be fitted for {target!r}")
         return self
 
+    def _tau_or_worst(self, kind: str, X: np.ndarray, y: np.ndarray) -> float:
+        """Cross-validated tau; a kind that cannot be fitted on some fold scores -1 instead of stopping the search."""
+        try:
+            return cross_validated_tau(kind, X, y, self.folds, self.seed)
+        except (np.linalg.LinAlgError, ValueError):
+            return -1.0
+
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.column_stack([model.predict(X) for model in self.models])
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            return np.column_stack([model.predict(X) for model in self.models])
 
 
 def rank_agreement(predicted: np.ndarray, actual: np.ndarray) -> float:

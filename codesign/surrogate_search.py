@@ -121,7 +121,8 @@ def run_surrogate_search(
             settings.algorithm, INNER_POPULATION, len(objectives), settings.seed + iteration
         )
         found = minimize(inner, algorithm, ("n_gen", INNER_GENERATIONS), seed=settings.seed + iteration)
-        batch = unseen(_most_promising(found.pop), surrogate.per_iteration)
+        cost_column = next(i for i, name in enumerate(objectives) if name != "accuracy")
+        batch = unseen(_most_promising(found.pop, cost_column), surrogate.per_iteration)
         batch += random_unseen(surrogate.per_iteration - len(batch))  # the predictions ran dry: explore
         if not batch:
             break  # the whole space has been evaluated
@@ -146,7 +147,7 @@ def run_surrogate_search(
     return reports
 
 
-def _most_promising(population) -> np.ndarray:  # noqa: ANN001 (a pymoo Population)
+def _most_promising(population, cost_column: int) -> np.ndarray:  # noqa: ANN001 (a pymoo Population)
     """The inner search's final population, best non-domination rank first; within a rank, spread along
     the first cost objective so the real evaluations cover the predicted front rather than one end of it."""
     X, F = population.get("X"), population.get("F")
@@ -157,7 +158,7 @@ def _most_promising(population) -> np.ndarray:  # noqa: ANN001 (a pymoo Populati
             continue
         for front in NonDominatedSorting().do(F[group]):
             members = group[front]
-            members = members[np.argsort(F[members, -1] if F.shape[1] > 1 else F[members, 0])]
+            members = members[np.argsort(F[members, cost_column])]
             order.extend(_spread(list(members)))
     return X[order]
 

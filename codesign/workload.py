@@ -247,9 +247,10 @@ class SearchSettings:
 
 def default_surrogate(search: SearchSettings) -> SurrogateSettings:
     """Surrogate settings with the same budget of candidates as `population` x `generations` of the algorithm."""
-    initial = search.population
+    initial = max(4, search.population)
     per_iteration = max(2, search.population // 2)
-    return SurrogateSettings(initial, per_iteration, max(1, (search.budget - initial) // per_iteration))
+    budget = search.population * search.generations
+    return SurrogateSettings(initial, per_iteration, max(1, (budget - initial) // per_iteration))
 
 
 @dataclass(frozen=True)
@@ -583,6 +584,13 @@ def parse_search(
         )
     if "surrogate" in search_data:
         search = replace(search, surrogate=_surrogate(source, search_data["surrogate"], search))
+    elif search.surrogate is not None and ({"population", "generations"} & set(search_data)):
+        # a new population or generation count on the command line moves the surrogate's budget with it
+        s = search.surrogate
+        budget = search.population * search.generations
+        search = replace(
+            search, surrogate=replace(s, iterations=max(1, (budget - s.initial) // s.per_iteration))
+        )
     return search
 
 

@@ -29,6 +29,9 @@ def test_there_are_at_least_three_notebooks_each_opening_with_its_question():
 def test_notebooks_use_only_the_public_api():
     import codesign
 
+    assert codesign.load_run is not None  # importing the module behind it must not shadow `explore`
+    assert callable(codesign.explore)
+
     for path in NOTEBOOKS:
         code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
         assert not re.search(r"from codesign\.\w+ import|import codesign\.", code), path.name

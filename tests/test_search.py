@@ -170,7 +170,10 @@ def test_surrogate_explore_with_constraints_stores_predictor_quality_and_resumes
     candidates = pd.read_csv(run_dir / "candidates.csv")
     pareto = pd.read_csv(run_dir / "pareto.csv")
     assert len(pareto) >= 1 and candidates["feasible"].any()
-    assert np.allclose(candidates["min_accuracy"], 0.8 - candidates["accuracy_val"])
+    assert np.allclose(candidates["min_accuracy_violation"], (0.8 - candidates["accuracy_val"]) / 0.8)
+    assert np.allclose(
+        candidates["weights_on_chip_violation"], candidates["weight_bytes"] / (32 * 1024) - 1, rtol=1e-3
+    )
     feasible_keys = set(candidates.loc[candidates["feasible"], "key"])
     assert set(pareto["key"]) <= feasible_keys and (pareto["weight_bytes"] <= 32 * 1024).all()
     import codesign
@@ -195,3 +198,43 @@ def test_surrogate_explore_with_constraints_stores_predictor_quality_and_resumes
     assert len(pd.read_csv(run_dir / "candidates.csv")) >= len(candidates)
     assert not (pd.read_csv(run_dir / "candidates.csv")["feasible"]).any()
     assert Constraints(max_energy_uj=1e-9).active == ("max_energy_uj",)
+
+
+def test_predictor_selection_survives_a_kind_that_cannot_fit():
+    # two identical binary genes: affinely dependent features, on which an RBF with a linear tail is singular
+    rng = np.random.default_rng(1)
+    column = rng.integers(0, 2, size=12).astype(float)
+    X = np.column_stack([column, column, rng.integers(0, 2, size=12), rng.integers(0, 3, size=12) / 2])
+    y = X @ np.array([1.0, 1.0, 2.0, -1.0]) + 0.01 * rng.normal(size=12)
+    predictors = ObjectivePredictors(("y",), ("rbf", "tree"), seed=0).fit(X, y[:, None])
+    taus = predictors.selections[0].taus
+    assert taus["rbf"] > -1.0 and taus["tree"] > -1.0  # every fold fitted (-1 marks a kind that failed)
+    assert predictors.predict(X).shape == (12, 1)
+
+
+def test_surrogate_budget_follows_population_and_generations_on_the_command_line():
+    base = parse_workload(
+        {"space": SPACE, "search": {"population": 2, "generations": 5, "surrogate": True}}, "w"
+    )
+    assert base.search.surrogate.initial == 4  # never fewer than 4 initial evaluations
+    longer = parse_search("command line", {"generations": 20}, base.search)
+    assert longer.surrogate.budget >= 2 * 20 - longer.surrogate.per_iteration
+    assert longer.surrogate.budget > base.search.surrogate.budget
+
+
+def test_spatial_mapping_with_several_factors_follows_the_array():
+    from codesign.hardware import scale_spatial_mapping
+
+    mapping = [
+        {"name": "Conv", "spatial_mapping": {"D1": ["K, 14"], "D2": ["FY, 3", "C, 4"], "D3": ["OX, 2"]}}
+    ]
+    grown = scale_spatial_mapping(mapping, ["D1", "D2", "D3"], [14, 12, 2], [14, 24, 2])
+    assert grown[0]["spatial_mapping"]["D2"] == ["FY, 3", "C, 8"] and grown[0]["spatial_mapping"]["D1"] == [
+        "K, 14"
+    ]
+    shrunk = scale_spatial_mapping(mapping, ["D1", "D2", "D3"], [14, 12, 2], [7, 6, 2])
+    assert shrunk[0]["spatial_mapping"]["D1"] == ["K, 7"] and shrunk[0]["spatial_mapping"]["D2"] == [
+        "FY, 3",
+        "C, 2",
+    ]
+    assert mapping[0]["spatial_mapping"]["D2"] == ["FY, 3", "C, 4"]  # the input is not modified

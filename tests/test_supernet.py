@@ -173,3 +173,20 @@ def test_searched_accuracy_drop_is_a_gene_and_sets_the_tuned_operating_point(spa
     assert at_loose.val.accuracy >= at_loose.static_val_accuracy - 0.05 - 1e-12
     assert at_loose.expected_val.energy_pj <= at_strict.expected_val.energy_pj
     assert "drop<=5%" in at_loose.spec.describe_exits()
+
+
+def test_random_subnets_depend_only_on_weight_shaping_genes(space):
+    other = parse_workload(
+        {
+            "space": {
+                **SPACE["space"],
+                "policies": ["entropy"],
+                "threshold_tuning": {"max_accuracy_drop": [0, 0.01]},
+            }
+        },
+        "t.yaml",
+    ).space
+    first = [_random(space, random.Random(3)).key() for _ in range(1)]
+    assert [_random(other, random.Random(3)).key() for _ in range(1)] == first
+    a, b = random.Random(5), random.Random(5)
+    assert [_random(space, a).key() for _ in range(20)] == [_random(other, b).key() for _ in range(20)]

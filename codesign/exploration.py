@@ -341,6 +341,12 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
             }
         )
     write_table(run_dir / "pareto.csv", rows)
+    broken = [r for r in front if not feasible(r, constraints)]
+    if broken:
+        report(
+            f"note: {len(broken)} returned network(s) no longer meet the constraints after the final fine-tuning "
+            f"({describe_constraints(constraints)}); candidates.csv marks them (feasible = False)"
+        )
     write_table(run_dir / "candidates.csv", _candidate_rows(items, finals, constraints))
     rounds = store.get_meta("surrogate", [])
     if rounds:
@@ -384,16 +390,20 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
 def _candidate_rows(
     items: list[tuple[str, CandidateResult]], finals: dict[str, CandidateResult], constraints: Constraints
 ) -> list[dict]:
-    return [
-        {
-            **result_row(finals.get(k, r)),
-            "search_key": k,
-            **dict(zip(constraints.active, constraint_values(r, constraints), strict=True)),
-            "feasible": feasible(r, constraints),
-            "pareto": k in finals,
-        }
-        for k, r in items
-    ]
+    rows = []
+    for k, r in items:
+        shown = finals.get(k, r)  # a returned network: its figures after the final fine-tuning
+        violations = constraint_values(shown, constraints)
+        rows.append(
+            {
+                **result_row(shown),
+                "search_key": k,
+                **{f"{name}_violation": v for name, v in zip(constraints.active, violations, strict=True)},
+                "feasible": feasible(shown, constraints),
+                "pareto": k in finals,
+            }
+        )
+    return rows
 
 
 def load_run(run_dir: str | Path) -> pd.DataFrame:
