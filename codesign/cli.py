@@ -15,7 +15,7 @@ from codesign.errors import CodesignError
 def _explore(args: argparse.Namespace) -> int:
     from codesign.exploration import explore
     from codesign.hardware import parse_override
-    from codesign.workload import load_workload, parse_search
+    from codesign.workload import Constraints, load_workload, parse_search
 
     if args.resume:
         workload = _resumed_workload(Path(args.resume), args.workload)
@@ -28,9 +28,10 @@ def _explore(args: argparse.Namespace) -> int:
         overrides = dict(workload.hardware_overrides)
         overrides.update(parse_override(text) for text in args.hw)
         workload = replace(workload, hardware_overrides=tuple(overrides.items()))
-    workload = replace(
-        workload, search=parse_search("command line", _search_overrides(args), workload.search)
-    )
+    search = workload.search
+    if args.no_constraints:
+        search = replace(search, constraints=Constraints())
+    workload = replace(workload, search=parse_search("command line", _search_overrides(args), search))
     if args.epochs is not None:
         workload = replace(workload, training=replace(workload.training, epochs=args.epochs))
     import torch
@@ -222,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--max-energy-uj", type=float, help="constraint: expected energy per inference in uJ")
     ex.add_argument(
         "--weights-on-chip", action="store_true", help="constraint: all weights fit the on-chip memories"
+    )
+    ex.add_argument(
+        "--no-constraints",
+        action="store_true",
+        help="drop the workload's constraints (constraint options given with it still apply)",
     )
     ex.add_argument("--epochs", type=int, help="override training.epochs")
     ex.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="ZigZag worker processes")
