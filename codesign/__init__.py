@@ -7,7 +7,8 @@ The public Python API (what the notebooks use), in the order data flows through 
 - training: `TrainingConfig`, `train_architecture`, `build_model`, `load_shared_weights`
 - exit statistics: `exit_logits`, `CachedExits` (`.simulate`), `tune_thresholds`
 - ONNX: `export_qcdq`
-- costs: `cost_onnx` (per-layer and per-exit tables), `CostOptions`, `CostEngine`, `LayerCostCache`,
+- costs: `cost_onnx` (per-layer and per-exit tables), `Allocation` (stages/heads to cores), `CostOptions`,
+  `CostEngine`, `LayerCostCache`,
   `default_cache_path`
 - candidates end to end: `Evaluator` (spec -> accuracy, exit fractions, per-exit and expected cost)
 - search: `explore`, `SearchSettings`, `Constraints`, `SurrogateSettings`, `pareto_front`, `RunStore`,
@@ -49,6 +50,7 @@ _PUBLIC = {
     "tune_thresholds": "codesign.exits",
     "export_qcdq": "codesign.export",
     "cost_onnx": "codesign.costing",
+    "Allocation": "codesign.exit_costs",
     "CostOptions": "codesign.zigzag_runner",
     "CostEngine": "codesign.cost_engine",
     "LayerCostCache": "codesign.cost_cache",
