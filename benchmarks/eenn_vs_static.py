@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 
 from codesign.backends import EvaluatorRecipe, build_evaluator
+from codesign.cost_cache import default_cache_path
 from codesign.data import load_dataset
 from codesign.evaluator import with_test
-from codesign.exploration import default_cache_path, prepare_space
+from codesign.exploration import prepare_space
 from codesign.hardware import load_hardware
 from codesign.store import RunStore
 from codesign.supernet import supernet_checkpoint

@@ -313,20 +313,30 @@ def pareto_keys(
     ]
 
 
+def _stored_settings(store: RunStore) -> SearchSettings:
+    config = store.get_meta("config", {})
+    return SearchSettings.from_dict(config["search"]) if "search" in config else SearchSettings()
+
+
+def _stored_finals(store: RunStore) -> dict[str, dict]:
+    """The stored final record (fine-tuned result, ONNX paths) of each returned network, in front order."""
+    finals = {}
+    for key in store.get_meta("front", []):
+        final = store.get_meta(f"final:{key}")
+        if final is not None:
+            finals[key] = final
+    return finals
+
+
 def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> list[CandidateResult]:
     """Every table and plot of a run, rebuilt from its run store alone (`codesign report`)."""
-    config = store.get_meta("config", {})
-    settings = SearchSettings.from_dict(config["search"]) if "search" in config else SearchSettings()
+    settings = _stored_settings(store)
     objectives, constraints = settings.objectives, settings.constraints
     items = store.items()
-    front_keys = store.get_meta("front", [])
     rows = []
     front: list[CandidateResult] = []
     finals: dict[str, CandidateResult] = {}
-    for key in front_keys:
-        final = store.get_meta(f"final:{key}")
-        if final is None:
-            continue
+    for key, final in _stored_finals(store).items():
         result = CandidateResult.from_dict(final["result"])
         finals[key] = result
         front.append(result)
@@ -399,7 +409,7 @@ def _candidate_rows(
                 **result_row(shown),
                 "search_key": k,
                 **{f"{name}_violation": v for name, v in zip(constraints.active, violations, strict=True)},
-                "feasible": feasible(shown, constraints),
+                "feasible": all(v <= 0 for v in violations),
                 "pareto": k in finals,
             }
         )
@@ -415,14 +425,8 @@ def load_run(run_dir: str | Path) -> pd.DataFrame:
         raise CodesignError(f"{run_dir}: run.db: expected a run folder written by `codesign explore`")
     store = RunStore(path)
     try:
-        config = store.get_meta("config", {})
-        settings = SearchSettings.from_dict(config["search"]) if "search" in config else SearchSettings()
-        finals = {}
-        for key in store.get_meta("front", []):
-            final = store.get_meta(f"final:{key}")
-            if final is not None:
-                finals[key] = CandidateResult.from_dict(final["result"])
-        return pd.DataFrame(_candidate_rows(store.items(), finals, settings.constraints))
+        finals = {k: CandidateResult.from_dict(f["result"]) for k, f in _stored_finals(store).items()}
+        return pd.DataFrame(_candidate_rows(store.items(), finals, _stored_settings(store).constraints))
     finally:
         store.close()
 
@@ -438,7 +442,7 @@ def surrogate_rows(rounds: list[dict]) -> list[dict]:
                     "archive_size": r["archive_size"],
                     "target": target,
                     "predictor": kind,
-                    "cv_kendall_tau": r["cv_tau"][target],
+                    "cv_kendall_tau": r["all_cv_tau"][target][kind],
                     "new_points_kendall_tau": r["new_tau"][target],
                     **{f"cv_tau_{k}": v for k, v in r["all_cv_tau"][target].items()},
                 }

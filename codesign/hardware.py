@@ -438,12 +438,17 @@ def memory_levels(target: HardwareTarget) -> list[MemoryLevel]:
     return levels
 
 
-def activation_operand(target: HardwareTarget) -> str:
-    """The memory operand that holds input activations (`I` in the default mapping entry)."""
+def operand_links(target: HardwareTarget) -> dict[str, str]:
+    """Layer operand -> memory operand, from the mapping's default entry (e.g. W -> I2, I -> I1)."""
     for entry in target.mapping_data:
         if entry.get("name") == "default":
-            return str(entry.get("memory_operand_links", {}).get("I", "I1"))
-    return "I1"
+            return {str(k): str(v) for k, v in entry.get("memory_operand_links", {}).items()}
+    return {}
+
+
+def activation_operand(target: HardwareTarget) -> str:
+    """The memory operand that holds input activations."""
+    return operand_links(target).get("I", "I1")
 
 
 def on_chip_levels(target: HardwareTarget, operand: str) -> list[MemoryLevel]:
@@ -453,11 +458,8 @@ def on_chip_levels(target: HardwareTarget, operand: str) -> list[MemoryLevel]:
 
 
 def weight_operand(target: HardwareTarget) -> str:
-    """The memory operand that holds weights (`W` in the default mapping entry)."""
-    for entry in target.mapping_data:
-        if entry.get("name") == "default":
-            return str(entry.get("memory_operand_links", {}).get("W", "I2"))
-    return "I2"
+    """The memory operand that holds weights."""
+    return operand_links(target).get("W", "I2")
 
 
 def on_chip_weight_bytes(target: HardwareTarget, cores: int | None = None) -> float:
@@ -476,10 +478,7 @@ def key_figures(target: HardwareTarget) -> dict[str, Any]:
     """What `codesign accelerators` lists for each library entry."""
     array = target.accelerator_data["operational_array"]
     sizes = [int(s) for s in array["sizes"]]
-    links: dict[str, str] = {}
-    for entry in target.mapping_data:
-        if entry.get("name") == "default":
-            links = dict(entry.get("memory_operand_links", {}))
+    links = operand_links(target)
     on_chip = {
         layer_op: sum(m.size_bits for m in on_chip_levels(target, mem_op)) / 8 / 1024
         for layer_op, mem_op in links.items()

@@ -33,13 +33,17 @@ class IterationReport:
     archive_size: int
     evaluated: int
     chosen: dict[str, str]
-    cv_tau: dict[str, float]
     new_tau: dict[str, float | None]
     all_cv_tau: dict[str, dict[str, float]]
 
+    @property
+    def cv_tau(self) -> dict[str, float]:
+        """Cross-validated tau of the predictor chosen for each target."""
+        return {t: self.all_cv_tau[t][kind] for t, kind in self.chosen.items()}
+
     def line(self) -> str:
         parts = [
-            f"{t}: {self.chosen[t]} tau {self.cv_tau[t]:.2f}"
+            f"{t}: {self.chosen[t]} tau {self.all_cv_tau[t][self.chosen[t]]:.2f}"
             + (f" (new {self.new_tau[t]:.2f})" if self.new_tau[t] is not None else "")
             for t in self.chosen
         ]
@@ -134,7 +138,6 @@ def run_surrogate_search(
             archive_size=len(genes) - len(batch),
             evaluated=len(batch),
             chosen={s.target: s.kind for s in predictors.selections},
-            cv_tau={s.target: s.tau for s in predictors.selections},
             new_tau={
                 t: (rank_agreement(predicted[:, c], actual[:, c]) if len(batch) >= 3 else None)
                 for c, t in enumerate(targets)

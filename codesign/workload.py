@@ -212,6 +212,10 @@ class SurrogateSettings:
     def budget(self) -> int:
         return self.initial + self.iterations * self.per_iteration
 
+    def with_budget(self, candidates: int) -> SurrogateSettings:
+        """As many rounds as fit `candidates` after the initial archive (at least one)."""
+        return replace(self, iterations=max(1, (candidates - self.initial) // self.per_iteration))
+
 
 @dataclass(frozen=True)
 class SearchSettings:
@@ -247,10 +251,8 @@ class SearchSettings:
 
 def default_surrogate(search: SearchSettings) -> SurrogateSettings:
     """Surrogate settings with the same budget of candidates as `population` x `generations` of the algorithm."""
-    initial = max(4, search.population)
-    per_iteration = max(2, search.population // 2)
-    budget = search.population * search.generations
-    return SurrogateSettings(initial, per_iteration, max(1, (budget - initial) // per_iteration))
+    settings = SurrogateSettings(max(4, search.population), max(2, search.population // 2), 1)
+    return settings.with_budget(search.population * search.generations)
 
 
 @dataclass(frozen=True)
@@ -586,10 +588,8 @@ def parse_search(
         search = replace(search, surrogate=_surrogate(source, search_data["surrogate"], search))
     elif search.surrogate is not None and ({"population", "generations"} & set(search_data)):
         # a new population or generation count on the command line moves the surrogate's budget with it
-        s = search.surrogate
-        budget = search.population * search.generations
         search = replace(
-            search, surrogate=replace(s, iterations=max(1, (budget - s.initial) // s.per_iteration))
+            search, surrogate=search.surrogate.with_budget(search.population * search.generations)
         )
     return search
 
