@@ -1,16 +1,21 @@
 """Does early exit earn its place? From one explore run, compare the Pareto front of the early-exit
-networks with the front of their static counterparts (same backbones, final exit only) on the same
-accelerator, at matched test accuracy: at the static front's best accuracy and at two lower levels.
+networks with the front of static networks (final exit only) on the same accelerator, at matched test
+accuracy: at the static front's best accuracy and at two lower levels.
 
-Both sides use the weights the search evaluated (inherited + calibrated, before the final fine-tuning),
-evaluated now on the full test split, so neither side gets extra training.
+The static front holds the static counterpart of every backbone the run evaluated and, with
+`--static-run`, every network of a search over the same space with all exits off (`codesign explore
+--static`, same budget): the static side then gets its own search and its own supernet, trained without
+exit heads. Every network is evaluated now on the full test split with the weights its search evaluated
+(inherited + calibrated, before the final fine-tuning), so neither side gets extra training.
 
-    .venv/bin/python benchmarks/eenn_vs_static.py runs/bench-fashion-mnist
+    .venv/bin/python benchmarks/eenn_vs_static.py runs/bench-fashion-mnist-deep \
+        --static-run runs/bench-fashion-mnist-deep-static
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +24,7 @@ import torch
 from codesign.backends import EvaluatorRecipe, build_evaluator
 from codesign.cost_cache import default_cache_path
 from codesign.data import load_dataset
-from codesign.evaluator import with_test
+from codesign.evaluator import CandidateResult, with_test
 from codesign.exploration import prepare_space
 from codesign.hardware import load_hardware
 from codesign.store import RunStore
@@ -41,33 +46,55 @@ def cheapest(points: list[tuple[float, float]], accuracy: float) -> float | None
     return min(energies) if energies else None
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path)
-    parser.add_argument("--data-dir", type=Path, default=None)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    store = RunStore(args.run / "run.db")
-    config = store.get_meta("config")
+def test_results(run: Path, data_dir: Path | None) -> tuple[list[CandidateResult], str, str]:
+    """Every candidate of a run on the test split; with the run's accelerator and dataset names."""
+    config = RunStore(run / "run.db").get_meta("config")
     workload = load_workload(config["workload_file"])
-    workload = replace(workload, accelerator=config["accelerator_file"])
+    workload = replace(
+        workload,
+        accelerator=config["accelerator_file"],
+        space=replace(workload.space, early_exits=config.get("early_exits", True)),
+    )
     target = load_hardware(workload.accelerator, overrides=dict(workload.hardware_overrides))
-    dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=args.data_dir)
+    dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=data_dir)
     space = prepare_space(workload, dataset, target)
     cache = default_cache_path()
     supernet = None
     if workload.training_mode == "supernet":
         supernet = supernet_checkpoint(space, dataset, workload.supernet, cache.parent / "supernets")
-    evaluator = build_evaluator(EvaluatorRecipe(workload, space, args.run, cache, supernet, args.data_dir))
-    results = [with_test(evaluator, r) for _, r in store.items()]
+    evaluator = build_evaluator(EvaluatorRecipe(workload, space, run, cache, supernet, data_dir))
+    store = RunStore(run / "run.db")
+    return [with_test(evaluator, r) for _, r in store.items()], target.name, dataset.name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="an explore run with early exits")
+    parser.add_argument("--static-run", type=Path, help="an explore --static run of the same space")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    results, accelerator, dataset = test_results(args.run, args.data_dir)
     early = [(r.test.accuracy, r.expected_test.energy_pj) for r in results if r.num_exits > 1]
     static = [(r.static_test_accuracy, r.static.energy_pj) for r in results]
-    static_front, early_front = front(static), front(early + static)  # an EENN may also use no early exit
+    sources = f"{len(results)} static counterparts from {args.run}"
+    if args.static_run:
+        searched, static_accelerator, static_dataset = test_results(args.static_run, args.data_dir)
+        if (static_accelerator, static_dataset) != (accelerator, dataset):
+            sys.exit(
+                f"{args.static_run}: config.json: expected a run on {accelerator} / {dataset}, "
+                f"got {static_accelerator} / {static_dataset}"
+            )
+        static += [(r.static_test_accuracy, r.static.energy_pj) for r in searched]
+        sources += f" + {len(searched)} networks of the static search {args.static_run}"
+    static_front = front(static)
+    early_front = front(early + static)  # an EENN may also use no early exit
     best = static_front[-1][0]
     print(
-        f"{args.run}: {len(results)} candidates on {target.name}; test split, weights as evaluated by the search"
+        f"{args.run}: {len(results)} candidates on {accelerator}; test split, weights as evaluated by the search"
     )
-    print(f"static front: {len(static_front)} networks, best test accuracy {100 * best:.2f}%")
+    print(f"static front ({sources}): {len(static_front)} networks, best test accuracy {100 * best:.2f}%")
+    print(f"early-exit front: {len(front(early))} early-exit networks")
     print(f"{'accuracy >=':>12} {'static nJ':>10} {'early-exit nJ':>14} {'ratio':>6}")
     for level in (best, best - 0.005, best - 0.01):
         s, e = cheapest(static_front, level), cheapest(early_front, level)
@@ -75,6 +102,9 @@ def main() -> None:
         print(
             f"{100 * level:11.2f}% {s / 1e3 if s else float('nan'):10.1f} {e / 1e3 if e else float('nan'):14.1f} {ratio:>6}"
         )
+    print("\nfronts (test accuracy %, energy nJ)")
+    print("static:    ", "  ".join(f"{100 * a:.2f}/{e / 1e3:.0f}" for a, e in static_front))
+    print("early exit:", "  ".join(f"{100 * a:.2f}/{e / 1e3:.0f}" for a, e in front(early)))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ lower test accuracy? Prints every returned network's test figures and the inheri
 
     .venv/bin/python benchmarks/fashion_mnist_eenn.py            # about 45 minutes on 2 cores; resumable
     .venv/bin/python benchmarks/fashion_mnist_eenn.py --accelerator mcu_npu
+    .venv/bin/python benchmarks/fashion_mnist_eenn.py --static     # the same search, every exit off (baseline)
 
 Needs the Fashion-MNIST IDX files (`apt-get install dataset-fashion-mnist`, or --data-dir).
 """
@@ -28,14 +29,25 @@ def main() -> None:
     parser.add_argument("--run-dir", default="runs/bench-fashion-mnist")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--static",
+        action="store_true",
+        help="search static networks only (for eenn_vs_static.py --static-run)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="PyTorch threads in this process (supernet training)"
+    )
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     workload = load_workload(args.workload)
     if args.accelerator:
         workload = replace(workload, accelerator=args.accelerator)
     run_dir = Path(args.run_dir)
     if args.accelerator:
         run_dir = run_dir.with_name(f"{run_dir.name}-{args.accelerator}")
+    if args.static:
+        workload = replace(workload, space=replace(workload.space, early_exits=False))
+        run_dir = run_dir.with_name(f"{run_dir.name}-static")
     start = time.perf_counter()
     result = explore(
         workload,
@@ -45,6 +57,8 @@ def main() -> None:
         data_dir=Path(args.data_dir) if args.data_dir else None,
     )
     print(f"\nbenchmark wall time {time.perf_counter() - start:.0f} s (run folder {run_dir})")
+    if args.static:
+        return
     print("\nreturned networks (test split, after the final fine-tuning):")
     print(
         f"{'acc%':>6} {'static%':>7} {'drop':>5} {'E/static':>8} {'L/static':>8} {'E[nJ]':>8} {'static':>8} "

@@ -34,6 +34,8 @@ def _explore(args: argparse.Namespace) -> int:
     workload = replace(workload, search=parse_search("command line", _search_overrides(args), search))
     if args.epochs is not None:
         workload = replace(workload, training=replace(workload.training, epochs=args.epochs))
+    if args.static:
+        workload = replace(workload, space=replace(workload.space, early_exits=False))
     import torch
 
     # Small networks gain little from intra-op threads, and OpenMP threads competing with the ZigZag
@@ -176,6 +178,7 @@ def _resumed_workload(run_dir: Path, workload_name: str | None):
         hardware_overrides=tuple(config.get("hardware_overrides", {}).items()),
         training=TrainingConfig(**training),
         search=SearchSettings.from_dict(config["search"]),
+        space=replace(workload.space, early_exits=config.get("early_exits", True)),
     )
 
 
@@ -230,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop the workload's constraints (constraint options given with it still apply)",
     )
     ex.add_argument("--epochs", type=int, help="override training.epochs")
+    ex.add_argument(
+        "--static",
+        action="store_true",
+        help="static networks only (every early exit off): the baseline to compare an EENN front with",
+    )
     ex.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="ZigZag worker processes")
     ex.add_argument(
         "--cost-cache", help="layer-cost cache file (default: ~/.cache/codesign/layer_costs.sqlite)"

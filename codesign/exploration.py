@@ -147,6 +147,7 @@ def explore(
         "finetune": asdict(workload.finetune),
         "cost": asdict(workload.cost),
         "search": asdict(workload.search),
+        "early_exits": space.early_exits,
     }
     store.set_meta("config", config)
     atomic_write(run_dir / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2)))

@@ -256,6 +256,8 @@ def supernet_key(space: SearchSpace, dataset: str, config: SupernetConfig) -> st
         "config": asdict(config),
         "version": 3,
     }
+    if not space.early_exits:  # trained without exit heads: must never stand in for an early-exit supernet
+        payload["static"] = True
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -70,6 +70,9 @@ class SearchSpace:
     # Validation accuracy the tuned thresholds may give up against the final exit; more than one value:
     # a searched gene, so the search can also return early-exit networks that match static accuracy.
     accuracy_drops: tuple[float, ...] = (0.01,)
+    # False: static networks only (every early exit off, no exit genes): the baseline an EENN front is
+    # compared with, searched over the same backbones.
+    early_exits: bool = True
 
     @property
     def max_accuracy_drop(self) -> float:
@@ -84,14 +87,15 @@ class SearchSpace:
         for i, stage in enumerate(self.stages):
             for attr in ("block", "depth", "width", "kernel", "expansion", "weight_bits", "act_bits"):
                 genes.append(Gene(f"stage{i}.{attr}", getattr(stage, attr)))
-        for i in range(len(self.stages) - 1):
+        for i in range(len(self.stages) - 1 if self.early_exits else 0):
             genes.append(Gene(f"exit{i}.on", (False, True)))
             if not self.tune_thresholds:
                 genes.append(Gene(f"exit{i}.threshold", self.thresholds))
             for attr in ("convs", "channels", "kernel", "pool"):
                 genes.append(Gene(f"exit{i}.{attr}", getattr(self.branches, attr)))
-        genes.append(Gene("policy", self.policies))
-        if self.tune_thresholds and len(self.accuracy_drops) > 1:
+        if self.early_exits:
+            genes.append(Gene("policy", self.policies))
+        if self.early_exits and self.tune_thresholds and len(self.accuracy_drops) > 1:
             genes.append(Gene("accuracy_drop", self.accuracy_drops))
         for path, choices in self.hardware:
             genes.append(Gene(f"hw.{path}", choices))
@@ -120,7 +124,7 @@ class SearchSpace:
             for i, stage in enumerate(self.stages)
         )
         early = range(len(self.stages) - 1)
-        exits = tuple(values[f"exit{i}.on"] for i in early)
+        exits = tuple(values.get(f"exit{i}.on", False) for i in early)
         # A switched-off exit has no branch: the first choices keep equal networks equal specs.
         branches = tuple(
             ExitBranch(
@@ -158,7 +162,7 @@ class SearchSpace:
             in_channels=self.in_channels,
             resolution=values.get("resolution", self.resolution),
             branches=branches,
-            policy=values["policy"],
+            policy=values.get("policy", self.policies[0]),
             hardware=hardware,
             stage_cores=stage_cores,
             head_cores=head_cores,
@@ -346,7 +350,16 @@ def parse_workload(data: Any, source: str) -> Workload:
         source,
         "space.",
         space_data,
-        {"stages", "thresholds", "threshold_tuning", "exit_branches", "final_head", "policies", "resolution"},
+        {
+            "stages",
+            "thresholds",
+            "threshold_tuning",
+            "exit_branches",
+            "final_head",
+            "policies",
+            "resolution",
+            "early_exits",
+        },
     )
     stages_data = space_data.get("stages")
     if not isinstance(stages_data, list) or len(stages_data) < 2:
@@ -431,6 +444,9 @@ def parse_workload(data: Any, source: str) -> Workload:
         raise input_error(
             source, "space.final_head", "integers for convs, channels, kernel, pool", final_data
         ) from None
+    early_exits = space_data.get("early_exits", True)
+    if not isinstance(early_exits, bool):
+        raise input_error(source, "space.early_exits", "true or false", early_exits)
     policies = _str_list(source, "space.policies", space_data.get("policies", "score_margin"), POLICIES)
     resolutions = ()
     if "resolution" in space_data:
@@ -465,6 +481,7 @@ def parse_workload(data: Any, source: str) -> Workload:
         resolutions=resolutions,
         tune_thresholds=tune,
         accuracy_drops=drops,
+        early_exits=early_exits,
     )
 
     training_data = dict(_section(source, data, "training"))

@@ -240,3 +240,56 @@ def test_spatial_mapping_with_several_factors_follows_the_array():
         "C, 2",
     ]
     assert mapping[0]["spatial_mapping"]["D2"] == ["FY, 3", "C, 4"]  # the input is not modified
+
+
+def test_static_space_has_no_exit_genes_and_its_own_supernet():
+    from codesign.supernet import supernet_key
+    from codesign.training import SupernetConfig
+
+    space = {**SPACE, "threshold_tuning": {"max_accuracy_drop": [0.0, 0.01]}}
+    early = parse_workload({"space": space}, "w.yaml").space
+    static = parse_workload({"space": {**space, "early_exits": False}}, "w.yaml").space
+    names = [g.name for g in static.genes]
+    assert not [n for n in names if n.startswith("exit") or n in ("policy", "accuracy_drop")]
+    assert [g.name for g in early.genes if g.name.startswith("stage")] == names
+    spec = static.decode([len(g.choices) - 1 for g in static.genes])
+    assert not any(spec.exits) and spec.active_exit_stages == (1,) and spec.accuracy_drop is None
+    # a supernet trained without exit heads must never be reused by an early-exit search of the same space
+    config = SupernetConfig()
+    assert supernet_key(static, "digits", config) != supernet_key(early, "digits", config)
+    with pytest.raises(CodesignError) as error:
+        parse_workload({"space": {**SPACE, "early_exits": "no"}}, "w.yaml")
+    assert str(error.value).startswith("w.yaml: space.early_exits") and "true or false" in str(error.value)
+
+
+STATIC_WORKLOAD = """
+name: tiny-static
+dataset: digits
+accelerator: edge_tpu_like
+space:
+  stages:
+    - {depth: 1, width: [8, 16], kernel: 3, stride: 1, weight_bits: [4, 8], act_bits: 8}
+    - {depth: 1, width: 16, kernel: 3, stride: 2, weight_bits: 8, act_bits: 8}
+    - {depth: 1, width: 32, kernel: 3, stride: 2, weight_bits: [4, 8], act_bits: 8}
+  threshold_tuning: {max_accuracy_drop: 0.01}
+training:
+  supernet: {epochs: 2}
+  finetune: {final_epochs: 0}
+cost: {opt: EDP, lpf_limit: 3}
+search: {population: 4, generations: 2, seed: 1, objectives: [accuracy, energy]}
+"""
+
+
+def test_explore_static_searches_networks_without_early_exits_and_resumes_static(tmp: Path, capsys):
+    workload = tmp / "w.yaml"
+    workload.write_text(STATIC_WORKLOAD)
+    run_dir = tmp / "run"
+    cache = ["--cost-cache", str(tmp / "c.sqlite"), "-q", "-j", "1"]
+    assert main(["explore", "-w", str(workload), "--run-dir", str(run_dir), "--static", *cache]) == 0
+    candidates = pd.read_csv(run_dir / "candidates.csv")
+    assert len(candidates) >= 2 and (candidates["num_exits"] == 1).all()
+    assert (candidates["energy_vs_static"] == 1.0).all()  # a static network is its own counterpart
+    assert '"early_exits": false' in (run_dir / "config.json").read_text()
+    capsys.readouterr()
+    assert main(["explore", "--resume", str(run_dir), *cache]) == 0  # resumes as the static search it was
+    assert "evaluations: 0 new" in capsys.readouterr().out
