@@ -142,12 +142,20 @@ class Supernet(nn.Module):
                     for d in range(max(stage.depth))
                 )
             )
+            last = index == len(space.stages) - 1
+
+            def choices(attr: str, index: int = index, last: bool = last) -> tuple[int, ...]:
+                # the final head is fixed; an early exit's branch choices are genes unless exits are off
+                if last:
+                    return (getattr(space.final_branch, attr),)
+                return branch_genes.get(f"exit{index}.{attr}", getattr(space.branches, attr))
+
             heads[str(index)] = ElasticHead(
                 width,
-                max(branch_genes.get(f"exit{index}.convs", (0,))),
-                max(branch_genes.get(f"exit{index}.channels", (16,))),
-                max(branch_genes.get(f"exit{index}.kernel", (3,))),
-                tuple(sorted(set(branch_genes.get(f"exit{index}.pool", (2,))))),
+                max(choices("convs")),
+                max(choices("channels")),
+                max(choices("kernel")),
+                tuple(sorted(set(choices("pool")))),
                 space.num_classes,
             )
             cin = width
@@ -220,7 +228,13 @@ def _extreme(space: SearchSpace, largest: bool) -> CandidateSpec:
                 ordered = sorted(range(len(values)), key=lambda i: values[i])
                 index = ordered[-1] if largest else ordered[0]
             indices.append(index)
-    return space.decode(indices).architecture()
+    return _trained_part(space, space.decode(indices))
+
+
+def _trained_part(space: SearchSpace, spec: CandidateSpec) -> CandidateSpec:
+    """What a training step runs: every exit head, or none in a static space (its backbones are then
+    trained as static networks, without the exits' losses)."""
+    return spec.architecture() if space.early_exits else spec
 
 
 def _shapes_weights(gene_name: str) -> bool:
@@ -236,7 +250,7 @@ def _random(space: SearchSpace, rng: random.Random) -> CandidateSpec:
     """A random sub-network; only weight-shaping genes are drawn, so spaces with the same supernet key
     train on the same sequence of sub-networks."""
     indices = [rng.randrange(len(g.choices)) if _shapes_weights(g.name) else 0 for g in space.genes]
-    return space.decode(indices).architecture()
+    return _trained_part(space, space.decode(indices))
 
 
 def _at(x: torch.Tensor, resolution: int) -> torch.Tensor:

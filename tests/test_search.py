@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from pymoo.core.problem import Problem
 from pymoo.optimize import minimize
 
@@ -15,6 +17,7 @@ from codesign.cli import main
 from codesign.errors import CodesignError
 from codesign.hardware import load_hardware, on_chip_weight_bytes
 from codesign.store import RunStore
+from codesign.supernet import Supernet
 from codesign.surrogate import ObjectivePredictors, cross_validated_tau
 from codesign.workload import ALGORITHMS, Constraints, SearchSettings, parse_search, parse_workload
 
@@ -242,6 +245,29 @@ def test_spatial_mapping_with_several_factors_follows_the_array():
     assert mapping[0]["spatial_mapping"]["D2"] == ["FY, 3", "C, 4"]  # the input is not modified
 
 
+def test_static_supernet_trains_backbones_without_exit_heads():
+    from codesign.data import load_dataset
+    from codesign.supernet import train_supernet
+    from codesign.training import SupernetConfig
+
+    data = {"space": {**SPACE, "exit_branches": {"pool": [1, 2]}, "final_head": {"pool": 1}}}
+    dataset = load_dataset("digits", seed=0)
+    for early_exits, heads_trained in ((True, True), (False, False)):
+        data["space"]["early_exits"] = early_exits
+        space = replace(parse_workload(data, "w.yaml").space, resolution=8, in_channels=1, num_classes=10)
+        torch.manual_seed(0)  # as train_supernet does before building its network
+        untrained = Supernet(space).state_dict()
+        trained = train_supernet(space, dataset, SupernetConfig(epochs=1, batch_size=256)).state_dict()
+
+        moved = {
+            k.split(".")[0] + "." + k.split(".")[1]
+            for k, v in trained.items()
+            if not torch.equal(v, untrained[k])
+        }
+        assert ("heads.0" in moved) == heads_trained  # the early exit's head
+        assert {"heads.1", "stages.0", "stages.1"} <= moved  # the final head and the backbone always
+
+
 def test_static_space_has_no_exit_genes_and_its_own_supernet():
     from codesign.supernet import supernet_key
     from codesign.training import SupernetConfig
@@ -271,6 +297,8 @@ space:
     - {depth: 1, width: [8, 16], kernel: 3, stride: 1, weight_bits: [4, 8], act_bits: 8}
     - {depth: 1, width: 16, kernel: 3, stride: 2, weight_bits: 8, act_bits: 8}
     - {depth: 1, width: 32, kernel: 3, stride: 2, weight_bits: [4, 8], act_bits: 8}
+  exit_branches: {convs: [0, 1], pool: [1, 2]}   # heads the static supernet holds but never trains
+  final_head: {pool: 1}
   threshold_tuning: {max_accuracy_drop: 0.01}
 training:
   supernet: {epochs: 2}
