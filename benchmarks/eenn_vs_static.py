@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -25,11 +24,10 @@ from codesign.backends import EvaluatorRecipe, build_evaluator
 from codesign.cost_cache import default_cache_path
 from codesign.data import load_dataset
 from codesign.evaluator import CandidateResult, with_test
-from codesign.exploration import prepare_space
+from codesign.exploration import prepare_space, stored_workload
 from codesign.hardware import load_hardware
 from codesign.store import RunStore
 from codesign.supernet import supernet_checkpoint
-from codesign.workload import load_workload
 
 
 def front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -48,13 +46,7 @@ def cheapest(points: list[tuple[float, float]], accuracy: float) -> float | None
 
 def test_results(run: Path, data_dir: Path | None) -> tuple[list[CandidateResult], str, str]:
     """Every candidate of a run on the test split; with the run's accelerator and dataset names."""
-    config = RunStore(run / "run.db").get_meta("config")
-    workload = load_workload(config["workload_file"])
-    workload = replace(
-        workload,
-        accelerator=config["accelerator_file"],
-        space=replace(workload.space, early_exits=config.get("early_exits", True)),
-    )
+    workload = stored_workload(run)
     target = load_hardware(workload.accelerator, overrides=dict(workload.hardware_overrides))
     dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=data_dir)
     space = prepare_space(workload, dataset, target)
@@ -63,8 +55,8 @@ def test_results(run: Path, data_dir: Path | None) -> tuple[list[CandidateResult
     if workload.training_mode == "supernet":
         supernet = supernet_checkpoint(space, dataset, workload.supernet, cache.parent / "supernets")
     evaluator = build_evaluator(EvaluatorRecipe(workload, space, run, cache, supernet, data_dir))
-    store = RunStore(run / "run.db")
-    return [with_test(evaluator, r) for _, r in store.items()], target.name, dataset.name
+    results = [with_test(evaluator, r) for _, r in RunStore(run / "run.db").items()]
+    return results, target.name, dataset.name
 
 
 def main() -> None:

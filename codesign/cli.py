@@ -13,12 +13,12 @@ from codesign.errors import CodesignError
 
 
 def _explore(args: argparse.Namespace) -> int:
-    from codesign.exploration import explore
+    from codesign.exploration import explore, stored_workload
     from codesign.hardware import parse_override
     from codesign.workload import Constraints, load_workload, parse_search
 
     if args.resume:
-        workload = _resumed_workload(Path(args.resume), args.workload)
+        workload = stored_workload(Path(args.resume), args.workload)
         args.run_dir = args.resume
     else:
         workload = load_workload(args.workload or "digits")
@@ -151,35 +151,6 @@ def _accelerators(args: argparse.Namespace) -> int:
         print(f"{row['name']:>20}: {row['description']}")
     print(f"\nlibrary: {LIBRARY_DIR} (on-chip KiB per operand excludes the outermost memory level)")
     return 0
-
-
-def _resumed_workload(run_dir: Path, workload_name: str | None):
-    """The workload and settings a run was started with (from its store), unless one is given explicitly."""
-    import json
-
-    from codesign.training import TrainingConfig
-    from codesign.workload import SearchSettings, load_workload
-
-    config_path = run_dir / "config.json"
-    if not (run_dir / "run.db").is_file() or not config_path.is_file():
-        raise CodesignError(
-            f"{run_dir}: run.db: expected a run folder written by `codesign explore` to resume"
-        )
-    config = json.loads(config_path.read_text())
-    workload = load_workload(workload_name or config["workload_file"])
-    if workload_name:
-        return workload
-    training = dict(config["training"])
-    if training.get("exit_loss_weights") is not None:
-        training["exit_loss_weights"] = tuple(training["exit_loss_weights"])
-    return replace(
-        workload,
-        accelerator=config["accelerator_file"],
-        hardware_overrides=tuple(config.get("hardware_overrides", {}).items()),
-        training=TrainingConfig(**training),
-        search=SearchSettings.from_dict(config["search"]),
-        space=replace(workload.space, early_exits=config.get("early_exits", True)),
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,7 +40,8 @@ from codesign.spec import CandidateSpec
 from codesign.store import RunStore
 from codesign.supernet import supernet_checkpoint
 from codesign.surrogate_search import IterationReport
-from codesign.workload import Constraints, SearchSettings, SearchSpace, Workload
+from codesign.training import TrainingConfig
+from codesign.workload import Constraints, SearchSettings, SearchSpace, Workload, load_workload
 
 
 def finetune_rank_correlation(front: list[CandidateResult]) -> tuple[float, float] | None:
@@ -312,6 +313,28 @@ def pareto_keys(
     return [
         k for k, r in sorted(((k, r) for k, r in items if id(r) in chosen), key=lambda kr: order[id(kr[1])])
     ]
+
+
+def stored_workload(run_dir: Path, workload_name: str | None = None) -> Workload:
+    """The workload and settings a run was started with (from its folder), unless one is given explicitly."""
+    config_path = run_dir / "config.json"
+    if not (run_dir / "run.db").is_file() or not config_path.is_file():
+        raise CodesignError(f"{run_dir}: run.db: expected a run folder written by `codesign explore`")
+    config = json.loads(config_path.read_text())
+    workload = load_workload(workload_name or config["workload_file"])
+    if workload_name:
+        return workload
+    training = dict(config["training"])
+    if training.get("exit_loss_weights") is not None:
+        training["exit_loss_weights"] = tuple(training["exit_loss_weights"])
+    return replace(
+        workload,
+        accelerator=config["accelerator_file"],
+        hardware_overrides=tuple(config.get("hardware_overrides", {}).items()),
+        training=TrainingConfig(**training),
+        search=SearchSettings.from_dict(config["search"]),
+        space=replace(workload.space, early_exits=config.get("early_exits", True)),
+    )
 
 
 def _stored_settings(store: RunStore) -> SearchSettings:

@@ -125,6 +125,15 @@ class ElasticHead(nn.Module):
         return F.linear(x, fc.weight[:, : x.shape[1]], fc.bias)
 
 
+def _head_choices(space: SearchSpace, index: int) -> dict[str, tuple[int, ...]]:
+    """Branch choices of the head after stage `index`: the final head is fixed; an early exit's come from
+    the space (all of them, also when a static space has no exit genes)."""
+    fields = ("convs", "channels", "kernel", "pool")
+    if index == len(space.stages) - 1:
+        return {f: (getattr(space.final_branch, f),) for f in fields}
+    return {f: getattr(space.branches, f) for f in fields}
+
+
 class Supernet(nn.Module):
     def __init__(self, space: SearchSpace):
         super().__init__()
@@ -132,7 +141,6 @@ class Supernet(nn.Module):
         stages = []
         heads = {}
         cin = space.in_channels
-        branch_genes = {g.name: g.choices for g in space.genes}
         for index, stage in enumerate(space.stages):
             width, kernel = max(stage.width), max(stage.kernel)
             expansion, blocks = max(stage.expansion), set(stage.block)
@@ -142,20 +150,13 @@ class Supernet(nn.Module):
                     for d in range(max(stage.depth))
                 )
             )
-            last = index == len(space.stages) - 1
-
-            def choices(attr: str, index: int = index, last: bool = last) -> tuple[int, ...]:
-                # the final head is fixed; an early exit's branch choices are genes unless exits are off
-                if last:
-                    return (getattr(space.final_branch, attr),)
-                return branch_genes.get(f"exit{index}.{attr}", getattr(space.branches, attr))
-
+            choices = _head_choices(space, index)
             heads[str(index)] = ElasticHead(
                 width,
-                max(choices("convs")),
-                max(choices("channels")),
-                max(choices("kernel")),
-                tuple(sorted(set(choices("pool")))),
+                max(choices["convs"]),
+                max(choices["channels"]),
+                max(choices["kernel"]),
+                tuple(sorted(set(choices["pool"]))),
                 space.num_classes,
             )
             cin = width
