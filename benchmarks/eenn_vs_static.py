@@ -15,7 +15,10 @@ exit heads. Every network is evaluated now on the full test split with the weigh
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -23,8 +26,9 @@ import torch
 from codesign.backends import EvaluatorRecipe, build_evaluator
 from codesign.cost_cache import default_cache_path
 from codesign.data import load_dataset
-from codesign.evaluator import CandidateResult, with_test
+from codesign.evaluator import with_test
 from codesign.exploration import prepare_space, stored_workload
+from codesign.files import atomic_write
 from codesign.hardware import load_hardware
 from codesign.store import RunStore
 from codesign.supernet import supernet_checkpoint
@@ -44,19 +48,60 @@ def cheapest(points: list[tuple[float, float]], accuracy: float) -> float | None
     return min(energies) if energies else None
 
 
-def test_results(run: Path, data_dir: Path | None) -> tuple[list[CandidateResult], str, str]:
-    """Every candidate of a run on the test split; with the run's accelerator and dataset names."""
+@dataclass(frozen=True)
+class TestFigures:
+    """What the comparison needs of one candidate, on the test split."""
+
+    accuracy: float
+    energy_pj: float
+    static_accuracy: float
+    static_energy_pj: float
+    num_exits: int
+
+
+def test_figures(run: Path, data_dir: Path | None) -> tuple[list[TestFigures], str, str]:
+    """Every candidate of a run on the test split; with the run's accelerator and dataset names.
+
+    Figures are kept in RUN/test_figures.json (written atomically every few candidates), so a second
+    comparison, or one resumed after a kill, evaluates only what is missing.
+    """
     workload = stored_workload(run)
     target = load_hardware(workload.accelerator, overrides=dict(workload.hardware_overrides))
-    dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=data_dir)
-    space = prepare_space(workload, dataset, target)
-    cache = default_cache_path()
-    supernet = None
-    if workload.training_mode == "supernet":
-        supernet = supernet_checkpoint(space, dataset, workload.supernet, cache.parent / "supernets")
-    evaluator = build_evaluator(EvaluatorRecipe(workload, space, run, cache, supernet, data_dir))
-    results = [with_test(evaluator, r) for _, r in RunStore(run / "run.db").items()]
-    return results, target.name, dataset.name
+    store = RunStore(run / "run.db")
+    items = store.items()
+    store.close()
+    cache_path = run / "test_figures.json"
+    cached: dict[str, dict] = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    missing = [r for _, r in items if r.spec.key() not in cached]
+    if missing:
+        dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=data_dir)
+        space = prepare_space(workload, dataset, target)
+        cache = default_cache_path()
+        supernet = None
+        if workload.training_mode == "supernet":
+            supernet = supernet_checkpoint(space, dataset, workload.supernet, cache.parent / "supernets")
+        evaluator = build_evaluator(EvaluatorRecipe(workload, space, run, cache, supernet, data_dir))
+        start = time.perf_counter()
+        for done, result in enumerate(missing, 1):
+            result = with_test(evaluator, result)
+            cached[result.spec.key()] = asdict(
+                TestFigures(
+                    result.test.accuracy,
+                    result.expected_test.energy_pj,
+                    result.static_test_accuracy,
+                    result.static.energy_pj,
+                    result.num_exits,
+                )
+            )
+            if done % 10 == 0 or done == len(missing):
+                atomic_write(cache_path, lambda tmp: Path(tmp).write_text(json.dumps(cached)))
+                print(
+                    f"{run}: {done}/{len(missing)} candidates on the test split "
+                    f"({time.perf_counter() - start:.0f} s)",
+                    flush=True,
+                )
+    figures = [TestFigures(**cached[r.spec.key()]) for _, r in items]
+    return figures, target.name, workload.dataset
 
 
 def main() -> None:
@@ -66,18 +111,18 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    results, accelerator, dataset = test_results(args.run, args.data_dir)
-    early = [(r.test.accuracy, r.expected_test.energy_pj) for r in results if r.num_exits > 1]
-    static = [(r.static_test_accuracy, r.static.energy_pj) for r in results]
+    results, accelerator, dataset = test_figures(args.run, args.data_dir)
+    early = [(r.accuracy, r.energy_pj) for r in results if r.num_exits > 1]
+    static = [(r.static_accuracy, r.static_energy_pj) for r in results]
     sources = f"{len(results)} static counterparts from {args.run}"
     if args.static_run:
-        searched, static_accelerator, static_dataset = test_results(args.static_run, args.data_dir)
+        searched, static_accelerator, static_dataset = test_figures(args.static_run, args.data_dir)
         if (static_accelerator, static_dataset) != (accelerator, dataset):
             sys.exit(
                 f"{args.static_run}: config.json: expected a run on {accelerator} / {dataset}, "
                 f"got {static_accelerator} / {static_dataset}"
             )
-        static += [(r.static_test_accuracy, r.static.energy_pj) for r in searched]
+        static += [(r.static_accuracy, r.static_energy_pj) for r in searched]
         sources += f" + {len(searched)} networks of the static search {args.static_run}"
     static_front = front(static)
     early_front = front(early + static)  # an EENN may also use no early exit

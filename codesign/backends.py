@@ -61,6 +61,7 @@ def build_evaluator(recipe: EvaluatorRecipe) -> Evaluator:
         supernet_state=state,
         finetune_config=workload.finetune,
         threshold_tuning=recipe.space.max_accuracy_drop if recipe.space.tune_thresholds else None,
+        tuning_confidence=recipe.space.tuning_confidence,
     )
 
 

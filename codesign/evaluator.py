@@ -133,10 +133,12 @@ class Evaluator:
         finetune_config: FinetuneConfig | None = None,
         threshold_tuning: float | None = None,
         test_during_search: bool | None = None,
+        tuning_confidence: float = 0.0,
     ):
         """`supernet_state`: candidates inherit these weights (calibrated, heads fine-tuned) instead of
         being trained from scratch. `threshold_tuning`: maximum validation accuracy drop against the final
-        exit; thresholds are then tuned per candidate for the lowest expected energy."""
+        exit; thresholds are then tuned per candidate for the lowest expected energy, the drop held with
+        one-sided `tuning_confidence` (0: on validation itself)."""
         self.dataset = dataset
         self.training = training
         self.engine = engine
@@ -146,6 +148,7 @@ class Evaluator:
         self.supernet_state = supernet_state
         self.finetune_config = finetune_config or FinetuneConfig()
         self.threshold_tuning = threshold_tuning
+        self.tuning_confidence = tuning_confidence
         # Evaluating every candidate on the test split only pays off when it is small (digits: 360 images).
         self.test_during_search = (
             len(dataset.test) <= 2000 if test_during_search is None else test_during_search
@@ -280,7 +283,12 @@ class Evaluator:
         exits = self.exit_costs(spec, items=items)
         if self.threshold_tuning is not None:
             tuned, _ = tune_thresholds(
-                trained.val, active, spec.policy, [e.energy_pj for e in exits], self.accuracy_drop(spec)
+                trained.val,
+                active,
+                spec.policy,
+                [e.energy_pj for e in exits],
+                self.accuracy_drop(spec),
+                confidence=self.tuning_confidence,
             )
             spec = with_thresholds(spec, tuned)
         val = trained.val.simulate(active, spec.active_thresholds, spec.policy)
@@ -343,6 +351,7 @@ def finalize(evaluator: Evaluator, result: CandidateResult) -> tuple[CandidateRe
             spec.policy,
             [e.energy_pj for e in result.exits],
             evaluator.accuracy_drop(spec),
+            confidence=evaluator.tuning_confidence,
         )
         spec = with_thresholds(spec, tuned)
     val = val_cache.simulate(positions, spec.active_thresholds, spec.policy)

@@ -6,7 +6,9 @@ of active exits is then simulated without running the network again.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -72,6 +74,18 @@ class CachedExits:
 
         An input leaves at the first active early exit whose confidence is >= its threshold, else at the final one.
         """
+        taken, correct = self.outcomes(active, thresholds, policy)
+        fractions = np.bincount(taken, minlength=len(active)) / self.num_inputs
+        return ExitStats(
+            accuracy=float(correct.mean()),
+            fractions=tuple(float(f) for f in fractions),
+            exit_accuracies=tuple(float(self.correct[i].mean()) for i in active),
+        )
+
+    def outcomes(
+        self, active: tuple[int, ...], thresholds: tuple[float, ...], policy: str = "score_margin"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per input: the position in `active` of the exit it leaves at, and whether its prediction is right."""
         margins = self.confidences[policy]
         if len(thresholds) != len(active) - 1:
             raise ValueError("one threshold per active early exit expected")
@@ -82,13 +96,7 @@ class CachedExits:
             leave = remaining & (margins[exit_index] >= threshold)
             taken[leave] = position
             remaining &= ~leave
-        correct = self.correct[np.asarray(active)[taken], np.arange(n)]
-        fractions = np.bincount(taken, minlength=len(active)) / n
-        return ExitStats(
-            accuracy=float(correct.mean()),
-            fractions=tuple(float(f) for f in fractions),
-            exit_accuracies=tuple(float(self.correct[i].mean()) for i in active),
-        )
+        return taken, self.correct[np.asarray(active)[taken], np.arange(n)]
 
 
 def tune_thresholds(
@@ -98,32 +106,44 @@ def tune_thresholds(
     exit_energies: list[float],
     max_accuracy_drop: float,
     grid: tuple[float, ...] | None = None,
+    confidence: float = 0.0,
 ) -> tuple[tuple[float, ...], ExitStats]:
     """Thresholds minimising expected energy subject to accuracy >= final-exit accuracy - max_accuracy_drop.
 
     Exact over the grid on the split given (validation): every threshold vector is simulated from the
     cached confidences. Falls back to coordinate descent when the grid product exceeds 20,000 vectors.
+
+    `confidence` > 0 asks for the accuracy constraint to hold with that one-sided confidence rather than
+    on the split itself: the lower confidence bound of the paired accuracy difference against the final
+    exit (mean - z * standard error over inputs; normal approximation) must reach -max_accuracy_drop.
+    Without it, the thresholds that just meet the constraint on validation are the ones picked from
+    thousands, and they lose a few tenths of a point on unseen data.
     """
     early = len(active) - 1
     if early == 0:
         return (), cached.simulate(active, (), policy)
+    if not 0.0 <= confidence < 1.0:
+        raise ValueError(f"confidence must be in [0, 1), got {confidence}")
     if grid is None:
         values = np.unique(np.quantile(cached.confidences[policy][list(active[:-1])], np.linspace(0, 1, 21)))
         grid = (*tuple(float(v) for v in values), 1.01)
-    floor = float(cached.correct[active[-1]].mean()) - max_accuracy_drop
+    final_correct = cached.correct[active[-1]]
+    z = NormalDist().inv_cdf(confidence) if confidence > 0 else 0.0
+    energies = np.asarray(exit_energies, dtype=float)
 
-    def score(thresholds: tuple[float, ...]) -> tuple[float, ExitStats]:
-        stats = cached.simulate(active, thresholds, policy)
-        energy = sum(f * e for f, e in zip(stats.fractions, exit_energies, strict=True))
-        return (energy if stats.accuracy >= floor - 1e-12 else float("inf")), stats
+    def score(thresholds: tuple[float, ...]) -> float:
+        taken, correct = cached.outcomes(active, thresholds, policy)
+        difference = correct.astype(float) - final_correct
+        bound = difference.mean()
+        if z > 0:
+            bound -= z * difference.std(ddof=1) / np.sqrt(len(difference))
+        return float(energies[taken].mean()) if bound >= -max_accuracy_drop - 1e-12 else float("inf")
 
     never = tuple(1.01 for _ in range(early))  # all at the final exit: always feasible
-    best = (score(never)[0], never)
+    best = (score(never), never)
     if len(grid) ** early <= 20_000:
-        import itertools
-
         for candidate in itertools.product(grid, repeat=early):
-            value = score(candidate)[0]
+            value = score(candidate)
             if value < best[0]:
                 best = (value, candidate)
     else:
@@ -134,7 +154,7 @@ def tune_thresholds(
             for position in range(early):
                 for value in grid:
                     trial = tuple(current[:position] + [value] + current[position + 1 :])
-                    energy = score(trial)[0]
+                    energy = score(trial)
                     if energy < best[0]:
                         best, current, improved = (energy, trial), list(trial), True
     thresholds = tuple(float(t) for t in best[1])

@@ -70,6 +70,9 @@ class SearchSpace:
     # Validation accuracy the tuned thresholds may give up against the final exit; more than one value:
     # a searched gene, so the search can also return early-exit networks that match static accuracy.
     accuracy_drops: tuple[float, ...] = (0.01,)
+    # One-sided confidence with which the tuned thresholds must keep the accuracy drop on unseen inputs
+    # (0: on the validation split itself); see `exits.tune_thresholds`.
+    tuning_confidence: float = 0.0
     # False: static networks only (every early exit off, no exit genes): the baseline an EENN front is
     # compared with, searched over the same backbones.
     early_exits: bool = True
@@ -452,13 +455,13 @@ def parse_workload(data: Any, source: str) -> Workload:
     if "resolution" in space_data:
         resolutions = _int_list(source, "space.resolution", space_data["resolution"])
     tuning = space_data.get("threshold_tuning")
-    tune, drops = False, (0.01,)
+    tune, drops, tuning_confidence = False, (0.01,), 0.0
     if tuning is not None:
         raw = tuning.get("max_accuracy_drop", 0.01) if isinstance(tuning, dict) else None
         raw_list = raw if isinstance(raw, list) else [raw]
         if (
             not isinstance(tuning, dict)
-            or set(tuning) - {"max_accuracy_drop"}
+            or set(tuning) - {"max_accuracy_drop", "confidence"}
             or not raw_list
             or not all(
                 isinstance(v, int | float) and not isinstance(v, bool) and -0.1 <= v < 1 for v in raw_list
@@ -467,10 +470,21 @@ def parse_workload(data: Any, source: str) -> Workload:
             raise input_error(
                 source,
                 "space.threshold_tuning",
-                "a mapping {max_accuracy_drop: <fraction, e.g. 0.01, or a list of them to search>}",
+                "a mapping {max_accuracy_drop: <fraction, e.g. 0.01, or a list of them to search>, "
+                "confidence: <optional, in [0, 1)>}",
                 tuning,
             )
+        raw_confidence = tuning.get("confidence", 0.0)
+        if (
+            isinstance(raw_confidence, bool)
+            or not isinstance(raw_confidence, int | float)
+            or not (0 <= raw_confidence < 1)
+        ):
+            raise input_error(
+                source, "space.threshold_tuning.confidence", "a number in [0, 1), e.g. 0.9", raw_confidence
+            )
         tune, drops = True, tuple(float(v) for v in raw_list)
+        tuning_confidence = float(raw_confidence)
     space = SearchSpace(
         stages=tuple(stages),
         thresholds=tuple(float(t) for t in thresholds),
@@ -481,6 +495,7 @@ def parse_workload(data: Any, source: str) -> Workload:
         resolutions=resolutions,
         tune_thresholds=tune,
         accuracy_drops=drops,
+        tuning_confidence=tuning_confidence,
         early_exits=early_exits,
     )
 

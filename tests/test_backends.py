@@ -51,3 +51,18 @@ def test_local_workers_and_a_local_dask_cluster_give_the_same_front(tmp: Path):
         assert other["key"].tolist() == local["key"].tolist()
         assert other["accuracy_val"].tolist() == local["accuracy_val"].tolist()
         assert other["expected_energy_pj"].tolist() == local["expected_energy_pj"].tolist()
+
+
+def test_evaluator_built_for_workers_tunes_thresholds_as_the_workload_asks(tmp: Path):
+    import yaml
+
+    from codesign.backends import EvaluatorRecipe, build_evaluator
+    from codesign.workload import parse_workload
+
+    data = yaml.safe_load(WORKLOAD)
+    del data["space"]["thresholds"]
+    data["space"]["threshold_tuning"] = {"max_accuracy_drop": [0.0, 0.01], "confidence": 0.9}
+    workload = parse_workload(data, "w.yaml")
+    recipe = EvaluatorRecipe(workload, workload.space, tmp / "run", tmp / "costs.sqlite", None, None)
+    evaluator = build_evaluator(recipe)
+    assert (evaluator.threshold_tuning, evaluator.tuning_confidence) == (0.0, 0.9)

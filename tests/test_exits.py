@@ -68,3 +68,37 @@ def test_threshold_tuning_is_exact_on_the_grid_and_respects_the_accuracy_floor()
     assert thresholds == (best,) and best == pytest.approx(0.4)
     loose, loose_stats = tune_thresholds(cached, (0, 1), "score_margin", [1.0, 10.0], 0.5, grid)
     assert loose_stats.fractions[0] > stats.fractions[0] and loose_stats.accuracy >= 0.5
+
+
+def test_confidence_bound_tuning_holds_the_drop_on_unseen_inputs_where_plain_tuning_does_not():
+    """Thresholds tuned to just meet a zero drop on one sample overfit it; with a 95% lower confidence
+    bound on the paired accuracy difference they keep the drop on a fresh sample from the same source."""
+
+    def sample(seed: int, n: int = 4000) -> CachedExits:
+        rng = np.random.default_rng(seed)
+        confidence = rng.uniform(size=(2, n))
+        # the early exit is right with probability rising with its confidence; the final exit always is
+        correct = np.stack([rng.uniform(size=n) < 0.5 + 0.5 * confidence[0], np.ones(n, dtype=bool)])
+        return CachedExits(confidences={"max_prob": confidence}, correct=correct)
+
+    grid = tuple(np.round(np.linspace(0.5, 1.0, 101), 3))
+    drop, energies = 0.01, [1.0, 10.0]
+    plain_drops, bounded_drops = [], []
+    for seed in range(10):
+        tuning, unseen = sample(seed), sample(1000 + seed)
+        plain, plain_stats = tune_thresholds(tuning, (0, 1), "max_prob", energies, drop, grid)
+        bounded, bounded_stats = tune_thresholds(
+            tuning, (0, 1), "max_prob", energies, drop, grid, confidence=0.95
+        )
+        assert 1.0 - plain_stats.accuracy <= drop + 1e-12
+        # stricter: fewer inputs leave early, and the bound itself holds on the tuning sample
+        assert bounded[0] >= plain[0] and bounded_stats.fractions[0] <= plain_stats.fractions[0]
+        taken, correct = tuning.outcomes((0, 1), bounded, "max_prob")
+        difference = correct.astype(float) - 1.0
+        assert difference.mean() - 1.645 * difference.std(ddof=1) / np.sqrt(len(difference)) >= -drop - 1e-9
+        plain_drops.append(1.0 - unseen.simulate((0, 1), plain, "max_prob").accuracy)
+        bounded_drops.append(1.0 - unseen.simulate((0, 1), bounded, "max_prob").accuracy)
+    assert sum(d > drop for d in plain_drops) >= 3  # plain tuning overshoots the drop on unseen inputs
+    assert sum(d > drop for d in bounded_drops) == 0
+    with pytest.raises(ValueError, match="confidence"):
+        tune_thresholds(sample(0), (0, 1), "max_prob", energies, drop, grid, confidence=1.0)

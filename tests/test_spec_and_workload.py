@@ -61,6 +61,11 @@ def write(tmp: Path, text: str) -> Path:
         ),
         ("bogus: 1\n", "bogus"),
         ("space: [1, 2\n", "line"),
+        (
+            "space:\n  stages:\n    - {depth: 1, width: 8}\n    - {depth: 1, width: 8}\n"
+            "  threshold_tuning: {max_accuracy_drop: 0.01, confidence: 1.5}\n",
+            "space.threshold_tuning.confidence",
+        ),
     ],
 )
 def test_malformed_workload_gets_one_line_error_naming_file_and_field(tmp, text, field):
