@@ -138,6 +138,34 @@ def test_finalize_measures_test_accuracy_before_and_after_when_the_search_skippe
     assert len(model.eval()(digits.test.images[:2])) == len(final.exits)
 
 
+def test_test_figures_of_a_stored_run_are_read_back_without_evaluating_again(space, supernet, digits, tmp):
+    from codesign.cost_engine import CostEngine
+    from codesign.evaluator import Evaluator, with_test
+    from codesign.hardware import load_hardware
+    from codesign.training import TrainingConfig
+    from codesign.zigzag_runner import CostOptions
+
+    def evaluator() -> Evaluator:
+        return Evaluator(
+            digits,
+            TrainingConfig(),
+            CostEngine(load_hardware("edge_tpu_like"), CostOptions(lpf_limit=2)),
+            weights_dir=tmp / "weights",
+            supernet_state=supernet.state_dict(),
+            finetune_config=FinetuneConfig(head_steps=5),
+            test_during_search=False,
+        )
+
+    searching = evaluator()
+    results = [searching.evaluate(_extreme(space, largest)) for largest in (False, True)]
+    expected = [with_test(searching, r) for r in results]
+    later = evaluator()  # e.g. a comparison script opening the run afterwards
+    again = [with_test(later, r) for r in results]
+    assert not later._architectures  # nothing re-trained, re-validated or re-exported
+    assert [r.test for r in again] == [r.test for r in expected]
+    assert [r.static_test_accuracy for r in again] == [r.static_test_accuracy for r in expected]
+
+
 def test_searched_accuracy_drop_is_a_gene_and_sets_the_tuned_operating_point(space, supernet, digits):
     from dataclasses import replace
 
