@@ -226,7 +226,7 @@ class Evaluator:
             return trained.test
         if architecture.key() in self._stored_test_exits:
             return self._stored_test_exits[architecture.key()]
-        path = self.weights_dir / f"{architecture.key()}.pt" if self.weights_dir else None
+        path = self._weights_path(architecture)
         if trained is None and path is not None and path.is_file():
             state = torch.load(path, map_location="cpu", weights_only=True)
         else:
@@ -240,9 +240,13 @@ class Evaluator:
             self._stored_test_exits[architecture.key()] = test
         return test
 
+    def _weights_path(self, architecture: CandidateSpec) -> Path | None:
+        """Where a run keeps an architecture's trained weights (None: not kept)."""
+        return self.weights_dir / f"{architecture.key()}.pt" if self.weights_dir else None
+
     def _train(self, architecture: CandidateSpec) -> TrainedArchitecture:
         start = time.perf_counter()
-        path = self.weights_dir / f"{architecture.key()}.pt" if self.weights_dir else None
+        path = self._weights_path(architecture)
         if path is not None and path.is_file():
             state = torch.load(path, map_location="cpu", weights_only=True)
         else:
