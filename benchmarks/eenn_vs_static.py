@@ -22,7 +22,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -53,21 +53,6 @@ def cheapest(points: list[tuple[float, float]], accuracy: float) -> float | None
 
 
 @dataclass(frozen=True)
-class TestFigures:
-    """What the comparison needs of one candidate, on the test split."""
-
-    accuracy: float
-    energy_pj: float
-    static_accuracy: float
-    static_energy_pj: float
-    num_exits: int
-    # from the run store: what the search saw
-    val_accuracy: float = 0.0
-    val_energy_pj: float = 0.0
-    static_val_accuracy: float = 0.0
-
-
-@dataclass(frozen=True)
 class Network:
     val_accuracy: float
     val_energy_pj: float
@@ -75,11 +60,13 @@ class Network:
     test_energy_pj: float
 
 
-def test_figures(run: Path, data_dir: Path | None) -> tuple[list[TestFigures], str, str]:
-    """Every candidate of a run on the test split; with the run's accelerator and dataset names.
+def test_figures(run: Path, data_dir: Path | None) -> tuple[list[Network], list[Network], str, str]:
+    """A run's early-exit networks and static counterparts with validation and test figures; with the run's
+    accelerator and dataset names.
 
-    Figures are kept in RUN/test_figures.json (written atomically every few candidates), so a second
-    comparison, or one resumed after a kill, evaluates only what is missing.
+    Test figures (accuracy, expected energy, static accuracy) are kept in RUN/test_figures.json, written
+    atomically every few candidates, so a second comparison, or one resumed after a kill, evaluates only
+    what is missing; everything else comes from the run store.
     """
     workload = stored_workload(run)
     target = load_hardware(workload.accelerator, overrides=dict(workload.hardware_overrides))
@@ -100,15 +87,11 @@ def test_figures(run: Path, data_dir: Path | None) -> tuple[list[TestFigures], s
         start = time.perf_counter()
         for done, result in enumerate(missing, 1):
             result = with_test(evaluator, result)
-            cached[result.spec.key()] = asdict(
-                TestFigures(
-                    result.test.accuracy,
-                    result.expected_test.energy_pj,
-                    result.static_test_accuracy,
-                    result.static.energy_pj,
-                    result.num_exits,
-                )
-            )
+            cached[result.spec.key()] = {
+                "accuracy": result.test.accuracy,
+                "energy_pj": result.expected_test.energy_pj,
+                "static_accuracy": result.static_test_accuracy,
+            }
             if done % 10 == 0 or done == len(missing):
                 atomic_write(cache_path, lambda tmp: Path(tmp).write_text(json.dumps(cached)))
                 print(
@@ -116,16 +99,17 @@ def test_figures(run: Path, data_dir: Path | None) -> tuple[list[TestFigures], s
                     f"({time.perf_counter() - start:.0f} s)",
                     flush=True,
                 )
-    figures = [
-        TestFigures(
-            **cached[r.spec.key()],
-            val_accuracy=r.val.accuracy,
-            val_energy_pj=r.expected_val.energy_pj,
-            static_val_accuracy=r.static_val_accuracy,
-        )
-        for _, r in items
+    results = [(r, cached[r.spec.key()]) for _, r in items]
+    early = [
+        Network(r.val.accuracy, r.expected_val.energy_pj, test["accuracy"], test["energy_pj"])
+        for r, test in results
+        if r.num_exits > 1
     ]
-    return figures, target.name, workload.dataset
+    static = [
+        Network(r.static_val_accuracy, r.static.energy_pj, test["static_accuracy"], r.static.energy_pj)
+        for r, test in results
+    ]
+    return early, static, target.name, workload.dataset
 
 
 def main() -> None:
@@ -135,29 +119,20 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    results, accelerator, dataset = test_figures(args.run, args.data_dir)
-    early = [
-        Network(r.val_accuracy, r.val_energy_pj, r.accuracy, r.energy_pj) for r in results if r.num_exits > 1
-    ]
-    static = [
-        Network(r.static_val_accuracy, r.static_energy_pj, r.static_accuracy, r.static_energy_pj)
-        for r in results
-    ]
-    sources = f"{len(results)} static counterparts from {args.run}"
+    early, static, accelerator, dataset = test_figures(args.run, args.data_dir)
+    candidates = len(static)  # one static counterpart per candidate of the run
+    sources = f"{candidates} static counterparts from {args.run}"
     if args.static_run:
-        searched, static_accelerator, static_dataset = test_figures(args.static_run, args.data_dir)
+        _, searched, static_accelerator, static_dataset = test_figures(args.static_run, args.data_dir)
         if (static_accelerator, static_dataset) != (accelerator, dataset):
             sys.exit(
                 f"{args.static_run}: config.json: expected a run on {accelerator} / {dataset}, "
                 f"got {static_accelerator} / {static_dataset}"
             )
-        static += [
-            Network(r.static_val_accuracy, r.static_energy_pj, r.static_accuracy, r.static_energy_pj)
-            for r in searched
-        ]
+        static += searched
         sources += f" + {len(searched)} networks of the static search {args.static_run}"
     print(
-        f"{args.run}: {len(results)} candidates on {accelerator}; weights as evaluated by the search\n"
+        f"{args.run}: {candidates} candidates on {accelerator}; weights as evaluated by the search\n"
         f"static side: {sources}"
     )
     on_test = [(n.test_accuracy, n.test_energy_pj) for n in static]
