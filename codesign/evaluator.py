@@ -221,24 +221,21 @@ class Evaluator:
         """The architecture's cached exits on the test split. Weights a run already stored are read back
         without the validation pass and the ONNX export that evaluating a candidate needs (about half the time)."""
         architecture = spec.architecture()
-        trained = self._architectures.get(architecture.key())
-        if trained is not None and trained.test is not None:
-            return trained.test
-        if architecture.key() in self._stored_test_exits:
-            return self._stored_test_exits[architecture.key()]
+        key = architecture.key()
+        if key in self._stored_test_exits:
+            return self._stored_test_exits[key]
         path = self._weights_path(architecture)
-        if trained is None and path is not None and path.is_file():
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        else:
-            trained = self.trained(spec)
-            state = trained.state_dict
-        model = load_shared_weights(build_model(architecture), state)
-        test = self.cached_exits(model, architecture.resolution, "test")
-        if trained is not None:
-            trained.test = test
-        else:
-            self._stored_test_exits[architecture.key()] = test
-        return test
+        if key not in self._architectures and path is not None and path.is_file():
+            model = load_shared_weights(
+                build_model(architecture), torch.load(path, map_location="cpu", weights_only=True)
+            )
+            self._stored_test_exits[key] = self.cached_exits(model, architecture.resolution, "test")
+            return self._stored_test_exits[key]
+        trained = self.trained(spec)
+        if trained.test is None:
+            model = load_shared_weights(build_model(trained.spec), trained.state_dict)
+            trained.test = self.cached_exits(model, trained.spec.resolution, "test")
+        return trained.test
 
     def _weights_path(self, architecture: CandidateSpec) -> Path | None:
         """Where a run keeps an architecture's trained weights (None: not kept)."""
