@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -88,13 +89,21 @@ def prepare_space(workload: Workload, dataset: Dataset, target: HardwareTarget) 
                 f"{workload.source}: space.stages[{index}].stride: expected feature maps of at least 2x2 at every exit, "
                 f"but {dataset.name}'s {dataset.resolution}x{dataset.resolution} input is down to {size}x{size} here"
             )
-    for size in sizes:
-        for grid in {*space.branches.pool, space.final_branch.pool}:
+    # every map an exit pools: each stage's output, and an early one's halved by a strided conv head
+    pooled = {(size, "space.exit_branches.pool") for size in sizes}
+    pooled |= {
+        (math.ceil(size / stride), "space.exit_branches.stride")
+        for size in sizes[:-1]
+        for stride in space.branches.stride
+        if stride > 1
+    }
+    for size, field_name in sorted(pooled):
+        for grid in sorted({*space.branches.pool, space.final_branch.pool}):
             try:
                 exit_pool_kernel(size, grid)
             except ValueError as exc:
                 raise CodesignError(
-                    f"{workload.source}: space.exit_branches.pool: expected grids that fit every exit ({exc})"
+                    f"{workload.source}: {field_name}: expected exits whose maps fit every pooling grid ({exc})"
                 ) from None
     for path, choices in space.hardware:  # fail before any training if a searched value is invalid
         for choice in choices:

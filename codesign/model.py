@@ -131,6 +131,11 @@ def exit_pool_kernel(size: int, grid: int) -> int | None:
     return kernel
 
 
+def head_feature_size(size: int, branch: ExitBranch) -> int:
+    """Side of the feature map an exit head pools: its stage's, halved by a strided first conv."""
+    return math.ceil(size / branch.stride) if branch.convs else size
+
+
 def exit_pool(size: int, grid: int) -> nn.Module:
     kernel = exit_pool_kernel(size, grid)
     return (
@@ -154,11 +159,12 @@ class ExitHead(nn.Module):
         self.grid = branch.pool
         layers = []
         channels = cin
-        for _ in range(branch.convs):
-            layers.append(ConvBNAct(channels, branch.channels, branch.kernel, 1, weight_bits, act_bits))
+        for index in range(branch.convs):
+            stride = branch.stride if index == 0 else 1
+            layers.append(ConvBNAct(channels, branch.channels, branch.kernel, stride, weight_bits, act_bits))
             channels = branch.channels
         self.convs = nn.Sequential(*layers)
-        self.pool = exit_pool(feature_size, branch.pool)
+        self.pool = exit_pool(head_feature_size(feature_size, branch), branch.pool)
         self.quant = qnn.QuantIdentity(bit_width=act_bits)
         self.flatten = nn.Flatten()
         self.fc = qnn.QuantLinear(

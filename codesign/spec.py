@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 BLOCKS = ("conv", "mbconv", "basic")
@@ -32,13 +32,18 @@ class StageSpec:
 
 @dataclass(frozen=True)
 class ExitBranch:
-    """An exit head (AEBNAS-style): `convs` conv-BN-ReLU layers of `channels` and `kernel`, average
-    pooling to a `pool` x `pool` grid, then a linear classifier."""
+    """An exit head (AEBNAS-style): `convs` conv-BN-ReLU layers of `channels` and `kernel`, the first
+    with `stride`, average pooling to a `pool` x `pool` grid, then a linear classifier.
+
+    A stride-2 first conv makes a conv head affordable right after an early, high-resolution stage
+    (a quarter of the MACs), where a stride-1 one would cost as much as the next backbone stage."""
 
     convs: int = 0
     channels: int = 16
     kernel: int = 3
     pool: int = 2
+    # Out of the repr, which keys cached supernets (see `supernet.supernet_key`).
+    stride: int = field(default=1, repr=False)
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,9 @@ class CandidateSpec:
         data = asdict(self)
         if data["accuracy_drop"] is None:  # keeps the keys of specs without a searched drop unchanged
             del data["accuracy_drop"]
+        for branch in data["branches"]:  # likewise for heads without a strided conv
+            if branch["stride"] == 1:
+                del branch["stride"]
         return data
 
     @classmethod
@@ -168,11 +176,14 @@ class CandidateSpec:
         return " | ".join(parts)
 
     def describe_exits(self) -> str:
-        """e.g. `1:c1x16k3p2 2:final @score_margin`."""
+        """e.g. `0:c1x32k3s2p2 1:p2 @score_margin` (`s2`: a stride-2 first conv)."""
         parts = []
         for i in self.active_exit_stages:
             b = self.branch(i)
-            parts.append(f"{i}:c{b.convs}x{b.channels}k{b.kernel}p{b.pool}" if b.convs else f"{i}:p{b.pool}")
+            stride = f"s{b.stride}" if b.stride != 1 else ""
+            parts.append(
+                f"{i}:c{b.convs}x{b.channels}k{b.kernel}{stride}p{b.pool}" if b.convs else f"{i}:p{b.pool}"
+            )
         drop = f" drop<={100 * self.accuracy_drop:g}%" if self.accuracy_drop is not None else ""
         return " ".join(parts) + f" @{self.policy}" + drop
 

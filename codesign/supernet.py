@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import time
 from collections.abc import Callable
@@ -109,9 +110,11 @@ class ElasticHead(nn.Module):
         for pool in pools:
             setattr(self, f"fc_p{pool}", nn.Linear(widest * pool * pool, num_classes))
 
-    def forward(self, x: torch.Tensor, convs: int, channels: int, kernel: int, pool: int) -> torch.Tensor:
-        for layer in list(self.convs)[:convs]:
-            x = layer(x, channels, kernel, 1, act=True)
+    def forward(
+        self, x: torch.Tensor, convs: int, channels: int, kernel: int, pool: int, stride: int = 1
+    ) -> torch.Tensor:
+        for index, layer in enumerate(list(self.convs)[:convs]):
+            x = layer(x, channels, kernel, stride if index == 0 else 1, act=True)
         kernel = exit_pool_kernel(
             x.shape[-1], pool
         )  # the same pooling as the candidate's ONNX-exportable head
@@ -177,7 +180,7 @@ class Supernet(nn.Module):
                 )
             if index in spec.active_exit_stages:
                 b = spec.branch(index)
-                outputs.append(self.heads[str(index)](x, b.convs, b.channels, b.kernel, b.pool))
+                outputs.append(self.heads[str(index)](x, b.convs, b.channels, b.kernel, b.pool, b.stride))
         return outputs
 
 
@@ -226,7 +229,8 @@ def _extreme(space: SearchSpace, largest: bool) -> CandidateSpec:
             # largest network: order choices by value where they are numbers
             values = gene.choices
             if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-                ordered = sorted(range(len(values)), key=lambda i: values[i])
+                descending = gene.name.endswith(".stride")  # the largest head convolves at full size
+                ordered = sorted(range(len(values)), key=lambda i: values[i], reverse=descending)
                 index = ordered[-1] if largest else ordered[0]
             indices.append(index)
     return _trained_part(space, space.decode(indices))
@@ -273,6 +277,8 @@ def supernet_key(space: SearchSpace, dataset: str, config: SupernetConfig) -> st
     }
     if not space.early_exits:  # trained without exit heads: must never stand in for an early-exit supernet
         payload["static"] = True
+    elif space.branches.stride != (1,):  # strided heads train differently (not in the space's repr)
+        payload["exit_stride"] = list(space.branches.stride)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -332,15 +338,24 @@ def supernet_checkpoint(
         report(f"supernet: reusing {path}")
         return path
     start = time.perf_counter()
+    threads = os.cpu_count() or 1
     report(
-        f"supernet: training once for this space ({config.epochs} epochs, {len(dataset.train)} images) -> {path}"
+        f"supernet: training once for this space ({config.epochs} epochs, {len(dataset.train)} images, "
+        f"{threads} threads) -> {path}"
     )
-    net = train_supernet(
-        space,
-        dataset,
-        config,
-        progress=lambda e, loss: report(f"  epoch {e}/{config.epochs} loss {loss:.3f}"),
-    )
+    # Nothing else runs yet (candidate workers and ZigZag start afterwards), so the one-off training gets
+    # every core rather than the one thread candidates are evaluated with.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        net = train_supernet(
+            space,
+            dataset,
+            config,
+            progress=lambda e, loss: report(f"  epoch {e}/{config.epochs} loss {loss:.3f}"),
+        )
+    finally:
+        torch.set_num_threads(previous)
     state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     atomic_torch_save(state, path)
     report(f"supernet: trained in {time.perf_counter() - start:.0f} s")

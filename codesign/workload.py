@@ -40,6 +40,9 @@ class BranchChoices:
     channels: tuple[int, ...] = (16,)
     kernel: tuple[int, ...] = (3,)
     pool: tuple[int, ...] = (2,)
+    # Stride of a conv head's first conv. Left out of the repr, which keys cached supernets: spaces
+    # without strided heads keep the supernets they already trained (see `supernet.supernet_key`).
+    stride: tuple[int, ...] = field(default=(1,), repr=False)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,8 @@ class SearchSpace:
                 genes.append(Gene(f"exit{i}.threshold", self.thresholds))
             for attr in ("convs", "channels", "kernel", "pool"):
                 genes.append(Gene(f"exit{i}.{attr}", getattr(self.branches, attr)))
+            if len(self.branches.stride) > 1:  # only then: the genomes of other spaces stay as they were
+                genes.append(Gene(f"exit{i}.stride", self.branches.stride))
         if self.early_exits:
             genes.append(Gene("policy", self.policies))
         if self.early_exits and self.tune_thresholds and len(self.accuracy_drops) > 1:
@@ -135,11 +140,12 @@ class SearchSpace:
                 channels=values[f"exit{i}.channels"] if exits[i] else self.branches.channels[0],
                 kernel=values[f"exit{i}.kernel"] if exits[i] else self.branches.kernel[0],
                 pool=values[f"exit{i}.pool"] if exits[i] else self.branches.pool[0],
+                stride=values.get(f"exit{i}.stride", self.branches.stride[0]) if exits[i] else 1,
             )
             for i in early
         ) + (self.final_branch,)
         branches = tuple(
-            replace(b, channels=self.branches.channels[0], kernel=self.branches.kernel[0])
+            replace(b, channels=self.branches.channels[0], kernel=self.branches.kernel[0], stride=1)
             if b.convs == 0
             else b
             for b in branches[:-1]
@@ -424,9 +430,11 @@ def parse_workload(data: Any, source: str) -> Workload:
     branch_data = space_data.get("exit_branches", {}) or {}
     if not isinstance(branch_data, dict):
         raise input_error(
-            source, "space.exit_branches", "a mapping with convs, channels, kernel, pool", branch_data
+            source, "space.exit_branches", "a mapping with convs, channels, kernel, pool, stride", branch_data
         )
-    _known_keys(source, "space.exit_branches.", branch_data, {"convs", "channels", "kernel", "pool"})
+    _known_keys(
+        source, "space.exit_branches.", branch_data, {"convs", "channels", "kernel", "pool", "stride"}
+    )
     branches = BranchChoices(
         convs=_int_list(
             source, "space.exit_branches.convs", branch_data.get("convs", 0), (0, 1, 2, 3), minimum=0
@@ -434,6 +442,7 @@ def parse_workload(data: Any, source: str) -> Workload:
         channels=_int_list(source, "space.exit_branches.channels", branch_data.get("channels", 16)),
         kernel=_int_list(source, "space.exit_branches.kernel", branch_data.get("kernel", 3), (1, 3, 5)),
         pool=_int_list(source, "space.exit_branches.pool", branch_data.get("pool", 2), (1, 2, 3, 4)),
+        stride=_int_list(source, "space.exit_branches.stride", branch_data.get("stride", 1), (1, 2)),
     )
     final_data = space_data.get("final_head", {}) or {}
     if not isinstance(final_data, dict):

@@ -283,6 +283,18 @@ def test_static_space_has_no_exit_genes_and_its_own_supernet():
     # a supernet trained without exit heads must never be reused by an early-exit search of the same space
     config = SupernetConfig()
     assert supernet_key(static, "digits", config) != supernet_key(early, "digits", config)
+    # strided exit heads train differently; a static supernet has no heads, so they do not change its key
+    strided = {**space, "exit_branches": {"convs": [0, 1], "stride": [1, 2]}}
+    unstrided = {**space, "exit_branches": {"convs": [0, 1]}}
+    keys = {
+        (exits, name): supernet_key(
+            parse_workload({"space": {**s, "early_exits": exits}}, "w.yaml").space, "digits", config
+        )
+        for exits in (True, False)
+        for name, s in (("strided", strided), ("unstrided", unstrided))
+    }
+    assert keys[(True, "strided")] != keys[(True, "unstrided")]
+    assert keys[(False, "strided")] == keys[(False, "unstrided")]
     with pytest.raises(CodesignError) as error:
         parse_workload({"space": {**SPACE, "early_exits": "no"}}, "w.yaml")
     assert str(error.value).startswith("w.yaml: space.early_exits") and "true or false" in str(error.value)
@@ -321,3 +333,23 @@ def test_explore_static_searches_networks_without_early_exits_and_resumes_static
     capsys.readouterr()
     assert main(["explore", "--resume", str(run_dir), *cache]) == 0  # resumes as the static search it was
     assert "evaluations: 0 new" in capsys.readouterr().out
+
+
+def test_strided_exit_head_that_leaves_too_small_a_map_to_pool_gets_one_line_error(tmp: Path):
+    from codesign.data import load_dataset
+    from codesign.exploration import prepare_space
+    from codesign.hardware import load_hardware
+    from codesign.workload import load_workload
+
+    path = tmp / "w.yaml"
+    path.write_text(
+        "space:\n  stages:\n    - {depth: 1, width: 8, stride: 2}\n    - {depth: 1, width: 8, stride: 2}\n"
+        "    - {depth: 1, width: 8, stride: 1}\n"
+        "  exit_branches: {convs: 1, stride: [1, 2], pool: 2}\n"
+    )
+    workload = load_workload(path)  # digits: 8x8 -> 4x4 -> 2x2; a stride-2 head after stage 1 sees 1x1
+    with pytest.raises(CodesignError) as error:
+        prepare_space(workload, load_dataset("digits", seed=0), load_hardware("edge_tpu_like"))
+    message = str(error.value)
+    assert "\n" not in message and str(path) in message and "space.exit_branches.stride" in message
+    assert "1x1" in message

@@ -60,6 +60,11 @@ def write(tmp: Path, text: str) -> Path:
             "space.thresholds",
         ),
         ("bogus: 1\n", "bogus"),
+        (
+            "space:\n  stages:\n    - {depth: 1, width: 8}\n    - {depth: 1, width: 8}\n"
+            "  exit_branches: {convs: 1, stride: [1, 3]}\n",
+            "space.exit_branches.stride",
+        ),
         ("space: [1, 2\n", "line"),
         (
             "space:\n  stages:\n    - {depth: 1, width: 8}\n    - {depth: 1, width: 8}\n"

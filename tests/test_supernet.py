@@ -218,3 +218,50 @@ def test_random_subnets_depend_only_on_weight_shaping_genes(space):
     assert [_random(other, random.Random(3)).key() for _ in range(1)] == first
     a, b = random.Random(5), random.Random(5)
     assert [_random(space, a).key() for _ in range(20)] == [_random(other, b).key() for _ in range(20)]
+
+
+def test_strided_exit_head_trains_inherits_exports_and_costs_a_quarter(digits, tmp):
+    from dataclasses import replace
+
+    from codesign.export import export_qcdq, max_output_difference
+    from codesign.layers import layers_from_onnx
+
+    data = {"space": {**SPACE["space"], "exit_branches": {"convs": [1], "channels": [16], "stride": [1, 2]}}}
+    strided_space = parse_workload(data, "test.yaml").space
+    assert "exit0.stride" in {g.name for g in strided_space.genes}
+    assert "exit0.stride" not in {g.name for g in parse_workload(SPACE, "test.yaml").space.genes}
+    net = train_supernet(strided_space, digits, SupernetConfig(epochs=1, batch_size=64, seed=0))
+    largest = _extreme(strided_space, True)
+    assert all(b.stride == 1 for b in largest.branches)  # the teacher convolves at full resolution
+    strided = replace(largest, branches=(replace(largest.branches[0], stride=2), *largest.branches[1:]))
+    assert strided.describe_exits().startswith("0:c1x16k3s2p2 ")
+    assert strided.key() != largest.key()
+    assert all("stride" not in b for b in largest.to_dict()["branches"])  # keys of unstrided specs unchanged
+    images = digits.val.images[:4]
+    with torch.no_grad():
+        assert net(images, strided)[0].shape == (4, 10)
+    layers = {}
+    for name, spec in (("plain", largest), ("strided", strided)):
+        model = inherit(build_model(spec), net.state_dict()).eval()
+        path = export_qcdq(model, tmp / f"{name}.onnx")
+        assert max_output_difference(model, path, images) < 1e-3
+        layers[name] = [layer for layer in layers_from_onnx(path) if layer.segment == "head0"]
+    plain_conv, strided_conv = layers["plain"][0], layers["strided"][0]
+    sizes = dict(zip(strided_conv.loop_dims, strided_conv.loop_sizes, strict=True))
+    assert (sizes["OX"], sizes["OY"]) == (4, 4)  # 8x8 stage-0 map, stride 2
+    assert strided_conv.macs * 4 == plain_conv.macs
+
+
+def test_supernet_checkpoint_trains_once_on_every_core_then_reuses(space, digits, tmp):
+    import os
+
+    from codesign.supernet import supernet_checkpoint
+
+    lines: list[str] = []
+    config = SupernetConfig(epochs=1, batch_size=256, seed=0)
+    before = torch.get_num_threads()
+    path = supernet_checkpoint(space, digits, config, tmp / "supernets", lines.append)
+    assert path.is_file() and f"{os.cpu_count()} threads" in lines[0]
+    assert torch.get_num_threads() == before  # candidate evaluation keeps its own thread count
+    again = supernet_checkpoint(space, digits, config, tmp / "supernets", lines.append)
+    assert again == path and lines[-1] == f"supernet: reusing {path}"
