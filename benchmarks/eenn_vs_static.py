@@ -135,23 +135,27 @@ def main() -> None:
         f"{args.run}: {candidates} candidates on {accelerator}; weights as evaluated by the search\n"
         f"static side: {sources}"
     )
-    on_test = [(n.test_accuracy, n.test_energy_pj) for n in static]
+    static_on_test = on_test(static)
     report(
         "fronts chosen on the test split",
-        front(on_test),
-        front([(n.test_accuracy, n.test_energy_pj) for n in early] + on_test),  # an EENN may use no exit
-        front([(n.test_accuracy, n.test_energy_pj) for n in early]),
+        front(static_on_test),
+        front(on_test(early) + static_on_test),  # an EENN may use no exit
+        front(on_test(early)),
     )
     # A user picks from the front the search returned (validation figures) and then meets the test split:
     # no selection on test, which would favour whichever side has more networks to be lucky with.
     static_chosen, early_chosen = chosen_on_validation(static), chosen_on_validation(early)
     report(
         "fronts chosen on validation (as the search returns them), measured on the test split",
-        front([(n.test_accuracy, n.test_energy_pj) for n in static_chosen]),
-        front([(n.test_accuracy, n.test_energy_pj) for n in early_chosen + static_chosen]),
-        front([(n.test_accuracy, n.test_energy_pj) for n in early_chosen]),
+        front(on_test(static_chosen)),
+        front(on_test(early_chosen + static_chosen)),
+        front(on_test(early_chosen)),
         best=max(static_chosen, key=lambda n: (n.val_accuracy, -n.val_energy_pj)).test_accuracy,
     )
+
+
+def on_test(networks: list[Network]) -> list[tuple[float, float]]:
+    return [(n.test_accuracy, n.test_energy_pj) for n in networks]
 
 
 def chosen_on_validation(networks: list[Network]) -> list[Network]:

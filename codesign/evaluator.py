@@ -224,11 +224,9 @@ class Evaluator:
         key = architecture.key()
         if key in self._stored_test_exits:
             return self._stored_test_exits[key]
-        path = self._weights_path(architecture)
-        if key not in self._architectures and path is not None and path.is_file():
-            model = load_shared_weights(
-                build_model(architecture), torch.load(path, map_location="cpu", weights_only=True)
-            )
+        stored = self._stored_weights(architecture) if key not in self._architectures else None
+        if stored is not None:
+            model = load_shared_weights(build_model(architecture), stored)
             self._stored_test_exits[key] = self.cached_exits(model, architecture.resolution, "test")
             return self._stored_test_exits[key]
         trained = self.trained(spec)
@@ -241,13 +239,19 @@ class Evaluator:
         """Where a run keeps an architecture's trained weights (None: not kept)."""
         return self.weights_dir / f"{architecture.key()}.pt" if self.weights_dir else None
 
+    def _stored_weights(self, architecture: CandidateSpec) -> dict[str, torch.Tensor] | None:
+        """The architecture's weights as the run stored them (None: not stored)."""
+        path = self._weights_path(architecture)
+        if path is None or not path.is_file():
+            return None
+        return torch.load(path, map_location="cpu", weights_only=True)
+
     def _train(self, architecture: CandidateSpec) -> TrainedArchitecture:
         start = time.perf_counter()
-        path = self._weights_path(architecture)
-        if path is not None and path.is_file():
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        else:
+        state = self._stored_weights(architecture)
+        if state is None:
             state = self._weights(architecture)
+            path = self._weights_path(architecture)
             if path is not None:
                 atomic_torch_save(state, path)
         train_seconds = time.perf_counter() - start

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -92,7 +91,7 @@ def prepare_space(workload: Workload, dataset: Dataset, target: HardwareTarget) 
     # every map an exit pools: each stage's output, and an early one's halved by a strided conv head
     pooled = {(size, "space.exit_branches.pool") for size in sizes}
     pooled |= {
-        (math.ceil(size / stride), "space.exit_branches.stride")
+        (feature_map_sizes(size, [stride])[0], "space.exit_branches.stride")
         for size in sizes[:-1]
         for stride in space.branches.stride
         if stride > 1

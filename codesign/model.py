@@ -133,7 +133,7 @@ def exit_pool_kernel(size: int, grid: int) -> int | None:
 
 def head_feature_size(size: int, branch: ExitBranch) -> int:
     """Side of the feature map an exit head pools: its stage's, halved by a strided first conv."""
-    return math.ceil(size / branch.stride) if branch.convs else size
+    return feature_map_sizes(size, [branch.stride])[0] if branch.convs else size
 
 
 def exit_pool(size: int, grid: int) -> nn.Module:

@@ -31,7 +31,7 @@ from torch import nn
 from codesign.data import Dataset, shuffled_batches
 from codesign.files import atomic_torch_save
 from codesign.model import exit_pool_kernel
-from codesign.spec import CandidateSpec
+from codesign.spec import CandidateSpec, ExitBranch
 from codesign.training import SupernetConfig
 from codesign.workload import SearchSpace
 
@@ -110,11 +110,10 @@ class ElasticHead(nn.Module):
         for pool in pools:
             setattr(self, f"fc_p{pool}", nn.Linear(widest * pool * pool, num_classes))
 
-    def forward(
-        self, x: torch.Tensor, convs: int, channels: int, kernel: int, pool: int, stride: int = 1
-    ) -> torch.Tensor:
-        for index, layer in enumerate(list(self.convs)[:convs]):
-            x = layer(x, channels, kernel, stride if index == 0 else 1, act=True)
+    def forward(self, x: torch.Tensor, branch: ExitBranch) -> torch.Tensor:
+        for index, layer in enumerate(list(self.convs)[: branch.convs]):
+            x = layer(x, branch.channels, branch.kernel, branch.stride if index == 0 else 1, act=True)
+        pool = branch.pool
         kernel = exit_pool_kernel(
             x.shape[-1], pool
         )  # the same pooling as the candidate's ONNX-exportable head
@@ -179,8 +178,7 @@ class Supernet(nn.Module):
                     stage.stride if depth == 0 else 1,
                 )
             if index in spec.active_exit_stages:
-                b = spec.branch(index)
-                outputs.append(self.heads[str(index)](x, b.convs, b.channels, b.kernel, b.pool, b.stride))
+                outputs.append(self.heads[str(index)](x, spec.branch(index)))
         return outputs
 
 
