@@ -22,7 +22,8 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -30,12 +31,13 @@ import torch
 from codesign.backends import EvaluatorRecipe, build_evaluator
 from codesign.cost_cache import default_cache_path
 from codesign.data import load_dataset
-from codesign.evaluator import with_test
+from codesign.evaluator import CandidateResult, with_test
 from codesign.exploration import prepare_space, stored_workload
 from codesign.files import atomic_write
 from codesign.hardware import load_hardware
 from codesign.store import RunStore
 from codesign.supernet import supernet_checkpoint
+from codesign.workload import Workload
 
 
 def front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -60,13 +62,16 @@ class Network:
     test_energy_pj: float
 
 
-def test_figures(run: Path, data_dir: Path | None) -> tuple[list[Network], list[Network], str, str]:
-    """A run's early-exit networks and static counterparts with validation and test figures; with the run's
-    accelerator and dataset names.
+def test_figures(
+    run: Path, data_dir: Path | None, accelerator: str | None = None
+) -> tuple[list[Network], list[Network], str, str]:
+    """A run's early-exit networks and static counterparts with validation and test figures; with the
+    accelerator's and the dataset's names. `accelerator`: energies re-costed on that library accelerator
+    (same networks, same exit fractions) instead of the run's own.
 
-    Test figures (accuracy, expected energy, static accuracy) are kept in RUN/test_figures.json, written
-    atomically every few candidates, so a second comparison, or one resumed after a kill, evaluates only
-    what is missing; everything else comes from the run store.
+    Test figures (accuracy, expected energy, static accuracy, exit fractions) are kept in
+    RUN/test_figures.json, written atomically every few candidates, so a second comparison, or one resumed
+    after a kill, evaluates only what is missing; everything else comes from the run store.
     """
     workload = stored_workload(run)
     target = load_hardware(workload.accelerator, overrides=dict(workload.hardware_overrides))
@@ -75,7 +80,16 @@ def test_figures(run: Path, data_dir: Path | None) -> tuple[list[Network], list[
     store.close()
     cache_path = run / "test_figures.json"
     cached: dict[str, dict] = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
-    missing = [r for _, r in items if r.spec.key() not in cached]
+
+    def save() -> None:
+        atomic_write(cache_path, lambda tmp: Path(tmp).write_text(json.dumps(cached)))
+
+    # Test exit fractions let `--accelerator` re-cost a network without running it again.
+    missing = [
+        r
+        for _, r in items
+        if r.spec.key() not in cached or (r.num_exits > 1 and "fractions" not in cached[r.spec.key()])
+    ]
     if missing:
         dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=data_dir)
         space = prepare_space(workload, dataset, target)
@@ -91,15 +105,18 @@ def test_figures(run: Path, data_dir: Path | None) -> tuple[list[Network], list[
                 "accuracy": result.test.accuracy,
                 "energy_pj": result.expected_test.energy_pj,
                 "static_accuracy": result.static_test_accuracy,
+                "fractions": list(result.test.fractions),
             }
             if done % 10 == 0 or done == len(missing):
-                atomic_write(cache_path, lambda tmp: Path(tmp).write_text(json.dumps(cached)))
+                save()
                 print(
                     f"{run}: {done}/{len(missing)} candidates on the test split "
                     f"({time.perf_counter() - start:.0f} s)",
                     flush=True,
                 )
     results = [(r, cached[r.spec.key()]) for _, r in items]
+    if accelerator is not None:
+        return *recosted(run, workload, results, accelerator, data_dir, save), workload.dataset
     early = [
         Network(r.val.accuracy, r.expected_val.energy_pj, test["accuracy"], test["energy_pj"])
         for r, test in results
@@ -112,18 +129,90 @@ def test_figures(run: Path, data_dir: Path | None) -> tuple[list[Network], list[
     return early, static, target.name, workload.dataset
 
 
+def recosted(
+    run: Path,
+    workload: Workload,
+    results: list[tuple[CandidateResult, dict]],
+    accelerator: str,
+    data_dir: Path | None,
+    save: Callable[[], None],
+) -> tuple[list[Network], list[Network], str]:
+    """The run's networks with every exit re-costed on another accelerator (ZigZag on the stored weights'
+    exported graphs), weighted by the exit fractions measured on validation and test. Approximate as a
+    comparison of searches: the networks were chosen by a search that saw the run's own accelerator.
+    Per-exit energies are kept in the same cache under `recost`."""
+    if any(r.spec.hardware or r.spec.stage_cores for r, _ in results):
+        sys.exit(
+            f"{run}: candidates carry searched hardware parameters or core allocations; re-costing them on "
+            f"{accelerator} would drop those"
+        )
+    target = load_hardware(accelerator)
+    missing = [(r, test) for r, test in results if target.name not in test.get("recost", {})]
+    if missing:
+        dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=data_dir)
+        other = replace(workload, accelerator=accelerator, hardware_overrides=())
+        space = prepare_space(other, dataset, target)
+        cache = default_cache_path()
+        supernet = None
+        if workload.training_mode == "supernet":  # only for architectures whose weights were not kept
+            supernet = supernet_checkpoint(space, dataset, workload.supernet, cache.parent / "supernets")
+        evaluator = build_evaluator(EvaluatorRecipe(other, space, run, cache, supernet, data_dir))
+        start = time.perf_counter()
+        for done, (result, test) in enumerate(missing, 1):
+            spec = result.spec
+            final = (spec.num_stages - 1,)
+            test.setdefault("recost", {})[target.name] = {
+                "exits": [e.energy_pj for e in evaluator.exit_costs(spec)],
+                "static": evaluator.exit_costs(spec, final)[0].energy_pj,
+            }
+            if done % 10 == 0 or done == len(missing):
+                save()
+                print(
+                    f"{run}: {done}/{len(missing)} candidates re-costed on {target.name} "
+                    f"({time.perf_counter() - start:.0f} s)",
+                    flush=True,
+                )
+    early, static = [], []
+    for result, test in results:
+        costs = test["recost"][target.name]
+        if result.num_exits > 1:
+            early.append(
+                Network(
+                    result.val.accuracy,
+                    expected_energy(costs["exits"], result.val.fractions),
+                    test["accuracy"],
+                    expected_energy(costs["exits"], test["fractions"]),
+                )
+            )
+        static.append(
+            Network(result.static_val_accuracy, costs["static"], test["static_accuracy"], costs["static"])
+        )
+    return early, static, target.name
+
+
+def expected_energy(exit_energies: list[float], fractions: list[float] | tuple[float, ...]) -> float:
+    return sum(f * e for f, e in zip(fractions, exit_energies, strict=True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="an explore run with early exits")
     parser.add_argument("--static-run", type=Path, help="an explore --static run of the same space")
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument(
+        "--accelerator",
+        help="re-cost both sides' networks on this library accelerator (same networks and exit fractions; "
+        "the searches chose them on their own accelerator)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
-    early, static, accelerator, dataset = test_figures(args.run, args.data_dir)
+    early, static, accelerator, dataset = test_figures(args.run, args.data_dir, args.accelerator)
     candidates = len(static)  # one static counterpart per candidate of the run
     sources = f"{candidates} static counterparts from {args.run}"
     if args.static_run:
-        _, searched, static_accelerator, static_dataset = test_figures(args.static_run, args.data_dir)
+        _, searched, static_accelerator, static_dataset = test_figures(
+            args.static_run, args.data_dir, args.accelerator
+        )
         if (static_accelerator, static_dataset) != (accelerator, dataset):
             sys.exit(
                 f"{args.static_run}: config.json: expected a run on {accelerator} / {dataset}, "
@@ -131,8 +220,13 @@ def main() -> None:
             )
         static += searched
         sources += f" + {len(searched)} networks of the static search {args.static_run}"
+    recost = (
+        f" (re-costed: the searches ran on {stored_workload(args.run).accelerator})"
+        if args.accelerator
+        else ""
+    )
     print(
-        f"{args.run}: {candidates} candidates on {accelerator}; weights as evaluated by the search\n"
+        f"{args.run}: {candidates} candidates on {accelerator}{recost}; weights as evaluated by the search\n"
         f"static side: {sources}"
     )
     static_on_test = on_test(static)

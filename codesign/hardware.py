@@ -452,9 +452,13 @@ def activation_operand(target: HardwareTarget) -> str:
 
 
 def on_chip_levels(target: HardwareTarget, operand: str) -> list[MemoryLevel]:
-    """Memories serving `operand`, smallest first, without the outermost (off-chip) level."""
-    serving = sorted((m for m in memory_levels(target) if operand in m.operands), key=lambda m: m.size_bits)
-    return serving[:-1] if len(serving) > 1 else serving
+    """Memories serving `operand`, smallest first, without the off-chip level: the hierarchy's largest
+    memory (an operand it does not serve, e.g. activations kept on chip, keeps all of its levels)."""
+    levels = memory_levels(target)
+    off_chip = max(levels, key=lambda m: m.size_bits)
+    serving = sorted((m for m in levels if operand in m.operands), key=lambda m: m.size_bits)
+    on_chip = [m for m in serving if m is not off_chip]
+    return on_chip or serving
 
 
 def weight_operand(target: HardwareTarget) -> str:

@@ -9,6 +9,7 @@ branch; every candidate of a search space is a slice of it (OFA/BigNAS style).
 
 Training uses the sandwich rule: each step trains the largest, the smallest and two random candidates
 with the joint weighted exit loss, plus optional distillation from the largest network's final exit.
+`exit_gradient` below 1 scales the early exits' gradient where it enters the backbone.
 Parameter names equal those of `codesign.model`, so `inherit` copies a candidate's weights by name.
 Weights are float; a quantized candidate inherits them and is calibrated (`codesign.finetune`).
 """
@@ -136,10 +137,24 @@ def _head_choices(space: SearchSpace, index: int) -> dict[str, tuple[int, ...]]:
     return {f: getattr(space.branches, f) for f in fields}
 
 
+class _ScaleGradient(torch.autograd.Function):
+    """Identity forward; the gradient flowing back through it is multiplied by `scale`."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale  # type: ignore[attr-defined]
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad * ctx.scale, None  # type: ignore[attr-defined]
+
+
 class Supernet(nn.Module):
-    def __init__(self, space: SearchSpace):
+    def __init__(self, space: SearchSpace, exit_gradient: float = 1.0):
         super().__init__()
         self.space = space
+        self.exit_gradient = exit_gradient
         stages = []
         heads = {}
         cin = space.in_channels
@@ -178,7 +193,10 @@ class Supernet(nn.Module):
                     stage.stride if depth == 0 else 1,
                 )
             if index in spec.active_exit_stages:
-                outputs.append(self.heads[str(index)](x, spec.branch(index)))
+                features = x
+                if self.training and self.exit_gradient != 1.0 and index != len(spec.stages) - 1:
+                    features = _ScaleGradient.apply(x, self.exit_gradient)
+                outputs.append(self.heads[str(index)](features, spec.branch(index)))
         return outputs
 
 
@@ -273,6 +291,8 @@ def supernet_key(space: SearchSpace, dataset: str, config: SupernetConfig) -> st
         "config": asdict(config),
         "version": 3,
     }
+    if config.exit_gradient == 1.0:  # the default keeps the keys of supernets trained before it existed
+        del payload["config"]["exit_gradient"]
     if not space.early_exits:  # trained without exit heads: must never stand in for an early-exit supernet
         payload["static"] = True
     elif space.branches.stride != (1,):  # strided heads train differently (not in the space's repr)
@@ -289,7 +309,7 @@ def train_supernet(
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    net = Supernet(space)
+    net = Supernet(space, config.exit_gradient)
     largest, smallest = _extreme(space, True), _extreme(space, False)
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     images, labels = dataset.train.images, dataset.train.labels

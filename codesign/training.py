@@ -34,6 +34,10 @@ class SupernetConfig:
     random_subnets: int = 2
     distillation: float = 0.5  # weight of the KL term towards the largest network's final exit; 0 = off
     seed: int = 0
+    # How strongly the early exits' losses train the shared backbone: their gradient is scaled by this where
+    # it enters the backbone (the heads themselves learn at full rate). 1 = joint training; below 1 the
+    # backbone stays closer to what its final exit needs.
+    exit_gradient: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -531,6 +531,10 @@ def parse_workload(data: Any, source: str) -> Workload:
     supernet = _dataclass_section(
         source, "training.supernet", training_data.pop("supernet", None), SupernetConfig
     )
+    if supernet.exit_gradient > 1:
+        raise input_error(
+            source, "training.supernet.exit_gradient", "a number in [0, 1]", supernet.exit_gradient
+        )
     finetune_config = _dataclass_section(
         source, "training.finetune", training_data.pop("finetune", None), FinetuneConfig
     )

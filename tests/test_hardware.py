@@ -156,3 +156,39 @@ def test_malformed_mapping_gets_one_line_error(tmp):
         load_hardware(accelerator)
     message = str(info.value)
     assert "acc.mapping.yaml" in message and "expected" in message and "\n" not in message
+
+
+def test_resident_accelerator_keeps_activations_on_chip_and_still_reads_weights_off_chip():
+    def conv(name: str, channels_in: int, channels_out: int, size: int, kernel: int):
+        return conv_layer(
+            name,
+            "stage0",
+            batch=1,
+            in_channels=channels_in,
+            out_channels=channels_out,
+            groups=1,
+            in_hw=(size, size),
+            out_hw=(size, size),
+            kernel=(kernel, kernel),
+            strides=(1, 1),
+            dilations=(1, 1),
+            pads=(kernel // 2,) * 4,
+            weight_bits=8,
+            act_bits=8,
+            output_bits=8,
+            partial_sum_bits=16,
+            operand_source="input_from_layer",
+            quantized=True,
+        )
+
+    activation_heavy = conv("wide_map", 16, 16, 28, 1)  # 12.5 KB in and out, 256 weights
+    weight_heavy = conv("deep_filter", 128, 128, 2, 3)  # 147 KB of weights, 0.5 KB in and out
+    like, resident = load_hardware("edge_tpu_like"), load_hardware("edge_tpu_resident")
+    assert key_figures(resident)["on_chip_kib_I"] == key_figures(like)["on_chip_kib_I"] == 2048
+    costs = {
+        name: CostEngine(target, FAST).layer_costs([activation_heavy, weight_heavy])
+        for name, target in (("like", like), ("resident", resident))
+    }
+    # Off-chip activation traffic was most of the wide map's energy; the weight-heavy layer hardly changes.
+    assert costs["resident"][0].energy_pj < costs["like"][0].energy_pj / 3
+    assert costs["resident"][1].energy_pj == pytest.approx(costs["like"][1].energy_pj, rel=0.1)

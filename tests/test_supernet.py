@@ -265,3 +265,50 @@ def test_supernet_checkpoint_trains_once_on_every_core_then_reuses(space, digits
     assert torch.get_num_threads() == before  # candidate evaluation keeps its own thread count
     again = supernet_checkpoint(space, digits, config, tmp / "supernets", lines.append)
     assert again == path and lines[-1] == f"supernet: reusing {path}"
+
+
+def test_exit_gradient_scales_only_what_the_early_exits_send_into_the_backbone(space):
+    import torch.nn.functional as F
+
+    from codesign.supernet import Supernet
+
+    torch.manual_seed(0)
+    joint = Supernet(space).train()
+    scaled = Supernet(space, exit_gradient=0.25).train()
+    scaled.load_state_dict(joint.state_dict())
+    spec = _extreme(space, True)
+    x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
+
+    def gradients(net: Supernet, exit_index: int) -> dict[str, torch.Tensor]:
+        net.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x, spec)[exit_index], y).backward()
+        return {k: p.grad.clone() for k, p in net.named_parameters() if p.grad is not None}
+
+    early_joint, early_scaled = gradients(joint, 0), gradients(scaled, 0)
+    assert early_joint.keys() == early_scaled.keys()
+    for name, grad in early_joint.items():  # the early head learns at full rate, the backbone at a quarter
+        factor = 1.0 if name.startswith("heads.") else 0.25
+        torch.testing.assert_close(early_scaled[name], factor * grad)
+    assert any(name.startswith("stages.0") for name in early_joint)
+    final_joint, final_scaled = gradients(joint, -1), gradients(scaled, -1)
+    for name, grad in final_joint.items():  # the final exit trains everything as before
+        torch.testing.assert_close(final_scaled[name], grad)
+    with torch.no_grad():  # and the forward pass is unchanged
+        for a, b in zip(joint.eval()(x, spec), scaled.eval()(x, spec), strict=True):
+            torch.testing.assert_close(a, b)
+
+
+def test_exit_gradient_keys_its_own_supernet_and_is_validated(space):
+    from codesign.errors import CodesignError
+    from codesign.supernet import supernet_key
+
+    default = supernet_key(space, "digits", SupernetConfig())
+    assert supernet_key(space, "digits", SupernetConfig(exit_gradient=1.0)) == default
+    assert supernet_key(space, "digits", SupernetConfig(exit_gradient=0.3)) != default
+    workload = {**SPACE, "training": {"supernet": {"exit_gradient": 0.3}}}
+    assert parse_workload(workload, "w.yaml").supernet.exit_gradient == 0.3
+    with pytest.raises(CodesignError) as error:
+        parse_workload({**SPACE, "training": {"supernet": {"exit_gradient": 1.5}}}, "w.yaml")
+    assert str(error.value).startswith("w.yaml: training.supernet.exit_gradient") and "[0, 1]" in str(
+        error.value
+    )
