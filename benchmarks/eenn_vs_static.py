@@ -107,13 +107,7 @@ def test_figures(
                 "static_accuracy": result.static_test_accuracy,
                 "fractions": list(result.test.fractions),
             }
-            if done % 10 == 0 or done == len(missing):
-                save()
-                print(
-                    f"{run}: {done}/{len(missing)} candidates on the test split "
-                    f"({time.perf_counter() - start:.0f} s)",
-                    flush=True,
-                )
+            checkpoint(run, done, len(missing), "on the test split", start, save)
     results = [(r, cached[r.spec.key()]) for _, r in items]
     if accelerator is not None:
         return *recosted(run, workload, results, accelerator, data_dir, save), workload.dataset
@@ -127,6 +121,13 @@ def test_figures(
         for r, test in results
     ]
     return early, static, target.name, workload.dataset
+
+
+def checkpoint(run: Path, done: int, total: int, what: str, start: float, save: Callable[[], None]) -> None:
+    """Every 10 candidates and at the end: the cache written, progress printed."""
+    if done % 10 == 0 or done == total:
+        save()
+        print(f"{run}: {done}/{total} candidates {what} ({time.perf_counter() - start:.0f} s)", flush=True)
 
 
 def recosted(
@@ -165,13 +166,7 @@ def recosted(
                 "exits": [e.energy_pj for e in evaluator.exit_costs(spec)],
                 "static": evaluator.exit_costs(spec, final)[0].energy_pj,
             }
-            if done % 10 == 0 or done == len(missing):
-                save()
-                print(
-                    f"{run}: {done}/{len(missing)} candidates re-costed on {target.name} "
-                    f"({time.perf_counter() - start:.0f} s)",
-                    flush=True,
-                )
+            checkpoint(run, done, len(missing), f"re-costed on {target.name}", start, save)
     early, static = [], []
     for result, test in results:
         costs = test["recost"][target.name]

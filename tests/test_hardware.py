@@ -17,20 +17,21 @@ ZIGZAG_INPUTS = Path(__import__("zigzag").__file__).parent / "inputs"
 FAST = CostOptions(lpf_limit=2)
 
 
-def small_conv(bits: int = 8):
+def conv(name: str, channels_in: int, channels_out: int, size: int, kernel: int, bits: int = 8):
+    """A same-padded, stride-1 convolution on a size x size map."""
     return conv_layer(
-        "c",
+        name,
         "stage0",
         batch=1,
-        in_channels=16,
-        out_channels=32,
+        in_channels=channels_in,
+        out_channels=channels_out,
         groups=1,
-        in_hw=(8, 8),
-        out_hw=(8, 8),
-        kernel=(3, 3),
+        in_hw=(size, size),
+        out_hw=(size, size),
+        kernel=(kernel, kernel),
         strides=(1, 1),
         dilations=(1, 1),
-        pads=(1, 1, 1, 1),
+        pads=(kernel // 2,) * 4,
         weight_bits=bits,
         act_bits=bits,
         output_bits=bits,
@@ -38,6 +39,10 @@ def small_conv(bits: int = 8):
         operand_source="input_from_layer",
         quantized=True,
     )
+
+
+def small_conv(bits: int = 8):
+    return conv("c", 16, 32, 8, 3, bits)
 
 
 def test_library_has_the_required_shapes_and_each_costs_a_layer():
@@ -159,28 +164,6 @@ def test_malformed_mapping_gets_one_line_error(tmp):
 
 
 def test_resident_accelerator_keeps_activations_on_chip_and_still_reads_weights_off_chip():
-    def conv(name: str, channels_in: int, channels_out: int, size: int, kernel: int):
-        return conv_layer(
-            name,
-            "stage0",
-            batch=1,
-            in_channels=channels_in,
-            out_channels=channels_out,
-            groups=1,
-            in_hw=(size, size),
-            out_hw=(size, size),
-            kernel=(kernel, kernel),
-            strides=(1, 1),
-            dilations=(1, 1),
-            pads=(kernel // 2,) * 4,
-            weight_bits=8,
-            act_bits=8,
-            output_bits=8,
-            partial_sum_bits=16,
-            operand_source="input_from_layer",
-            quantized=True,
-        )
-
     activation_heavy = conv("wide_map", 16, 16, 28, 1)  # 12.5 KB in and out, 256 weights
     weight_heavy = conv("deep_filter", 128, 128, 2, 3)  # 147 KB of weights, 0.5 KB in and out
     like, resident = load_hardware("edge_tpu_like"), load_hardware("edge_tpu_resident")
