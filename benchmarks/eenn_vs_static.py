@@ -31,7 +31,7 @@ import torch
 from codesign.backends import EvaluatorRecipe, build_evaluator
 from codesign.cost_cache import default_cache_path
 from codesign.data import load_dataset
-from codesign.evaluator import CandidateResult, with_test
+from codesign.evaluator import CandidateResult, Evaluator, with_test
 from codesign.exploration import prepare_space, stored_workload
 from codesign.files import atomic_write
 from codesign.hardware import load_hardware
@@ -91,13 +91,7 @@ def test_figures(
         if r.spec.key() not in cached or (r.num_exits > 1 and "fractions" not in cached[r.spec.key()])
     ]
     if missing:
-        dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=data_dir)
-        space = prepare_space(workload, dataset, target)
-        cache = default_cache_path()
-        supernet = None
-        if workload.training_mode == "supernet":
-            supernet = supernet_checkpoint(space, dataset, workload.supernet, cache.parent / "supernets")
-        evaluator = build_evaluator(EvaluatorRecipe(workload, space, run, cache, supernet, data_dir))
+        evaluator = run_evaluator(run, workload, data_dir)
         start = time.perf_counter()
         for done, result in enumerate(missing, 1):
             result = with_test(evaluator, result)
@@ -121,6 +115,18 @@ def test_figures(
         for r, test in results
     ]
     return early, static, target.name, workload.dataset
+
+
+def run_evaluator(run: Path, workload: Workload, data_dir: Path | None) -> Evaluator:
+    """An evaluator for a stored run's networks: the weights the run kept, else (supernet mode) the supernet."""
+    target = load_hardware(workload.accelerator, overrides=dict(workload.hardware_overrides))
+    dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=data_dir)
+    space = prepare_space(workload, dataset, target)
+    cache = default_cache_path()
+    supernet = None
+    if workload.training_mode == "supernet":
+        supernet = supernet_checkpoint(space, dataset, workload.supernet, cache.parent / "supernets")
+    return build_evaluator(EvaluatorRecipe(workload, space, run, cache, supernet, data_dir))
 
 
 def checkpoint(run: Path, done: int, total: int, what: str, start: float, save: Callable[[], None]) -> None:
@@ -150,14 +156,9 @@ def recosted(
     target = load_hardware(accelerator)
     missing = [(r, test) for r, test in results if target.name not in test.get("recost", {})]
     if missing:
-        dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=data_dir)
-        other = replace(workload, accelerator=accelerator, hardware_overrides=())
-        space = prepare_space(other, dataset, target)
-        cache = default_cache_path()
-        supernet = None
-        if workload.training_mode == "supernet":  # only for architectures whose weights were not kept
-            supernet = supernet_checkpoint(space, dataset, workload.supernet, cache.parent / "supernets")
-        evaluator = build_evaluator(EvaluatorRecipe(other, space, run, cache, supernet, data_dir))
+        evaluator = run_evaluator(
+            run, replace(workload, accelerator=accelerator, hardware_overrides=()), data_dir
+        )
         start = time.perf_counter()
         for done, (result, test) in enumerate(missing, 1):
             spec = result.spec
@@ -224,8 +225,9 @@ def main() -> None:
         f"{args.run}: {candidates} candidates on {accelerator}{recost}; weights as evaluated by the search\n"
         f"static side: {sources}"
     )
-    # Thresholds are tuned on validation, so an EENN's validation accuracy is optimistic by more than a
-    # static network's: the gap shows how far validation-chosen fronts can be trusted on each side.
+    # An EENN's validation accuracy has run further above its test accuracy than a static network's (its
+    # thresholds are tuned there, and its early exits meet the test split too): the gap shows how far
+    # validation-chosen fronts can be trusted on each side.
     print(
         f"validation - test accuracy, mean over networks: early exit {gap(early):+.2f} points, "
         f"static {gap(static):+.2f} points"
@@ -250,6 +252,9 @@ def main() -> None:
 
 
 def gap(networks: list[Network]) -> float:
+    """Mean validation minus test accuracy in points (nan without networks, e.g. a run with no early exits)."""
+    if not networks:
+        return float("nan")
     return 100 * sum(n.val_accuracy - n.test_accuracy for n in networks) / len(networks)
 
 
