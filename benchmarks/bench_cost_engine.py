@@ -18,11 +18,11 @@ from pathlib import Path
 
 import onnx
 
-from codesign.cost_cache import LayerCostCache
-from codesign.cost_engine import CostEngine
-from codesign.hardware import load_hardware, zigzag_accelerator_file
-from codesign.layers import layers_from_onnx
-from codesign.zigzag_runner import CostOptions
+from codesign.cost.cache import LayerCostCache
+from codesign.cost.engine import CostEngine
+from codesign.cost.graph import layers_from_onnx
+from codesign.cost.zigzag import CostOptions
+from codesign.hardware.target import load_hardware, zigzag_accelerator_file
 
 ZIGZAG_WORKLOADS = Path(__import__("zigzag").__file__).parent / "inputs" / "workload"
 

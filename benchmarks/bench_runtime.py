@@ -3,15 +3,15 @@
 Trains (or loads cached weights of) a small quantized three-stage network with exits after stages 0
 and 1, picks exit thresholds on the validation split (the largest share of early exits whose
 validation accuracy stays within `--max-drop` of the final exit's), exports it segmented
-(`codesign.runtime.export_segments`) and as one static QCDQ ONNX with only the final exit
-(`codesign.export.export_qcdq` of `spec.without_early_exits()`), then times on the test split:
+(`codesign.deploy.runtime.export_segments`) and as one static QCDQ ONNX with only the final exit
+(`codesign.deploy.qcdq.export_qcdq` of `spec.without_early_exits()`), then times on the test split:
 
 * early exit: `EarlyExitRuntime` (the batch shrinks at every exit);
 * static, one ONNX: every input through the whole backbone and the final head in a single session;
 * static, chained segments: the segmented model with every input sent to the final exit.
 
-All sessions run with onnxruntime graph optimisations off (as `codesign.export` requires for results
-that match PyTorch) and intra-op spinning off (`codesign.runtime.runtime_session`), with each
+All sessions run with onnxruntime graph optimisations off (as `codesign.deploy.qcdq` requires for results
+that match PyTorch) and intra-op spinning off (`codesign.deploy.runtime.runtime_session`), with each
 `--threads` setting in turn. Prints accuracy, exit fractions, images/s (median of `--repeats` passes,
 interleaved) and the speed-up of early exit over the static one-ONNX network.
 
@@ -38,15 +38,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codesign.data import Split, load_dataset
-from codesign.datasets import subsample
+from codesign.data.local import subsample
+from codesign.data.splits import Split, load_dataset
+from codesign.deploy.qcdq import export_qcdq
+from codesign.deploy.runtime import EarlyExitRuntime, exit_decisions, export_segments, runtime_session
 from codesign.errors import CodesignError
 from codesign.exits import CachedExits
-from codesign.export import export_qcdq
-from codesign.model import build_model, load_shared_weights
-from codesign.runtime import EarlyExitRuntime, exit_decisions, export_segments, runtime_session
+from codesign.network.model import build_model, load_shared_weights
+from codesign.network.training import TrainingConfig, exit_logits, train_architecture
 from codesign.spec import CandidateSpec, StageSpec
-from codesign.training import TrainingConfig, exit_logits, train_architecture
 
 warnings.filterwarnings("ignore")
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "codesign" / "bench_runtime"

@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codesign.evaluator import CandidateResult
-from codesign.exit_costs import ExitCost, ExpectedCost
+from codesign.config.workload import SearchSettings, parse_workload
+from codesign.cost.exits import ExitCost, ExpectedCost
+from codesign.evaluation.evaluator import CandidateResult
 from codesign.exits import ExitStats
-from codesign.search import hypervolume, normalised_objectives, pareto_front, run_search
-from codesign.store import RunStore
-from codesign.workload import SearchSettings, parse_workload
+from codesign.runs.store import RunStore
+from codesign.search.objectives import hypervolume, normalised_objectives, pareto_front, run_search
 
 
 def synthetic_result(spec) -> CandidateResult:
@@ -145,14 +145,14 @@ def evaluations_to_reach(order: list[str], F: np.ndarray, index: dict[str, int],
 
 
 def part_b(seeds: tuple[int, ...] = tuple(range(10)), budget_share: float = 0.2) -> None:
-    from codesign.cost_cache import LayerCostCache
-    from codesign.cost_engine import CostEngine
-    from codesign.data import load_dataset
-    from codesign.evaluator import Evaluator
-    from codesign.hardware import load_hardware
-    from codesign.training import TrainingConfig
-    from codesign.workload import SurrogateSettings
-    from codesign.zigzag_runner import CostOptions
+    from codesign.config.workload import SurrogateSettings
+    from codesign.cost.cache import LayerCostCache
+    from codesign.cost.engine import CostEngine
+    from codesign.cost.zigzag import CostOptions
+    from codesign.data.splits import load_dataset
+    from codesign.evaluation.evaluator import Evaluator
+    from codesign.hardware.target import load_hardware
+    from codesign.network.training import TrainingConfig
 
     torch.set_num_threads(1)
     workload = parse_workload(

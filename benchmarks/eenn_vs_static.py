@@ -28,16 +28,16 @@ from pathlib import Path
 
 import torch
 
-from codesign.backends import EvaluatorRecipe, build_evaluator
-from codesign.cost_cache import default_cache_path
-from codesign.data import load_dataset
-from codesign.evaluator import CandidateResult, Evaluator, with_test
-from codesign.exploration import prepare_space, stored_workload
+from codesign.config.workload import Workload
+from codesign.cost.cache import default_cache_path
+from codesign.data.splits import load_dataset
+from codesign.evaluation.backends import EvaluatorRecipe, build_evaluator
+from codesign.evaluation.evaluator import CandidateResult, Evaluator, with_test
 from codesign.files import atomic_write
-from codesign.hardware import load_hardware
-from codesign.store import RunStore
-from codesign.supernet import supernet_checkpoint
-from codesign.workload import Workload
+from codesign.hardware.target import load_hardware
+from codesign.network.supernet import supernet_checkpoint
+from codesign.runs.explore import prepare_space, stored_workload
+from codesign.runs.store import RunStore
 
 
 def front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:

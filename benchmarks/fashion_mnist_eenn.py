@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from codesign.exploration import explore, finetune_rank_correlation
-from codesign.workload import load_workload
+from codesign.config.workload import load_workload
+from codesign.runs.explore import explore, finetune_rank_correlation
 
 
 def main() -> None:

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from codesign.data import load_digits_dataset
-from codesign.hardware import load_hardware
-from codesign.model import build_model, load_shared_weights
+from codesign.data.splits import load_digits_dataset
+from codesign.hardware.target import load_hardware
+from codesign.network.model import build_model, load_shared_weights
+from codesign.network.training import TrainingConfig, train_architecture
 from codesign.spec import CandidateSpec, StageSpec
-from codesign.training import TrainingConfig, train_architecture
 
 warnings.filterwarnings("ignore")
 torch.set_num_threads(1)

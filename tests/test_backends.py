@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from codesign.cli import main
-from codesign.store import RunStore
+from codesign.cli.main import main
+from codesign.runs.store import RunStore
 
 WORKLOAD = """
 name: backend-test
@@ -56,8 +56,8 @@ def test_local_workers_and_a_local_dask_cluster_give_the_same_front(tmp: Path):
 def test_evaluator_built_for_workers_tunes_thresholds_as_the_workload_asks(tmp: Path):
     import yaml
 
-    from codesign.backends import EvaluatorRecipe, build_evaluator
-    from codesign.workload import parse_workload
+    from codesign.config.workload import parse_workload
+    from codesign.evaluation.backends import EvaluatorRecipe, build_evaluator
 
     data = yaml.safe_load(WORKLOAD)
     del data["space"]["thresholds"]

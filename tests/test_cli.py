@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from codesign.cli import main
-from codesign.export import onnxruntime_session
-from codesign.runtime import SegmentedModel
-from codesign.store import RunStore
+from codesign.cli.main import main
+from codesign.deploy.qcdq import onnxruntime_session
+from codesign.deploy.runtime import SegmentedModel
+from codesign.runs.store import RunStore
 
 SMALL_WORKLOAD = """
 name: tiny-digits
@@ -88,7 +88,7 @@ def test_explore_end_to_end_writes_every_output_and_resumes(tmp: Path, capsys):
 
 def test_cli_bad_accelerator_is_one_line_and_exit_code_2(tmp: Path):
     result = subprocess.run(
-        [sys.executable, "-m", "codesign.cli", "explore", "--accelerator", "nope", "--runs", str(tmp)],
+        [sys.executable, "-m", "codesign.cli.main", "explore", "--accelerator", "nope", "--runs", str(tmp)],
         capture_output=True,
         text=True,
         timeout=120,

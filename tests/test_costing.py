@@ -7,13 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from codesign.cli import main
-from codesign.costing import cost_onnx
+from codesign.cli.main import main
+from codesign.cost.graph import parse_onnx
+from codesign.cost.network import CostModelSettings
+from codesign.cost.report import cost_onnx
+from codesign.cost.zigzag import CostOptions
+from codesign.deploy.qcdq import export_qcdq
 from codesign.errors import CodesignError
-from codesign.export import export_qcdq
-from codesign.layers import parse_onnx
-from codesign.network_cost import CostModelSettings
-from codesign.zigzag_runner import CostOptions
 
 FAST = CostOptions(lpf_limit=2)
 

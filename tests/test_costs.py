@@ -7,28 +7,28 @@ from pathlib import Path
 import onnx
 import pytest
 
-from codesign.cost_cache import LayerCostCache
-from codesign.cost_engine import CostEngine
-from codesign.costing import cost_onnx
-from codesign.errors import CodesignError
-from codesign.exit_costs import Allocation, expected_cost, per_exit_costs
-from codesign.export import export_qcdq
-from codesign.hardware import (
-    Interconnect,
-    MacEnergyModel,
-    activation_buffer,
-    load_hardware,
-    zigzag_accelerator_file,
-)
-from codesign.layers import OperatorSpec, gemm_layer, layers_from_onnx, parse_onnx
-from codesign.network_cost import (
+from codesign.cost.cache import LayerCostCache
+from codesign.cost.engine import CostEngine
+from codesign.cost.exits import Allocation, expected_cost, per_exit_costs
+from codesign.cost.graph import OperatorSpec, gemm_layer, layers_from_onnx, parse_onnx
+from codesign.cost.network import (
     CostModelSettings,
     ItemCost,
     network_costs,
     operator_cost,
     precision_adjusted,
 )
-from codesign.zigzag_runner import CostOptions, LayerCost
+from codesign.cost.report import cost_onnx
+from codesign.cost.zigzag import CostOptions, LayerCost
+from codesign.deploy.qcdq import export_qcdq
+from codesign.errors import CodesignError
+from codesign.hardware.target import (
+    Interconnect,
+    MacEnergyModel,
+    activation_buffer,
+    load_hardware,
+    zigzag_accelerator_file,
+)
 
 from .test_training_export_layers import export_float
 
@@ -216,10 +216,10 @@ def test_warm_cache_never_calls_zigzag(tiny_model, tmp, edge_tpu):
 
 
 def _fill_cache(args: tuple[str, int]) -> int:
-    from codesign.cost_cache import LayerCostCache
-    from codesign.hardware import load_hardware
-    from codesign.layers import gemm_layer
-    from codesign.zigzag_runner import LayerCost
+    from codesign.cost.cache import LayerCostCache
+    from codesign.cost.graph import gemm_layer
+    from codesign.cost.zigzag import LayerCost
+    from codesign.hardware.target import load_hardware
 
     path, worker = args
     cache = LayerCostCache(path)

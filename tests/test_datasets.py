@@ -13,9 +13,8 @@ import pytest
 import scipy.io
 import torch
 
-from codesign import datasets
-from codesign.data import Dataset
-from codesign.datasets import (
+from codesign.data import local as datasets
+from codesign.data.local import (
     dataset_loaders,
     load_cifar,
     load_cifar10,
@@ -24,6 +23,7 @@ from codesign.datasets import (
     load_svhn,
     subsample,
 )
+from codesign.data.splits import Dataset
 from codesign.errors import CodesignError
 
 

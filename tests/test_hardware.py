@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from codesign.cli import main
-from codesign.cost_engine import CostEngine
+from codesign.cli.main import main
+from codesign.cost.engine import CostEngine
+from codesign.cost.graph import conv_layer
+from codesign.cost.zigzag import CostOptions
 from codesign.errors import CodesignError
-from codesign.hardware import key_figures, library_names, load_hardware
-from codesign.layers import conv_layer
-from codesign.zigzag_runner import CostOptions
+from codesign.hardware.target import key_figures, library_names, load_hardware
 
 ZIGZAG_INPUTS = Path(__import__("zigzag").__file__).parent / "inputs"
 FAST = CostOptions(lpf_limit=2)

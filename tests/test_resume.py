@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from codesign.cli import main
-from codesign.store import RunStore
+from codesign.cli.main import main
+from codesign.runs.store import RunStore
 
 WORKLOAD = """
 name: resume-test
@@ -55,7 +55,7 @@ def test_sigkill_mid_search_then_resume_loses_and_repeats_nothing(tmp: Path, cap
 
     killed = tmp / "killed"
     process = subprocess.Popen(
-        [sys.executable, "-m", "codesign.cli", "explore", "--run-dir", str(killed), *common],
+        [sys.executable, "-m", "codesign.cli.main", "explore", "--run-dir", str(killed), *common],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

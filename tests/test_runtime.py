@@ -11,10 +11,7 @@ import onnx
 import pytest
 import torch
 
-from codesign.errors import CodesignError
-from codesign.exits import CachedExits, score_margin
-from codesign.model import build_model, load_shared_weights
-from codesign.runtime import (
+from codesign.deploy.runtime import (
     MANIFEST_NAME,
     EarlyExitRuntime,
     SegmentedModel,
@@ -23,7 +20,10 @@ from codesign.runtime import (
     exit_decisions,
     export_segments,
 )
-from codesign.training import exit_logits
+from codesign.errors import CodesignError
+from codesign.exits import CachedExits, score_margin
+from codesign.network.model import build_model, load_shared_weights
+from codesign.network.training import exit_logits
 
 from .conftest import tiny_spec
 
@@ -225,8 +225,8 @@ def test_bad_folders_give_one_line_errors(segmented, tmp_path):
 
 
 def _main(argv: list[str]) -> int:
-    """`codesign infer` through codesign.cli.main when wired there, else a parser built the same way."""
-    from codesign import cli
+    """`codesign infer` through codesign.cli.main.main when wired there, else a parser built the same way."""
+    from codesign.cli import main as cli
 
     parser = cli.build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

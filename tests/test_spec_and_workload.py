@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from codesign.config.workload import load_workload
 from codesign.errors import CodesignError
 from codesign.spec import CandidateSpec
-from codesign.workload import load_workload
 
 from .conftest import tiny_spec
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from codesign.config.workload import parse_workload
 from codesign.exits import CachedExits
-from codesign.finetune import FinetuneConfig, calibrate, finetune
-from codesign.model import build_model
+from codesign.network.finetune import FinetuneConfig, calibrate, finetune
+from codesign.network.model import build_model
+from codesign.network.supernet import _extreme, _random, inherit, train_supernet
+from codesign.network.training import SupernetConfig, exit_logits
 from codesign.spec import ExitBranch
-from codesign.supernet import _extreme, _random, inherit, train_supernet
-from codesign.training import SupernetConfig, exit_logits
-from codesign.workload import parse_workload
 
 SPACE = {
     "space": {
@@ -115,11 +115,11 @@ def test_space_with_blocks_branches_and_policies_decodes(space):
 def test_finalize_measures_test_accuracy_before_and_after_when_the_search_skipped_it(
     space, supernet, digits, tmp
 ):
-    from codesign.cost_engine import CostEngine
-    from codesign.evaluator import Evaluator, finalize
-    from codesign.hardware import load_hardware
-    from codesign.training import TrainingConfig
-    from codesign.zigzag_runner import CostOptions
+    from codesign.cost.engine import CostEngine
+    from codesign.cost.zigzag import CostOptions
+    from codesign.evaluation.evaluator import Evaluator, finalize
+    from codesign.hardware.target import load_hardware
+    from codesign.network.training import TrainingConfig
 
     engine = CostEngine(load_hardware("edge_tpu_like"), CostOptions(lpf_limit=2))
     evaluator = Evaluator(
@@ -139,11 +139,11 @@ def test_finalize_measures_test_accuracy_before_and_after_when_the_search_skippe
 
 
 def test_test_figures_of_a_stored_run_are_read_back_without_evaluating_again(space, supernet, digits, tmp):
-    from codesign.cost_engine import CostEngine
-    from codesign.evaluator import Evaluator, with_test
-    from codesign.hardware import load_hardware
-    from codesign.training import TrainingConfig
-    from codesign.zigzag_runner import CostOptions
+    from codesign.cost.engine import CostEngine
+    from codesign.cost.zigzag import CostOptions
+    from codesign.evaluation.evaluator import Evaluator, with_test
+    from codesign.hardware.target import load_hardware
+    from codesign.network.training import TrainingConfig
 
     def evaluator() -> Evaluator:
         return Evaluator(
@@ -169,11 +169,11 @@ def test_test_figures_of_a_stored_run_are_read_back_without_evaluating_again(spa
 def test_searched_accuracy_drop_is_a_gene_and_sets_the_tuned_operating_point(space, supernet, digits):
     from dataclasses import replace
 
-    from codesign.cost_engine import CostEngine
-    from codesign.evaluator import Evaluator
-    from codesign.hardware import load_hardware
-    from codesign.training import TrainingConfig
-    from codesign.zigzag_runner import CostOptions
+    from codesign.cost.engine import CostEngine
+    from codesign.cost.zigzag import CostOptions
+    from codesign.evaluation.evaluator import Evaluator
+    from codesign.hardware.target import load_hardware
+    from codesign.network.training import TrainingConfig
 
     tuned_space = parse_workload(
         {"space": {**SPACE["space"], "threshold_tuning": {"max_accuracy_drop": [0.0, 0.05]}}}, "t.yaml"
@@ -223,8 +223,8 @@ def test_random_subnets_depend_only_on_weight_shaping_genes(space):
 def test_strided_exit_head_trains_inherits_exports_and_costs_a_quarter(digits, tmp):
     from dataclasses import replace
 
-    from codesign.export import export_qcdq, max_output_difference
-    from codesign.layers import layers_from_onnx
+    from codesign.cost.graph import layers_from_onnx
+    from codesign.deploy.qcdq import export_qcdq, max_output_difference
 
     data = {"space": {**SPACE["space"], "exit_branches": {"convs": [1], "channels": [16], "stride": [1, 2]}}}
     strided_space = parse_workload(data, "test.yaml").space
@@ -255,7 +255,7 @@ def test_strided_exit_head_trains_inherits_exports_and_costs_a_quarter(digits, t
 def test_supernet_checkpoint_trains_once_on_every_core_then_reuses(space, digits, tmp):
     import os
 
-    from codesign.supernet import supernet_checkpoint
+    from codesign.network.supernet import supernet_checkpoint
 
     lines: list[str] = []
     config = SupernetConfig(epochs=1, batch_size=256, seed=0)
@@ -270,7 +270,7 @@ def test_supernet_checkpoint_trains_once_on_every_core_then_reuses(space, digits
 def test_exit_gradient_scales_only_what_the_early_exits_send_into_the_backbone(space):
     import torch.nn.functional as F
 
-    from codesign.supernet import Supernet
+    from codesign.network.supernet import Supernet
 
     torch.manual_seed(0)
     joint = Supernet(space).train()
@@ -300,7 +300,7 @@ def test_exit_gradient_scales_only_what_the_early_exits_send_into_the_backbone(s
 
 def test_exit_gradient_keys_its_own_supernet_and_is_validated(space):
     from codesign.errors import CodesignError
-    from codesign.supernet import supernet_key
+    from codesign.network.supernet import supernet_key
 
     default = supernet_key(space, "digits", SupernetConfig())
     assert supernet_key(space, "digits", SupernetConfig(exit_gradient=1.0)) == default

@@ -5,12 +5,12 @@ import pytest
 import torch
 from torch import nn
 
+from codesign.cost.graph import SOURCE_BOTH_CONSTANT, layers_from_onnx
+from codesign.deploy.qcdq import export_qcdq, max_output_difference, onnxruntime_session
 from codesign.errors import CodesignError
 from codesign.exits import CachedExits
-from codesign.export import export_qcdq, max_output_difference, onnxruntime_session
-from codesign.layers import SOURCE_BOTH_CONSTANT, layers_from_onnx
-from codesign.model import build_model, load_shared_weights
-from codesign.training import TrainingConfig, exit_logits, train_architecture
+from codesign.network.model import build_model, load_shared_weights
+from codesign.network.training import TrainingConfig, exit_logits, train_architecture
 
 from .conftest import tiny_spec
 

@@ -1,0 +1,111 @@
+"""SQLite cache of per-layer ZigZag results, shared by runs and by concurrent worker processes.
+
+A layer's cost depends only on its geometry and precisions, the accelerator and mapping contents,
+the ZigZag search options and the ZigZag version; the cache key hashes exactly those.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import asdict
+from importlib.metadata import version
+from pathlib import Path
+
+from codesign.cost.graph import LayerSpec
+from codesign.cost.zigzag import CostOptions, LayerCost
+from codesign.hardware.target import HardwareTarget
+
+ZIGZAG_VERSION = version("zigzag-dse")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS layer_costs (
+    key TEXT PRIMARY KEY,
+    energy_pj REAL NOT NULL,
+    latency_cycles REAL NOT NULL,
+    mac_energy_pj REAL NOT NULL,
+    memory_energy_pj REAL NOT NULL,
+    ideal_cycles REAL NOT NULL,
+    utilization REAL NOT NULL,
+    layer_json TEXT NOT NULL,
+    accelerator TEXT NOT NULL,
+    created REAL NOT NULL
+)
+"""
+
+
+def layer_cost_key(layer: LayerSpec, target: HardwareTarget, options: CostOptions) -> str:
+    payload = {
+        "layer": layer.geometry_key(),
+        "hardware": target.digest,
+        "options": asdict(options),
+        "zigzag": ZIGZAG_VERSION,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def default_cache_path() -> Path:
+    """`$CODESIGN_CACHE_DIR/layer_costs.sqlite`, else under `$XDG_CACHE_HOME/codesign` or `~/.cache/codesign`."""
+    base = os.environ.get("CODESIGN_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "codesign"
+    )
+    return Path(base) / "layer_costs.sqlite"
+
+
+class LayerCostCache:
+    """Key -> LayerCost in one SQLite file (WAL mode: many readers, serialised writers, no lost rows)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA busy_timeout=60000")
+        self._connection.execute(SCHEMA)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, LayerCost]:
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, LayerCost] = {}
+        for begin in range(0, len(keys), 500):
+            chunk = keys[begin : begin + 500]
+            rows = self._connection.execute(
+                "SELECT key, energy_pj, latency_cycles, mac_energy_pj, memory_energy_pj, ideal_cycles, utilization "
+                f"FROM layer_costs WHERE key IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            for key, *values in rows:
+                found[key] = LayerCost(*values)
+        return found
+
+    def put_many(self, items: Iterable[tuple[str, LayerSpec, str, LayerCost]]) -> None:
+        rows = [
+            (
+                key,
+                cost.energy_pj,
+                cost.latency_cycles,
+                cost.mac_energy_pj,
+                cost.memory_energy_pj,
+                cost.ideal_cycles,
+                cost.utilization,
+                json.dumps(layer.geometry_key(), sort_keys=True),
+                accelerator,
+                time.time(),
+            )
+            for key, layer, accelerator, cost in items
+        ]
+        if not rows:
+            return
+        with self._connection:
+            self._connection.execute("BEGIN IMMEDIATE")
+            self._connection.executemany(
+                "INSERT OR IGNORE INTO layer_costs VALUES (?,?,?,?,?,?,?,?,?,?)", rows
+            )
+
+    def __len__(self) -> int:
+        return int(self._connection.execute("SELECT COUNT(*) FROM layer_costs").fetchone()[0])
+
+    def close(self) -> None:
+        self._connection.close()

@@ -1,0 +1,161 @@
+"""Per-exit and expected costs of an early-exit network from its per-item costs.
+
+Taking exit k costs every backbone stage up to the one it follows, plus every active exit head
+evaluated on the way. On one core everything runs in order (stage 0, head 0, stage 1, head 1, ...).
+
+On a multi-core accelerator an `Allocation` puts each backbone stage and each exit head on a core.
+Tasks are list-scheduled in that order: a task starts when its input is there (plus an interconnect
+transfer if it was produced on another core) and its core is free. A head on another core runs in
+parallel with the continuing backbone. The decision for exit k is known when heads 0..k have finished;
+work started before that moment is paid for (pro rata if still running: speculative backbone work
+that is abandoned when the input leaves), as are the transfers that fed it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codesign.cost.network import ItemCost
+from codesign.hardware.target import Interconnect
+
+
+@dataclass(frozen=True)
+class ExitCost:
+    stage: int  # the backbone stage this exit follows
+    energy_pj: float
+    latency_cycles: float
+    macs: int
+    transfer_energy_pj: float = 0.0
+
+
+@dataclass(frozen=True)
+class ExpectedCost:
+    energy_pj: float
+    latency_cycles: float
+    worst_latency_cycles: float
+    macs: float
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Core index of each backbone stage and of the exit head after each stage."""
+
+    stage_cores: tuple[int, ...]
+    head_cores: tuple[int, ...]
+
+    @classmethod
+    def single_core(cls, num_stages: int) -> Allocation:
+        return cls(tuple(0 for _ in range(num_stages)), tuple(0 for _ in range(num_stages)))
+
+    def describe(self) -> str:
+        return " ".join(
+            f"S{i}:c{s}/H{i}:c{h}"
+            for i, (s, h) in enumerate(zip(self.stage_cores, self.head_cores, strict=True))
+        )
+
+
+def segment_index(segment: str) -> tuple[str, int]:
+    if segment == "backbone":
+        return "stage", 0
+    for kind in ("stage", "head"):
+        if segment.startswith(kind) and segment[len(kind) :].isdigit():
+            return kind, int(segment[len(kind) :])
+    raise ValueError(f"unknown segment {segment!r}")
+
+
+@dataclass
+class _Task:
+    kind: str
+    index: int
+    energy: float = 0.0
+    latency: float = 0.0
+    macs: int = 0
+    output_bits: float = 0.0
+    core: int = 0
+    start: float = 0.0
+    finish: float = 0.0
+    transfer_energy: float = 0.0
+
+
+def _tasks(items: list[ItemCost], exit_stages: tuple[int, ...]) -> list[_Task]:
+    tasks: dict[tuple[str, int], _Task] = {}
+    for item in items:
+        kind, index = segment_index(item.segment)
+        if kind == "head" and index not in exit_stages:
+            continue
+        task = tasks.setdefault((kind, index), _Task(kind, index))
+        task.energy += item.energy_pj
+        task.latency += item.latency_cycles
+        task.macs += item.macs
+        if item.macs > 0:  # a stage hands on the output of its last compute layer
+            task.output_bits = float(item.output_elements * item.output_bits)
+    order = sorted(tasks.values(), key=lambda t: (t.index, t.kind != "stage"))
+    return order
+
+
+def per_exit_costs(
+    items: list[ItemCost],
+    exit_stages: tuple[int, ...],
+    allocation: Allocation | None = None,
+    interconnect: Interconnect | None = None,
+) -> list[ExitCost]:
+    """Cost of reaching and taking each active exit (earliest first, final last)."""
+    tasks = _tasks(items, exit_stages)
+    stage_finish: dict[int, float] = {}
+    stage_task: dict[int, _Task] = {}
+    core_free: dict[int, float] = {}
+    for task in tasks:
+        if allocation is not None:
+            cores = allocation.stage_cores if task.kind == "stage" else allocation.head_cores
+            task.core = cores[task.index]
+        producer = stage_task.get(
+            task.index if task.kind == "head" else max((s for s in stage_task), default=-1)
+        )
+        ready = 0.0
+        if producer is not None:
+            ready = producer.finish
+            if producer.core != task.core:
+                if interconnect is None:
+                    raise ValueError("an allocation over several cores needs the accelerator's interconnect")
+                energy, latency = interconnect.transfer(producer.output_bits)
+                ready += latency
+                task.transfer_energy = energy
+        task.start = max(ready, core_free.get(task.core, 0.0))
+        task.finish = task.start + task.latency
+        core_free[task.core] = task.finish
+        if task.kind == "stage":
+            stage_finish[task.index] = task.finish
+            stage_task[task.index] = task
+    heads = {t.index: t for t in tasks if t.kind == "head"}
+    result = []
+    decided = 0.0
+    for exit_stage in exit_stages:
+        head = heads.get(exit_stage)
+        finish = (
+            head.finish if head is not None else stage_finish[max(s for s in stage_finish if s <= exit_stage)]
+        )
+        decided = max(decided, finish)
+        energy = 0.0
+        transfer = 0.0
+        macs = 0
+        for task in tasks:
+            if task.start > decided or (task.start == decided and task.latency > 0):
+                continue
+            share = 1.0 if task.latency == 0 else min(1.0, (decided - task.start) / task.latency)
+            energy += share * task.energy + task.transfer_energy
+            transfer += task.transfer_energy
+            macs += round(share * task.macs)
+        result.append(ExitCost(exit_stage, energy, decided, macs, transfer))
+    return result
+
+
+def expected_cost(exits: list[ExitCost], fractions: tuple[float, ...]) -> ExpectedCost:
+    if len(exits) != len(fractions):
+        raise ValueError(f"{len(fractions)} exit fractions for {len(exits)} exits")
+    taken = [e.latency_cycles for e, f in zip(exits, fractions, strict=True) if f > 0]
+    return ExpectedCost(
+        energy_pj=sum(f * e.energy_pj for f, e in zip(fractions, exits, strict=True)),
+        latency_cycles=sum(f * e.latency_cycles for f, e in zip(fractions, exits, strict=True)),
+        worst_latency_cycles=max(taken) if taken else exits[-1].latency_cycles,
+        macs=sum(f * e.macs for f, e in zip(fractions, exits, strict=True)),
+    )

@@ -1,0 +1,194 @@
+"""Cost an ONNX early-exit network on an accelerator: per-layer and per-exit tables (pandas).
+
+report = cost_onnx("model.onnx", "edge_tpu_like", exit_fractions=(0.6, 0.3, 0.1))
+report.layers   # one row per operator: segment, MACs, bit widths, energy, latency, how it was modelled
+report.exits    # one row per exit: cumulative energy/latency of reaching and taking it
+report.expected # expected energy, latency, EDP, worst-case latency under the exit fractions
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from codesign.cost.cache import LayerCostCache
+from codesign.cost.engine import CostEngine
+from codesign.cost.exits import Allocation, expected_cost, per_exit_costs
+from codesign.cost.graph import parse_onnx
+from codesign.cost.network import CostModelSettings, network_costs
+from codesign.cost.zigzag import CostOptions
+from codesign.errors import CodesignError
+from codesign.files import atomic_write
+from codesign.hardware.target import HardwareTarget, load_hardware
+
+
+@dataclass(frozen=True)
+class CostReport:
+    model: str
+    accelerator: str
+    clock_hz: float
+    clock_assumed: bool
+    layers: pd.DataFrame
+    exits: pd.DataFrame
+    expected: dict[str, float] | None
+    notes: tuple[str, ...]
+
+
+def parse_fractions(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise CodesignError(
+            f"--exit-fractions {text!r}: value: expected comma-separated numbers, e.g. 0.6,0.3,0.1"
+        ) from None
+    return values
+
+
+def cost_onnx(
+    model: str | Path,
+    accelerator: str | Path | HardwareTarget = "edge_tpu_like",
+    *,
+    exit_fractions: tuple[float, ...] | None = None,
+    options: CostOptions | None = None,
+    settings: CostModelSettings | None = None,
+    overrides: dict[str, Any] | None = None,
+    allocation: Allocation | None = None,
+    cache_path: str | Path | None = None,
+    jobs: int = 1,
+) -> CostReport:
+    target = (
+        accelerator
+        if isinstance(accelerator, HardwareTarget)
+        else load_hardware(accelerator, overrides=overrides)
+    )
+    network = parse_onnx(model)
+    settings = settings or CostModelSettings()
+    if exit_fractions is not None:
+        if len(exit_fractions) != len(network.exit_stages):
+            raise CodesignError(
+                f"--exit-fractions: count: expected {len(network.exit_stages)} values (one per graph output "
+                f"{', '.join(network.output_names)}), got {len(exit_fractions)}"
+            )
+        if any(f < 0 for f in exit_fractions) or abs(sum(exit_fractions) - 1.0) > 1e-6:
+            raise CodesignError(
+                f"--exit-fractions: values: expected non-negative fractions summing to 1, got {exit_fractions}"
+            )
+    if allocation is not None and target.interconnect is None:
+        raise CodesignError(
+            f"{target.accelerator_path}: codesign.interconnect: expected one to allocate over cores"
+        )
+    cache = LayerCostCache(cache_path) if cache_path else None
+    with CostEngine(target, options or CostOptions(), cache, jobs=jobs) as engine:
+        items = network_costs(network.layers, network.operators, engine, settings, target)
+    if cache is not None:
+        cache.close()
+    exits = per_exit_costs(items, network.exit_stages, allocation, target.interconnect)
+    layers = pd.DataFrame([asdict(i) for i in items])
+    layers["latency_s"] = layers["latency_cycles"] / target.clock_hz
+    exit_frame = pd.DataFrame(
+        {
+            "exit": list(network.output_names),
+            "after_stage": [e.stage for e in exits],
+            "energy_pj": [e.energy_pj for e in exits],
+            "latency_cycles": [e.latency_cycles for e in exits],
+            "latency_s": [e.latency_cycles / target.clock_hz for e in exits],
+            "macs": [e.macs for e in exits],
+            "transfer_energy_pj": [e.transfer_energy_pj for e in exits],
+        }
+    )
+    expected = None
+    if exit_fractions is not None:
+        exit_frame["fraction"] = list(exit_fractions)
+        exp = expected_cost(exits, exit_fractions)
+        latency_s = exp.latency_cycles / target.clock_hz
+        expected = {
+            "energy_pj": exp.energy_pj,
+            "latency_cycles": exp.latency_cycles,
+            "latency_s": latency_s,
+            "edp_j_s": exp.energy_pj * 1e-12 * latency_s,
+            "worst_latency_cycles": exp.worst_latency_cycles,
+            "macs": exp.macs,
+            "static_energy_pj": exits[-1].energy_pj,
+            "static_latency_cycles": exits[-1].latency_cycles,
+        }
+    notes = [f"compute layers: {', '.join(sorted(set(layers.loc[layers['macs'] > 0, 'model'])))}"]
+    if settings.non_compute_ops and (layers["macs"] == 0).any():
+        notes.append(
+            "pooling/Add: activation-buffer read+write traffic plus adder energy (analytic, see network_cost)"
+        )
+    elif not settings.non_compute_ops:
+        notes.append("non-compute operators (pooling, Add, activations, Q/DQ): not costed (ZigZag's zero)")
+    notes.append(
+        "batch norm, activations and re/dequantization: fused into the producing layer (no extra cost)"
+    )
+    if target.clock_assumed:
+        notes.append(
+            f"{target.accelerator_path.name} states no clock: seconds assume {target.clock_hz / 1e6:g} MHz"
+        )
+    return CostReport(
+        str(model),
+        target.name,
+        target.clock_hz,
+        target.clock_assumed,
+        layers,
+        exit_frame,
+        expected,
+        tuple(notes),
+    )
+
+
+def write_cost_report(report: CostReport, out_dir: str | Path) -> list[Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "layers.csv", out / "exits.csv", out / "cost.json"]
+    atomic_write(paths[0], lambda tmp: report.layers.to_csv(tmp, index=False))
+    atomic_write(paths[1], lambda tmp: report.exits.to_csv(tmp, index=False))
+    summary = {
+        "model": report.model,
+        "accelerator": report.accelerator,
+        "clock_hz": report.clock_hz,
+        "clock_assumed": report.clock_assumed,
+        "total_energy_pj": float(report.layers["energy_pj"].sum()),
+        "total_latency_cycles": float(report.layers["latency_cycles"].sum()),
+        "exits": report.exits.to_dict(orient="records"),
+        "expected": report.expected,
+        "notes": list(report.notes),
+    }
+    atomic_write(paths[2], lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
+    return paths
+
+
+def format_cost_report(report: CostReport, max_layers: int = 60) -> str:
+    layer_view = report.layers[
+        [
+            "segment",
+            "op_type",
+            "name",
+            "macs",
+            "weight_bits",
+            "act_bits",
+            "energy_pj",
+            "latency_cycles",
+            "utilization",
+        ]
+    ].copy()
+    layer_view["name"] = layer_view["name"].str.slice(-38)
+    lines = [f"{report.model} on {report.accelerator} ({report.clock_hz / 1e6:g} MHz)", ""]
+    lines.append(layer_view.head(max_layers).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if len(layer_view) > max_layers:
+        lines.append(f"... {len(layer_view) - max_layers} more rows in layers.csv")
+    lines += ["", report.exits.to_string(index=False, float_format=lambda v: f"{v:.4g}")]
+    if report.expected:
+        e = report.expected
+        lines += [
+            "",
+            f"expected per inference: {e['energy_pj'] / 1e3:.1f} nJ, {e['latency_cycles']:.0f} cycles "
+            f"({e['latency_s'] * 1e6:.2f} us), EDP {e['edp_j_s']:.3g} J*s, worst case {e['worst_latency_cycles']:.0f} cycles; "
+            f"without early exit {e['static_energy_pj'] / 1e3:.1f} nJ, {e['static_latency_cycles']:.0f} cycles",
+        ]
+    lines += ["", *(f"note: {n}" for n in report.notes)]
+    return "\n".join(lines)

@@ -1,0 +1,96 @@
+"""One layer through ZigZag's mapping search and cost model.
+
+We compose ZigZag's own stages below its workload iterator (spatial mapping generation, LOMA
+temporal mapping search, cost model evaluation, min-reduction), i.e. exactly what
+`zigzag.api.get_hardware_performance_zigzag` runs for each layer, without its file-dumping and
+visualisation stages (the latter crashes on layers without temporal loops).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from codesign.cost.graph import LayerSpec
+from codesign.hardware.target import HardwareTarget
+
+logging.getLogger("zigzag").setLevel(logging.ERROR)
+
+
+@dataclass(frozen=True)
+class CostOptions:
+    """ZigZag search options; part of every cache key."""
+
+    opt: str = "EDP"  # "energy" | "latency" | "EDP": what ZigZag minimises when choosing a mapping
+    lpf_limit: int = 6
+    nb_spatial_mappings: int = 3
+
+    def __post_init__(self) -> None:
+        if self.opt not in ("energy", "latency", "EDP"):
+            raise ValueError(f"opt must be energy, latency or EDP, got {self.opt!r}")
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    energy_pj: float
+    latency_cycles: float
+    mac_energy_pj: float
+    memory_energy_pj: float
+    ideal_cycles: float
+    utilization: float  # MAC utilisation including data on/off-loading (ZigZag's mac_utilization1)
+
+    def to_dict(self) -> dict[str, float]:
+        return dict(self.__dict__)
+
+
+@lru_cache(maxsize=8)
+def _accelerator(target: HardwareTarget) -> Any:
+    from zigzag.parser.accelerator_factory import AcceleratorFactory
+
+    return AcceleratorFactory(target.accelerator_data).create()
+
+
+def _reduce_stage(opt: str) -> Any:
+    from zigzag.stages.results.reduce_stages import MinimalEDPStage, MinimalEnergyStage, MinimalLatencyStage
+
+    return {"energy": MinimalEnergyStage, "latency": MinimalLatencyStage, "EDP": MinimalEDPStage}[opt]
+
+
+def zigzag_layer_cost(layer: LayerSpec, target: HardwareTarget, options: CostOptions) -> LayerCost:
+    from zigzag.mapping.temporal_mapping import TemporalMappingType
+    from zigzag.parser.workload_factory import LayerNodeFactory
+    from zigzag.stages.evaluation.cost_model_evaluation import CostModelStage
+    from zigzag.stages.main import MainStage
+    from zigzag.stages.mapping.spatial_mapping_generation import SpatialMappingGeneratorStage
+    from zigzag.stages.mapping.temporal_mapping_generator_stage import TemporalMappingGeneratorStage
+
+    node = LayerNodeFactory(layer.zigzag_dict(), target.mapping_data).create()
+    reduce_stage = _reduce_stage(options.opt)
+    main = MainStage(
+        [
+            reduce_stage,
+            SpatialMappingGeneratorStage,
+            reduce_stage,
+            TemporalMappingGeneratorStage,
+            CostModelStage,
+        ],
+        accelerator=_accelerator(target),
+        layer=node,
+        loma_lpf_limit=options.lpf_limit,
+        loma_show_progress_bar=False,
+        nb_mappings_generated=options.nb_spatial_mappings,
+        enable_mix_spatial_mapping_generation=False,
+        access_same_data_considered_as_no_access=True,
+        temporal_mapping_type=TemporalMappingType("uneven"),
+    )
+    cme = main.run()[0][0]
+    return LayerCost(
+        energy_pj=float(cme.energy_total),
+        latency_cycles=float(cme.latency_total2),
+        mac_energy_pj=float(cme.mac_energy),
+        memory_energy_pj=float(cme.mem_energy),
+        ideal_cycles=float(cme.ideal_cycle),
+        utilization=float(cme.mac_utilization1),
+    )

@@ -1,0 +1,89 @@
+"""Turn inherited float weights into a working quantized candidate, and fine-tune it.
+
+- `calibrate`: batch-norm statistics recomputed for the candidate's own sub-network (they differ
+  from the supernet's), then Brevitas activation scales calibrated on training images.
+- `finetune`: quantization-aware training of the exit heads only (cheap, used for every candidate
+  of a search) or of the whole network (used for the networks a search finally returns).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from codesign.data.splits import Split, shuffled_batches
+from codesign.network.model import EarlyExitNet
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    calibration_images: int = 1024
+    head_steps: int = 60  # exit-head fine-tuning steps per candidate during the search
+    final_epochs: float = 3.0  # full QAT fine-tuning of each returned network (fractions allowed)
+    final_learning_rate: float = 3e-4
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    seed: int = 0
+
+
+@torch.no_grad()
+def calibrate(model: EarlyExitNet, split: Split, images: int, batch_size: int = 128) -> EarlyExitNet:
+    from brevitas.graph.calibrate import calibration_mode
+
+    subset = split.images[: min(images, len(split))]
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average over the calibration batches
+    model.train()
+    for begin in range(0, len(subset), batch_size):
+        model(subset[begin : begin + batch_size])
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = 0.1
+    model.eval()
+    with calibration_mode(model):
+        for begin in range(0, len(subset), batch_size):
+            model(subset[begin : begin + batch_size])
+    model.eval()
+    return model
+
+
+def finetune(
+    model: EarlyExitNet,
+    split: Split,
+    steps: int,
+    config: FinetuneConfig,
+    heads_only: bool,
+) -> float:
+    """Joint exit-loss QAT for `steps` steps; returns seconds spent. Batch norms stay frozen (eval mode)."""
+    if steps <= 0:
+        return 0.0
+    start = time.perf_counter()
+    parameters = list(model.heads.parameters()) if heads_only else list(model.parameters())
+    head_ids = {id(p) for p in model.heads.parameters()}
+    frozen = [p for p in model.parameters() if heads_only and id(p) not in head_ids and p.requires_grad]
+    for parameter in frozen:  # no backward pass through the backbone
+        parameter.requires_grad_(False)
+    optimiser = torch.optim.Adam(parameters, lr=config.learning_rate)
+    generator = torch.Generator().manual_seed(config.seed)
+    loss_fn = nn.CrossEntropyLoss()
+    model.eval()  # frozen BN statistics, quantizers in inference behaviour with gradients flowing (STE)
+    done = 0
+    while done < steps:
+        for batch in shuffled_batches(len(split), config.batch_size, generator, drop_last=True):
+            outputs = model(split.images[batch])
+            loss = sum(loss_fn(out, split.labels[batch]) for out in outputs)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            done += 1
+            if done >= steps:
+                break
+    for parameter in frozen:
+        parameter.requires_grad_(True)
+    model.eval()
+    return time.perf_counter() - start

@@ -1,0 +1,380 @@
+"""Weight-sharing supernet: one float network holding the largest choice of every stage, block and exit
+branch; every candidate of a search space is a slice of it (OFA/BigNAS style).
+
+- Elastic depth: a stage with depth d uses its first d blocks.
+- Elastic width / expansion / branch channels: the first channels of each weight tensor.
+- Elastic kernel: the centre of the largest kernel.
+- Block type per stage: the supernet block holds every block type's layers under distinct names.
+- Exit branches: one classifier per pooling grid (`fc_p1`, `fc_p2`, ...), since the flattened layout differs.
+
+Training uses the sandwich rule: each step trains the largest, the smallest and two random candidates
+with the joint weighted exit loss, plus optional distillation from the largest network's final exit.
+`exit_gradient` below 1 scales the early exits' gradient where it enters the backbone.
+Parameter names equal those of `codesign.network.model`, so `inherit` copies a candidate's weights by name.
+Weights are float; a quantized candidate inherits them and is calibrated (`codesign.network.finetune`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from codesign.config.workload import SearchSpace
+from codesign.data.splits import Dataset, shuffled_batches
+from codesign.files import atomic_torch_save
+from codesign.network.model import exit_pool_kernel
+from codesign.network.training import SupernetConfig
+from codesign.spec import CandidateSpec, ExitBranch
+
+
+class ElasticConvBN(nn.Module):
+    def __init__(self, cin: int, cout: int, kernel: int, depthwise: bool = False):
+        super().__init__()
+        self.depthwise = depthwise
+        self.conv = nn.Conv2d(cin, cout, kernel, bias=False, groups=cout if depthwise else 1)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor, cout: int, kernel: int, stride: int, act: bool) -> torch.Tensor:
+        if self.depthwise:
+            cout = x.shape[1]
+        weight = self.conv.weight[:cout, : (1 if self.depthwise else x.shape[1])]
+        full = weight.shape[-1]
+        if kernel < full:
+            start = (full - kernel) // 2
+            weight = weight[:, :, start : start + kernel, start : start + kernel]
+        y = F.conv2d(x, weight, stride=stride, padding=kernel // 2, groups=cout if self.depthwise else 1)
+        bn = self.bn
+        y = F.batch_norm(
+            y,
+            bn.running_mean[:cout],
+            bn.running_var[:cout],
+            bn.weight[:cout],
+            bn.bias[:cout],
+            training=self.training,
+            momentum=bn.momentum if bn.momentum is not None else 0.0,
+            eps=bn.eps,
+        )
+        return F.relu(y) if act else y
+
+
+class ElasticBlock(nn.Module):
+    """Layers of every block type, named as in `codesign.network.model` (`body`, `expand/dw/project`, `conv1/conv2/shortcut`)."""
+
+    def __init__(self, cin: int, width: int, kernel: int, expansion: int, blocks: set[str]):
+        super().__init__()
+        if "conv" in blocks:
+            self.body = ElasticConvBN(cin, width, kernel)
+        if "mbconv" in blocks:
+            hidden = max(cin, width) * expansion
+            self.expand = ElasticConvBN(cin, hidden, 1)
+            self.dw = ElasticConvBN(hidden, hidden, kernel, depthwise=True)
+            self.project = ElasticConvBN(hidden, width, 1)
+        if "basic" in blocks:
+            self.conv1 = ElasticConvBN(cin, width, kernel)
+            self.conv2 = ElasticConvBN(width, width, kernel)
+            self.shortcut = ElasticConvBN(cin, width, 1)
+
+    def forward(
+        self, x: torch.Tensor, block: str, width: int, kernel: int, expansion: int, stride: int
+    ) -> torch.Tensor:
+        cin = x.shape[1]
+        if block == "conv":
+            return self.body(x, width, kernel, stride, act=True)
+        if block == "mbconv":
+            y = self.expand(x, cin * expansion, 1, 1, act=True) if expansion > 1 else x
+            y = self.project(self.dw(y, 0, kernel, stride, act=True), width, 1, 1, act=False)
+            return x + y if stride == 1 and cin == width else y
+        y = self.conv2(self.conv1(x, width, kernel, stride, act=True), width, kernel, 1, act=False)
+        skip = self.shortcut(x, width, 1, stride, act=False) if stride != 1 or cin != width else x
+        return F.relu(y + skip)
+
+
+class ElasticHead(nn.Module):
+    def __init__(
+        self, cin: int, convs: int, channels: int, kernel: int, pools: tuple[int, ...], num_classes: int
+    ):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            ElasticConvBN(cin if i == 0 else channels, channels, kernel) for i in range(convs)
+        )
+        widest = max(cin, channels)
+        for pool in pools:
+            setattr(self, f"fc_p{pool}", nn.Linear(widest * pool * pool, num_classes))
+
+    def forward(self, x: torch.Tensor, branch: ExitBranch) -> torch.Tensor:
+        for index, layer in enumerate(list(self.convs)[: branch.convs]):
+            x = layer(x, branch.channels, branch.kernel, branch.stride if index == 0 else 1, act=True)
+        pool = branch.pool
+        kernel = exit_pool_kernel(
+            x.shape[-1], pool
+        )  # the same pooling as the candidate's ONNX-exportable head
+        pooled = (
+            F.adaptive_avg_pool2d(x, pool)
+            if kernel is None
+            else F.avg_pool2d(x, kernel, kernel, ceil_mode=True)
+        )
+        x = torch.flatten(pooled, 1)
+        fc = getattr(self, f"fc_p{pool}")
+        return F.linear(x, fc.weight[:, : x.shape[1]], fc.bias)
+
+
+def _head_choices(space: SearchSpace, index: int) -> dict[str, tuple[int, ...]]:
+    """Branch choices of the head after stage `index`: the final head is fixed; an early exit's come from
+    the space (all of them, also when a static space has no exit genes)."""
+    fields = ("convs", "channels", "kernel", "pool")
+    if index == len(space.stages) - 1:
+        return {f: (getattr(space.final_branch, f),) for f in fields}
+    return {f: getattr(space.branches, f) for f in fields}
+
+
+class _ScaleGradient(torch.autograd.Function):
+    """Identity forward; the gradient flowing back through it is multiplied by `scale`."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale  # type: ignore[attr-defined]
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad * ctx.scale, None  # type: ignore[attr-defined]
+
+
+class Supernet(nn.Module):
+    def __init__(self, space: SearchSpace, exit_gradient: float = 1.0):
+        super().__init__()
+        self.space = space
+        self.exit_gradient = exit_gradient
+        stages = []
+        heads = {}
+        cin = space.in_channels
+        for index, stage in enumerate(space.stages):
+            width, kernel = max(stage.width), max(stage.kernel)
+            expansion, blocks = max(stage.expansion), set(stage.block)
+            stages.append(
+                nn.ModuleList(
+                    ElasticBlock(cin if d == 0 else width, width, kernel, expansion, blocks)
+                    for d in range(max(stage.depth))
+                )
+            )
+            choices = _head_choices(space, index)
+            heads[str(index)] = ElasticHead(
+                width,
+                max(choices["convs"]),
+                max(choices["channels"]),
+                max(choices["kernel"]),
+                tuple(sorted(set(choices["pool"]))),
+                space.num_classes,
+            )
+            cin = width
+        self.stages = nn.ModuleList(stages)
+        self.heads = nn.ModuleDict(heads)
+
+    def forward(self, x: torch.Tensor, spec: CandidateSpec) -> list[torch.Tensor]:
+        outputs = []
+        for index, (stage, blocks) in enumerate(zip(spec.stages, self.stages, strict=True)):
+            for depth in range(stage.depth):
+                x = blocks[depth](
+                    x,
+                    stage.block,
+                    stage.width,
+                    stage.kernel,
+                    stage.expansion,
+                    stage.stride if depth == 0 else 1,
+                )
+            if index in spec.active_exit_stages:
+                features = x
+                if self.training and self.exit_gradient != 1.0 and index != len(spec.stages) - 1:
+                    features = _ScaleGradient.apply(x, self.exit_gradient)
+                outputs.append(self.heads[str(index)](features, spec.branch(index)))
+        return outputs
+
+
+def inherit(candidate: nn.Module, supernet_state: dict[str, torch.Tensor]) -> nn.Module:
+    """Copy every weight the candidate shares with the supernet, sliced to the candidate's sizes.
+
+    Quantizer parameters are not in the supernet: they are calibrated afterwards.
+    """
+    own = candidate.state_dict()
+    pools = {name: head.grid for name, head in candidate.heads.items()}  # type: ignore[attr-defined]
+    loaded = {}
+    for key, target in own.items():
+        source_key = key
+        parts = key.split(".")
+        if parts[0] == "heads" and parts[2] == "fc":
+            pool = pools[parts[1]]
+            source_key = ".".join([*parts[:2], f"fc_p{pool}", *parts[3:]])
+        source = supernet_state.get(source_key)
+        if source is None:
+            continue
+        if source.shape == target.shape:
+            loaded[key] = source.clone()
+            continue
+        sliced = source
+        for dim, size in enumerate(target.shape):
+            if dim >= 2 and sliced.dim() == 4:  # kernel: take the centre
+                start = (sliced.shape[dim] - size) // 2
+                sliced = sliced.narrow(dim, start, size)
+            else:
+                sliced = sliced.narrow(dim, 0, size)
+        loaded[key] = sliced.clone()
+    candidate.load_state_dict(loaded, strict=False)
+    return candidate
+
+
+def _extreme(space: SearchSpace, largest: bool) -> CandidateSpec:
+    pick = (lambda g: len(g.choices) - 1) if largest else (lambda g: 0)
+    indices = []
+    for gene in space.genes:
+        if gene.name.endswith(".on"):
+            indices.append(1)  # every exit on: all heads train
+        elif gene.name in ("resolution",):
+            indices.append(len(gene.choices) - 1)
+        else:
+            index = pick(gene)
+            # largest network: order choices by value where they are numbers
+            values = gene.choices
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                descending = gene.name.endswith(".stride")  # the largest head convolves at full size
+                ordered = sorted(range(len(values)), key=lambda i: values[i], reverse=descending)
+                index = ordered[-1] if largest else ordered[0]
+            indices.append(index)
+    return _trained_part(space, space.decode(indices))
+
+
+def _trained_part(space: SearchSpace, spec: CandidateSpec) -> CandidateSpec:
+    """What a training step runs: every exit head, or none in a static space (its backbones are then
+    trained as static networks, without the exits' losses)."""
+    return spec.architecture() if space.early_exits else spec
+
+
+def _shapes_weights(gene_name: str) -> bool:
+    """Genes that change the network's weights (not thresholds, policy, tuning, hardware or cores)."""
+    return not (
+        gene_name.endswith(".threshold")
+        or gene_name in ("policy", "accuracy_drop")
+        or gene_name.startswith(("hw.", "core."))
+    )
+
+
+def _random(space: SearchSpace, rng: random.Random) -> CandidateSpec:
+    """A random sub-network; only weight-shaping genes are drawn, so spaces with the same supernet key
+    train on the same sequence of sub-networks."""
+    indices = [rng.randrange(len(g.choices)) if _shapes_weights(g.name) else 0 for g in space.genes]
+    return _trained_part(space, space.decode(indices))
+
+
+def _at(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    if x.shape[-1] == resolution:
+        return x
+    return F.interpolate(
+        x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False
+    )
+
+
+def supernet_key(space: SearchSpace, dataset: str, config: SupernetConfig) -> str:
+    # Only what shapes the weights: thresholds, policies, tuning, hardware and core genes do not.
+    shape = (space.stages, space.branches, space.final_branch, space.num_classes, space.in_channels)
+    payload = {
+        "space": repr((*shape, space.resolution, space.resolutions)),
+        "dataset": dataset,
+        "config": asdict(config),
+        "version": 3,
+    }
+    if config.exit_gradient == 1.0:  # the default keeps the keys of supernets trained before it existed
+        del payload["config"]["exit_gradient"]
+    if not space.early_exits:  # trained without exit heads: must never stand in for an early-exit supernet
+        payload["static"] = True
+    elif space.branches.stride != (1,):  # strided heads train differently (not in the space's repr)
+        payload["exit_stride"] = list(space.branches.stride)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def train_supernet(
+    space: SearchSpace,
+    dataset: Dataset,
+    config: SupernetConfig,
+    progress: Callable[[int, float], None] | None = None,
+) -> Supernet:
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    net = Supernet(space, config.exit_gradient)
+    largest, smallest = _extreme(space, True), _extreme(space, False)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    images, labels = dataset.train.images, dataset.train.labels
+    steps = config.epochs * max(1, (len(labels) + config.batch_size - 1) // config.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=steps)
+    for epoch in range(config.epochs):
+        net.train()
+        total = 0.0
+        for batch in shuffled_batches(len(labels), config.batch_size, generator):
+            x, y = images[batch], labels[batch]
+            optimiser.zero_grad(set_to_none=True)
+            teacher_outputs = net(_at(x, largest.resolution), largest)
+            loss = sum(F.cross_entropy(o, y) for o in teacher_outputs)
+            loss.backward()
+            soft = F.softmax(teacher_outputs[-1].detach(), dim=-1)
+            for spec in [smallest, *(_random(space, rng) for _ in range(config.random_subnets))]:
+                outputs = net(_at(x, spec.resolution), spec)
+                sub_loss = sum(F.cross_entropy(o, y) for o in outputs)
+                if config.distillation > 0:
+                    sub_loss = sub_loss + config.distillation * sum(
+                        F.kl_div(F.log_softmax(o, dim=-1), soft, reduction="batchmean") for o in outputs
+                    )
+                sub_loss.backward()
+            optimiser.step()
+            scheduler.step()
+            total += loss.item() * len(batch)
+        if progress is not None:
+            progress(epoch + 1, total / len(labels))
+    net.eval()
+    return net
+
+
+def supernet_checkpoint(
+    space: SearchSpace,
+    dataset: Dataset,
+    config: SupernetConfig,
+    folder: Path,
+    report: Callable[[str], None] = print,
+) -> Path:
+    """The supernet checkpoint for this space/dataset/config in `folder`, trained now if it is not there yet."""
+    key = supernet_key(space, dataset.name, config)
+    path = folder / f"supernet-{dataset.name}-{key}.pt"
+    if path.is_file():
+        report(f"supernet: reusing {path}")
+        return path
+    start = time.perf_counter()
+    threads = os.cpu_count() or 1
+    report(
+        f"supernet: training once for this space ({config.epochs} epochs, {len(dataset.train)} images, "
+        f"{threads} threads) -> {path}"
+    )
+    # Nothing else runs yet (candidate workers and ZigZag start afterwards), so the one-off training gets
+    # every core rather than the one thread candidates are evaluated with.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        net = train_supernet(
+            space,
+            dataset,
+            config,
+            progress=lambda e, loss: report(f"  epoch {e}/{config.epochs} loss {loss:.3f}"),
+        )
+    finally:
+        torch.set_num_threads(previous)
+    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    atomic_torch_save(state, path)
+    report(f"supernet: trained in {time.perf_counter() - start:.0f} s")
+    return path

@@ -1,0 +1,211 @@
+"""Run outputs: Pareto and candidate tables (CSV), the Pareto plot (PNG), and a terminal summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from codesign.evaluation.evaluator import CandidateResult
+from codesign.files import atomic_write
+
+
+def result_row(result: CandidateResult) -> dict[str, Any]:
+    """One table row. Accuracy, exit fractions and expected costs are on the split named in `split`
+    (test whenever the candidate was evaluated on it: always for the Pareto set); `_val` columns are validation."""
+    spec = result.spec
+    stats, expected, static_accuracy = result.reported
+    on_test = result.test is not None
+    return {
+        "key": spec.key(),
+        "accelerator": result.accelerator,
+        "hardware": spec.describe_hardware(),
+        "backbone": spec.describe(),
+        "num_exits": result.num_exits,
+        "exit_stages": " ".join(str(s) for s in spec.active_exit_stages),
+        "thresholds": " ".join(f"{t:g}" for t in spec.active_thresholds),
+        "weight_bits": " ".join(str(s.weight_bits) for s in spec.stages),
+        "act_bits": " ".join(str(s.act_bits) for s in spec.stages),
+        "split": "test" if on_test else "val",
+        "accuracy": stats.accuracy,
+        "accuracy_before_finetune": result.test_accuracy_before_finetune,
+        "exits": spec.describe_exits(),
+        "exit_fractions": " ".join(f"{f:.3f}" for f in stats.fractions),
+        "expected_energy_pj": expected.energy_pj,
+        "expected_latency_cycles": expected.latency_cycles,
+        "expected_latency_s": result.seconds(expected.latency_cycles),
+        "edp_j_s": result.edp(expected),
+        "worst_latency_cycles": expected.worst_latency_cycles,
+        "expected_macs": expected.macs,
+        "weight_bytes": result.weight_bytes,
+        "static_accuracy": static_accuracy,
+        "static_energy_pj": result.static.energy_pj,
+        "static_latency_cycles": result.static.latency_cycles,
+        "energy_vs_static": expected.energy_pj / result.static.energy_pj,
+        "latency_vs_static": expected.latency_cycles / result.static.latency_cycles,
+        "per_exit_energy_pj": " ".join(f"{e.energy_pj:.4g}" for e in result.exits),
+        "per_exit_latency_cycles": " ".join(f"{e.latency_cycles:.6g}" for e in result.exits),
+        "accuracy_val": result.val.accuracy,
+        "exit_fractions_val": " ".join(f"{f:.3f}" for f in result.val.fractions),
+        "expected_energy_pj_val": result.expected_val.energy_pj,
+        "expected_latency_cycles_val": result.expected_val.latency_cycles,
+    }
+
+
+def write_table(path: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+    return frame
+
+
+def plot_pareto(
+    path: Path, front: list[CandidateResult], results: list[CandidateResult], accelerator: str
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    colors = {1: "tab:gray", 2: "tab:blue", 3: "tab:orange", 4: "tab:green", 5: "tab:red"}
+    for ax, (attr, label, scale) in zip(
+        axes,
+        [
+            ("energy_pj", "expected energy per inference [nJ]", 1e-3),
+            ("latency_cycles", "expected latency [cycles]", 1.0),
+        ],
+        strict=True,
+    ):
+        tested = [r for r in results if r.test is not None and r.expected_test is not None]
+        ax.scatter(
+            [getattr(r.expected_test, attr) * scale for r in tested],
+            [100 * r.test.accuracy for r in tested],
+            s=12,
+            color="lightgray",
+            label="evaluated candidates",
+            zorder=1,
+        )
+        for r in front:
+            x_ee = getattr(r.expected_test, attr) * scale
+            x_static = getattr(r.static, attr) * scale
+            ax.plot(
+                [x_static, x_ee],
+                [100 * r.static_test_accuracy, 100 * r.test.accuracy],
+                color="silver",
+                lw=0.8,
+                zorder=2,
+            )
+            ax.scatter(
+                [x_static],
+                [100 * r.static_test_accuracy],
+                marker="s",
+                facecolors="none",
+                edgecolors="black",
+                s=28,
+                zorder=3,
+            )
+        accelerators = sorted({r.accelerator for r in front})
+        markers = dict(zip(accelerators, "o^DvPX*<>", strict=False))
+        for n in sorted({r.num_exits for r in front}):
+            for name in accelerators:
+                members = [r for r in front if r.num_exits == n and r.accelerator == name]
+                ax.scatter(
+                    [getattr(r.expected_test, attr) * scale for r in members],
+                    [100 * r.test.accuracy for r in members],
+                    s=40,
+                    marker=markers.get(name, "o"),
+                    color=colors.get(n, "tab:purple"),
+                    edgecolors="black",
+                    linewidths=0.5,
+                    zorder=4,
+                )
+            ax.scatter(
+                [],
+                [],
+                s=40,
+                color=colors.get(n, "tab:purple"),
+                label=f"Pareto, {n} exit{'s' if n > 1 else ''}",
+            )
+        if len(accelerators) > 1:
+            for name in accelerators:
+                ax.scatter(
+                    [], [], marker=markers.get(name, "o"), color="white", edgecolors="black", label=name
+                )
+        ax.scatter(
+            [], [], marker="s", facecolors="none", edgecolors="black", label="same network, no early exit"
+        )
+        ax.set_xlabel(label)
+        ax.set_ylabel("test accuracy [%]")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(
+        f"Early-exit networks on {accelerator}: Pareto set chosen on validation, figures on the test split"
+    )
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+
+
+def summary_lines(front: list[CandidateResult], limit: int = 8) -> list[str]:
+    lines = [
+        f"{'acc%':>6} {'exits':>5} {'fractions':>18} {'E[nJ]':>9} {'static':>9} {'E/static':>8} {'lat[cyc]':>9}  backbone"
+    ]
+    for r in front[:limit]:
+        lines.append(
+            f"{100 * r.test.accuracy:6.1f} {r.num_exits:5d} {' '.join(f'{f:.2f}' for f in r.test.fractions):>18} "
+            f"{r.expected_test.energy_pj / 1e3:9.1f} {r.static.energy_pj / 1e3:9.1f} "
+            f"{r.expected_test.energy_pj / r.static.energy_pj:8.2f} {r.expected_test.latency_cycles:9.0f}  {r.spec.describe()}"
+        )
+    if len(front) > limit:
+        lines.append(f"... {len(front) - limit} more in pareto.csv")
+    return lines
+
+
+def plot_hypervolume(path: Path, volumes: list[float], objectives: tuple[str, ...]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.plot(range(1, len(volumes) + 1), volumes, marker="o")
+    ax.set_xlabel("generation (surrogate search: round)")
+    ax.set_ylabel("hypervolume (normalised, ref. 1.1)")
+    ax.set_title(f"Search progress on {', '.join(objectives)} (validation)", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+
+
+def plot_exit_breakdown(path: Path, front: list[CandidateResult], limit: int = 8) -> None:
+    """Per-exit cumulative energy of the returned networks, with the share of inputs leaving at each exit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chosen = front[:limit]
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(chosen)), 4))
+    width = 0.8 / max(len(e.exits) for e in chosen) if chosen else 0.8
+    for i, r in enumerate(chosen):
+        stats, expected, _ = r.reported
+        for k, (cost, fraction) in enumerate(zip(r.exits, stats.fractions, strict=True)):
+            x = i + (k - (len(r.exits) - 1) / 2) * width
+            ax.bar(x, cost.energy_pj / 1e3, width=width * 0.9, color=plt.cm.viridis(k / 3), alpha=0.85)
+            ax.text(x, cost.energy_pj / 1e3, f"{100 * fraction:.0f}%", ha="center", va="bottom", fontsize=7)
+        ax.plot([i - 0.4, i + 0.4], [expected.energy_pj / 1e3] * 2, color="red", lw=1.5)
+        ax.plot([i - 0.4, i + 0.4], [r.static.energy_pj / 1e3] * 2, color="black", lw=1, ls="--")
+    ax.set_xticks(range(len(chosen)))
+    ax.set_xticklabels(
+        [f"{100 * r.reported[0].accuracy:.1f}%\n{r.num_exits} exits" for r in chosen], fontsize=8
+    )
+    ax.set_ylabel("energy to reach and take the exit [nJ]")
+    ax.set_title(
+        "Per-exit energy (bars, % = inputs leaving there); red: expected; dashed: no early exit", fontsize=9
+    )
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
