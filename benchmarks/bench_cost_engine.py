@@ -21,7 +21,7 @@ import onnx
 from codesign.cost.cache import LayerCostCache
 from codesign.cost.engine import CostEngine
 from codesign.cost.graph import layers_from_onnx
-from codesign.cost.zigzag import CostOptions
+from codesign.cost.settings import CostOptions
 from codesign.hardware.target import load_hardware, zigzag_accelerator_file
 
 ZIGZAG_WORKLOADS = Path(__import__("zigzag").__file__).parent / "inputs" / "workload"

@@ -11,7 +11,7 @@ validation accuracy stays within `--max-drop` of the final exit's), exports it s
 * static, chained segments: the segmented model with every input sent to the final exit.
 
 All sessions run with onnxruntime graph optimisations off (as `codesign.deploy.qcdq` requires for results
-that match PyTorch) and intra-op spinning off (`codesign.deploy.runtime.runtime_session`), with each
+that match PyTorch) and intra-op spinning off (`codesign.deploy.qcdq.onnxruntime_session`), with each
 `--threads` setting in turn. Prints accuracy, exit fractions, images/s (median of `--repeats` passes,
 interleaved) and the speed-up of early exit over the static one-ONNX network.
 
@@ -38,14 +38,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codesign.data.local import subsample
-from codesign.data.splits import Split, load_dataset
-from codesign.deploy.qcdq import export_qcdq
-from codesign.deploy.runtime import EarlyExitRuntime, exit_decisions, export_segments, runtime_session
+from codesign.data.registry import load_dataset
+from codesign.data.splits import Split, subsample
+from codesign.deploy.qcdq import export_qcdq, onnxruntime_session
+from codesign.deploy.runtime import EarlyExitRuntime
+from codesign.deploy.segments import export_segments
 from codesign.errors import CodesignError
-from codesign.exits import CachedExits
+from codesign.exits import CachedExits, exit_decisions
 from codesign.network.model import build_model, load_shared_weights
-from codesign.network.training import TrainingConfig, exit_logits, train_architecture
+from codesign.network.settings import TrainingConfig
+from codesign.network.training import exit_logits, train_architecture
 from codesign.spec import CandidateSpec, StageSpec
 
 warnings.filterwarnings("ignore")
@@ -219,7 +221,7 @@ def main() -> int:
     print("-" * len(header))
     for threads in [int(t) for t in args.threads.split(",")]:
         runtime = EarlyExitRuntime(out / "segmented", threads=threads)
-        static_session = runtime_session(static_path, threads)
+        static_session = onnxruntime_session(static_path, threads)
         for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
             early_rates, chained_rates, static_rates = [], [], []
             runtime.run_split(test, batch_size)  # warm-up of every session

@@ -23,12 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codesign.config.workload import SearchSettings, parse_workload
-from codesign.cost.exits import ExitCost, ExpectedCost
-from codesign.evaluation.evaluator import CandidateResult
+from codesign.config.workload import parse_workload
+from codesign.cost.records import ExitCost, ExpectedCost
+from codesign.evaluation.result import CandidateResult
 from codesign.exits import ExitStats
 from codesign.runs.store import RunStore
-from codesign.search.objectives import hypervolume, normalised_objectives, pareto_front, run_search
+from codesign.search.objectives import hypervolume, normalised_objectives, pareto_front
+from codesign.search.run import run_search
+from codesign.search.settings import SearchSettings
 
 
 def synthetic_result(spec) -> CandidateResult:
@@ -145,14 +147,14 @@ def evaluations_to_reach(order: list[str], F: np.ndarray, index: dict[str, int],
 
 
 def part_b(seeds: tuple[int, ...] = tuple(range(10)), budget_share: float = 0.2) -> None:
-    from codesign.config.workload import SurrogateSettings
     from codesign.cost.cache import LayerCostCache
     from codesign.cost.engine import CostEngine
-    from codesign.cost.zigzag import CostOptions
-    from codesign.data.splits import load_dataset
-    from codesign.evaluation.evaluator import Evaluator
+    from codesign.cost.settings import CostOptions
+    from codesign.data.registry import load_dataset
+    from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
     from codesign.hardware.target import load_hardware
-    from codesign.network.training import TrainingConfig
+    from codesign.network.settings import TrainingConfig
+    from codesign.search.settings import SurrogateSettings
 
     torch.set_num_threads(1)
     workload = parse_workload(
@@ -176,7 +178,7 @@ def part_b(seeds: tuple[int, ...] = tuple(range(10)), budget_share: float = 0.2)
         engine = CostEngine(
             load_hardware("edge_tpu_like"), CostOptions(lpf_limit=3), LayerCostCache(Path(tmp) / "c.sqlite")
         )
-        evaluator = Evaluator(dataset, TrainingConfig(epochs=8), engine)
+        evaluator = Evaluator(dataset, engine, EvaluationSettings(training=TrainingConfig(epochs=8)))
         everything: dict[str, CandidateResult] = {}
         start = time.perf_counter()
         for indices in space.all_indices():

@@ -23,20 +23,18 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from codesign.config.workload import Workload
 from codesign.cost.cache import default_cache_path
-from codesign.data.splits import load_dataset
-from codesign.evaluation.backends import EvaluatorRecipe, build_evaluator
-from codesign.evaluation.evaluator import CandidateResult, Evaluator, with_test
+from codesign.evaluation.evaluator import with_test
+from codesign.evaluation.result import CandidateResult
 from codesign.files import atomic_write
 from codesign.hardware.target import load_hardware
-from codesign.network.supernet import supernet_checkpoint
-from codesign.runs.explore import prepare_space, stored_workload
+from codesign.runs.setup import open_run_evaluator, stored_workload
 from codesign.runs.store import RunStore
 
 
@@ -73,11 +71,10 @@ def test_figures(
     RUN/test_figures.json, written atomically every few candidates, so a second comparison, or one resumed
     after a kill, evaluates only what is missing; everything else comes from the run store.
     """
-    workload = stored_workload(run)
+    with RunStore.of_run(run) as store:
+        workload = stored_workload(store)
+        items = store.items()
     target = load_hardware(workload.accelerator, overrides=dict(workload.hardware_overrides))
-    store = RunStore(run / "run.db")
-    items = store.items()
-    store.close()
     cache_path = run / "test_figures.json"
     cached: dict[str, dict] = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
 
@@ -91,7 +88,7 @@ def test_figures(
         if r.spec.key() not in cached or (r.num_exits > 1 and "fractions" not in cached[r.spec.key()])
     ]
     if missing:
-        evaluator = run_evaluator(run, workload, data_dir)
+        _, evaluator = open_run_evaluator(run, default_cache_path(), data_dir)
         start = time.perf_counter()
         for done, result in enumerate(missing, 1):
             result = with_test(evaluator, result)
@@ -115,18 +112,6 @@ def test_figures(
         for r, test in results
     ]
     return early, static, target.name, workload.dataset
-
-
-def run_evaluator(run: Path, workload: Workload, data_dir: Path | None) -> Evaluator:
-    """An evaluator for a stored run's networks: the weights the run kept, else (supernet mode) the supernet."""
-    target = load_hardware(workload.accelerator, overrides=dict(workload.hardware_overrides))
-    dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=data_dir)
-    space = prepare_space(workload, dataset, target)
-    cache = default_cache_path()
-    supernet = None
-    if workload.training_mode == "supernet":
-        supernet = supernet_checkpoint(space, dataset, workload.supernet, cache.parent / "supernets")
-    return build_evaluator(EvaluatorRecipe(workload, space, run, cache, supernet, data_dir))
 
 
 def checkpoint(run: Path, done: int, total: int, what: str, start: float, save: Callable[[], None]) -> None:
@@ -156,9 +141,7 @@ def recosted(
     target = load_hardware(accelerator)
     missing = [(r, test) for r, test in results if target.name not in test.get("recost", {})]
     if missing:
-        evaluator = run_evaluator(
-            run, replace(workload, accelerator=accelerator, hardware_overrides=()), data_dir
-        )
+        _, evaluator = open_run_evaluator(run, default_cache_path(), data_dir, accelerator=accelerator)
         start = time.perf_counter()
         for done, (result, test) in enumerate(missing, 1):
             spec = result.spec
@@ -216,11 +199,9 @@ def main() -> None:
             )
         static += searched
         sources += f" + {len(searched)} networks of the static search {args.static_run}"
-    recost = (
-        f" (re-costed: the searches ran on {stored_workload(args.run).accelerator})"
-        if args.accelerator
-        else ""
-    )
+    with RunStore.of_run(args.run) as store:
+        searched_on = stored_workload(store).accelerator
+    recost = f" (re-costed: the searches ran on {searched_on})" if args.accelerator else ""
     print(
         f"{args.run}: {candidates} candidates on {accelerator}{recost}; weights as evaluated by the search\n"
         f"static side: {sources}"

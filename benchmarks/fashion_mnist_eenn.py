@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from codesign.config.workload import load_workload
-from codesign.runs.explore import explore, finetune_rank_correlation
+from codesign.runs.explore import explore
+from codesign.runs.outputs import finetune_rank_correlation
 
 
 def main() -> None:

@@ -1,4 +1,13 @@
-"""User-facing errors: one line that names the file, the field and what was expected."""
+"""The error policy, said once.
+
+- Input from a user (a workload or accelerator file, a command-line option, an ONNX file, a run folder, a
+  dataset folder) that is wrong raises `CodesignError` with one line naming the file (or option), the field
+  and what was expected: `input_error` builds it. The command line prints it without a traceback and exits
+  with code 2. Input is checked where it enters (the `config` parsers, `hardware.target`, `cost.graph`,
+  `deploy.segments`, `runs.store`), so later steps can rely on it.
+- Anything else is a programming error and raises the usual Python exception (`ValueError`, `KeyError`, ...)
+  with its traceback. `assert` is never used for control flow.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Exit statistics from cached logits: accuracy and exit fractions for any threshold vector.
+"""Exit policies and exit statistics from cached logits: accuracy and exit fractions for any threshold vector.
+
+An exit policy turns an exit's logits into a per-input confidence; an input leaves at the first active
+early exit whose confidence is >= that exit's threshold. `POLICIES` is the registry of policies (the
+search, the ONNX runtime and the manifest of a segmented model all use it).
 
 A network's per-exit logits are computed once per split; every threshold setting and every subset
 of active exits is then simulated without running the network again.
@@ -7,10 +11,13 @@ of active exits is then simulated without running the network again.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
+
+from codesign.registry import Registry
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -37,7 +44,37 @@ def entropy_confidence(logits: np.ndarray) -> np.ndarray:
     return 1.0 - entropy / np.log(p.shape[-1])
 
 
-CONFIDENCE = {"score_margin": score_margin, "max_prob": max_probability, "entropy": entropy_confidence}
+Policy = Callable[[np.ndarray], np.ndarray]  # logits N x classes -> confidence N
+POLICIES: Registry[Policy] = Registry(
+    "exit policy", {"score_margin": score_margin, "max_prob": max_probability, "entropy": entropy_confidence}
+)
+DEFAULT_POLICY = "score_margin"
+
+
+def confidence(logits: np.ndarray, policy: str = DEFAULT_POLICY) -> np.ndarray:
+    """Per-input confidence of `logits` (N x classes) under `policy` (a key of `POLICIES`)."""
+    return POLICIES[policy](logits)
+
+
+def exit_decisions(
+    exit_logits: Sequence[np.ndarray], thresholds: Sequence[float], policy: str = DEFAULT_POLICY
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reference early-exit decisions from every exit's logits (earliest first, final last).
+
+    Returns (predictions, exit position taken) per input; an input leaves at the first early exit
+    whose confidence is >= its threshold, else at the final exit.
+    """
+    if len(thresholds) != len(exit_logits) - 1:
+        raise ValueError(f"expected {len(exit_logits) - 1} thresholds, got {len(thresholds)}")
+    n = int(exit_logits[0].shape[0])
+    taken = np.full(n, len(exit_logits) - 1, dtype=np.int64)
+    remaining = np.ones(n, dtype=bool)
+    for position, threshold in enumerate(thresholds):
+        leave = remaining & (confidence(exit_logits[position], policy) >= threshold)
+        taken[leave] = position
+        remaining &= ~leave
+    stacked = np.stack([lg.argmax(axis=-1) for lg in exit_logits])
+    return stacked[taken, np.arange(n)].astype(np.int64), taken
 
 
 @dataclass(frozen=True)
@@ -59,7 +96,7 @@ class CachedExits:
 
     @classmethod
     def from_logits(cls, logits: list[np.ndarray], labels: np.ndarray) -> CachedExits:
-        confidences = {name: np.stack([fn(lg) for lg in logits]) for name, fn in CONFIDENCE.items()}
+        confidences = {name: np.stack([fn(lg) for lg in logits]) for name, fn in POLICIES.items()}
         correct = np.stack([lg.argmax(axis=-1) == labels for lg in logits])
         return cls(confidences=confidences, correct=correct)
 

@@ -1,8 +1,10 @@
-"""Reading user files with one-line errors, and writing files so that nothing half-written is left."""
+"""Reading user files with one-line errors, writing files so that nothing half-written is left, and
+finding the libraries shipped with codesign (accelerators, workloads)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -45,3 +47,36 @@ def atomic_torch_save(state: dict[str, Any], path: Path) -> None:
     import torch
 
     atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Move the finished folder `new` to `target`; an existing `target` is moved aside first and removed
+    afterwards, so `target` is at every moment either the old folder or the new one."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.rmdir(old)
+    os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except OSError:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# Where an installed (non-editable) package keeps the repository's `accelerators/` and `workloads/`
+# folders (see pyproject.toml); a source checkout or an editable install reads them in place.
+_INSTALLED_LIBRARIES = Path(__file__).resolve().parent / "_data"
+_SOURCE_LIBRARIES = Path(__file__).resolve().parents[1]
+
+
+def library_dir(name: str) -> Path:
+    """The shipped library folder `name` (`accelerators` or `workloads`), installed or in the source tree."""
+    installed = _INSTALLED_LIBRARIES / name
+    return installed if installed.is_dir() else _SOURCE_LIBRARIES / name

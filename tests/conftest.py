@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from codesign.data.splits import load_digits_dataset
+from codesign.data.digits import load_digits_dataset
 from codesign.hardware.target import load_hardware
 from codesign.network.model import build_model, load_shared_weights
-from codesign.network.training import TrainingConfig, train_architecture
+from codesign.network.settings import TrainingConfig
+from codesign.network.training import train_architecture
 from codesign.spec import CandidateSpec, StageSpec
 
 warnings.filterwarnings("ignore")

@@ -57,12 +57,13 @@ def test_evaluator_built_for_workers_tunes_thresholds_as_the_workload_asks(tmp: 
     import yaml
 
     from codesign.config.workload import parse_workload
-    from codesign.evaluation.backends import EvaluatorRecipe, build_evaluator
+    from codesign.evaluation.backends import build_evaluator
+    from codesign.runs.setup import prepare_run
 
     data = yaml.safe_load(WORKLOAD)
     del data["space"]["thresholds"]
     data["space"]["threshold_tuning"] = {"max_accuracy_drop": [0.0, 0.01], "confidence": 0.9}
     workload = parse_workload(data, "w.yaml")
-    recipe = EvaluatorRecipe(workload, workload.space, tmp / "run", tmp / "costs.sqlite", None, None)
-    evaluator = build_evaluator(recipe)
-    assert (evaluator.threshold_tuning, evaluator.tuning_confidence) == (0.0, 0.9)
+    recipe = prepare_run(workload).recipe(tmp / "run", tmp / "costs.sqlite", None)
+    evaluator = build_evaluator(recipe)  # as a worker process builds it, from the recipe alone
+    assert (evaluator.settings.threshold_tuning, evaluator.settings.tuning_confidence) == (0.0, 0.9)

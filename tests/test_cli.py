@@ -8,7 +8,7 @@ import pandas as pd
 
 from codesign.cli.main import main
 from codesign.deploy.qcdq import onnxruntime_session
-from codesign.deploy.runtime import SegmentedModel
+from codesign.deploy.segments import SegmentedModel
 from codesign.runs.store import RunStore
 
 SMALL_WORKLOAD = """

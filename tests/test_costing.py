@@ -9,9 +9,8 @@ from torch import nn
 
 from codesign.cli.main import main
 from codesign.cost.graph import parse_onnx
-from codesign.cost.network import CostModelSettings
 from codesign.cost.report import cost_onnx
-from codesign.cost.zigzag import CostOptions
+from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.deploy.qcdq import export_qcdq
 from codesign.errors import CodesignError
 

@@ -11,24 +11,14 @@ from codesign.cost.cache import LayerCostCache
 from codesign.cost.engine import CostEngine
 from codesign.cost.exits import Allocation, expected_cost, per_exit_costs
 from codesign.cost.graph import OperatorSpec, gemm_layer, layers_from_onnx, parse_onnx
-from codesign.cost.network import (
-    CostModelSettings,
-    ItemCost,
-    network_costs,
-    operator_cost,
-    precision_adjusted,
-)
+from codesign.cost.network import network_costs, operator_cost, precision_adjusted
+from codesign.cost.records import ItemCost, LayerCost
 from codesign.cost.report import cost_onnx
-from codesign.cost.zigzag import CostOptions, LayerCost
+from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.deploy.qcdq import export_qcdq
 from codesign.errors import CodesignError
-from codesign.hardware.target import (
-    Interconnect,
-    MacEnergyModel,
-    activation_buffer,
-    load_hardware,
-    zigzag_accelerator_file,
-)
+from codesign.hardware.memory import activation_buffer
+from codesign.hardware.target import Interconnect, MacEnergyModel, load_hardware, zigzag_accelerator_file
 
 from .test_training_export_layers import export_float
 
@@ -218,7 +208,7 @@ def test_warm_cache_never_calls_zigzag(tiny_model, tmp, edge_tpu):
 def _fill_cache(args: tuple[str, int]) -> int:
     from codesign.cost.cache import LayerCostCache
     from codesign.cost.graph import gemm_layer
-    from codesign.cost.zigzag import LayerCost
+    from codesign.cost.records import LayerCost
     from codesign.hardware.target import load_hardware
 
     path, worker = args

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from codesign.exits import (
-    CONFIDENCE,
+    POLICIES,
     CachedExits,
     entropy_confidence,
     max_probability,
@@ -45,7 +45,7 @@ def test_threshold_count_is_checked():
 
 def test_policies_rank_confident_predictions_higher():
     confident, unsure = np.array([[10.0, 0.0, 0.0]]), np.array([[1.0, 0.9, 0.8]])
-    for name, fn in CONFIDENCE.items():
+    for name, fn in POLICIES.items():
         assert fn(confident)[0] > fn(unsure)[0], name
         assert 0.0 <= fn(unsure)[0] <= 1.0
     assert entropy_confidence(np.zeros((1, 4)))[0] == pytest.approx(0.0)

@@ -9,9 +9,10 @@ import pytest
 from codesign.cli.main import main
 from codesign.cost.engine import CostEngine
 from codesign.cost.graph import conv_layer
-from codesign.cost.zigzag import CostOptions
+from codesign.cost.settings import CostOptions
 from codesign.errors import CodesignError
-from codesign.hardware.target import key_figures, library_names, load_hardware
+from codesign.hardware.memory import key_figures
+from codesign.hardware.target import library_names, load_hardware
 
 ZIGZAG_INPUTS = Path(__import__("zigzag").__file__).parent / "inputs"
 FAST = CostOptions(lpf_limit=2)

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -11,17 +9,10 @@ import onnx
 import pytest
 import torch
 
-from codesign.deploy.runtime import (
-    MANIFEST_NAME,
-    EarlyExitRuntime,
-    SegmentedModel,
-    add_infer_command,
-    confidence,
-    exit_decisions,
-    export_segments,
-)
+from codesign.deploy.runtime import EarlyExitRuntime
+from codesign.deploy.segments import MANIFEST_NAME, SegmentedModel, export_segments
 from codesign.errors import CodesignError
-from codesign.exits import CachedExits, score_margin
+from codesign.exits import CachedExits, confidence, exit_decisions, score_margin
 from codesign.network.model import build_model, load_shared_weights
 from codesign.network.training import exit_logits
 
@@ -225,21 +216,10 @@ def test_bad_folders_give_one_line_errors(segmented, tmp_path):
 
 
 def _main(argv: list[str]) -> int:
-    """`codesign infer` through codesign.cli.main.main when wired there, else a parser built the same way."""
-    from codesign.cli import main as cli
+    """`codesign infer` through the real command line."""
+    from codesign.cli.main import main
 
-    parser = cli.build_parser()
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "infer" in subparsers.choices:
-        return cli.main(argv)
-    parser = argparse.ArgumentParser(prog="codesign")
-    add_infer_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args))
-    except CodesignError as exc:
-        print(f"codesign: error: {exc}", file=sys.stderr)
-        return 2
+    return main(argv)
 
 
 def test_infer_command_end_to_end(segmented, capsys, thresholds):

@@ -13,12 +13,16 @@ from pymoo.core.problem import Problem
 from pymoo.optimize import minimize
 
 from codesign.cli.main import main
-from codesign.config.workload import ALGORITHMS, Constraints, SearchSettings, parse_search, parse_workload
+from codesign.config.search import parse_search
+from codesign.config.workload import parse_workload
 from codesign.errors import CodesignError
-from codesign.hardware.target import load_hardware, on_chip_weight_bytes
+from codesign.hardware.memory import on_chip_weight_bytes
+from codesign.hardware.target import load_hardware
 from codesign.network.supernet import Supernet
 from codesign.runs.store import RunStore
-from codesign.search.algorithms import ResetMutation, make_algorithm
+from codesign.search.algorithms import ALGORITHMS, make_algorithm
+from codesign.search.operators import ResetMutation
+from codesign.search.settings import Constraints, SearchSettings
 from codesign.search.surrogate import ObjectivePredictors, cross_validated_tau
 
 SPACE = {"stages": [{"depth": 1, "width": [8, 16], "stride": 1}, {"depth": 1, "width": 16, "stride": 2}]}
@@ -228,7 +232,7 @@ def test_surrogate_budget_follows_population_and_generations_on_the_command_line
 
 
 def test_spatial_mapping_with_several_factors_follows_the_array():
-    from codesign.hardware.target import scale_spatial_mapping
+    from codesign.hardware.overrides import scale_spatial_mapping
 
     mapping = [
         {"name": "Conv", "spatial_mapping": {"D1": ["K, 14"], "D2": ["FY, 3", "C, 4"], "D3": ["OX, 2"]}}
@@ -246,9 +250,9 @@ def test_spatial_mapping_with_several_factors_follows_the_array():
 
 
 def test_static_supernet_trains_backbones_without_exit_heads():
-    from codesign.data.splits import load_dataset
+    from codesign.data.registry import load_dataset
+    from codesign.network.settings import SupernetConfig
     from codesign.network.supernet import train_supernet
-    from codesign.network.training import SupernetConfig
 
     data = {"space": {**SPACE, "exit_branches": {"pool": [1, 2]}, "final_head": {"pool": 1}}}
     dataset = load_dataset("digits", seed=0)
@@ -269,8 +273,8 @@ def test_static_supernet_trains_backbones_without_exit_heads():
 
 
 def test_static_space_has_no_exit_genes_and_its_own_supernet():
+    from codesign.network.settings import SupernetConfig
     from codesign.network.supernet import supernet_key
-    from codesign.network.training import SupernetConfig
 
     space = {**SPACE, "threshold_tuning": {"max_accuracy_drop": [0.0, 0.01]}}
     early = parse_workload({"space": space}, "w.yaml").space
@@ -337,9 +341,9 @@ def test_explore_static_searches_networks_without_early_exits_and_resumes_static
 
 def test_strided_exit_head_that_leaves_too_small_a_map_to_pool_gets_one_line_error(tmp: Path):
     from codesign.config.workload import load_workload
-    from codesign.data.splits import load_dataset
+    from codesign.data.registry import load_dataset
     from codesign.hardware.target import load_hardware
-    from codesign.runs.explore import prepare_space
+    from codesign.runs.setup import prepare_space
 
     path = tmp / "w.yaml"
     path.write_text(

@@ -8,10 +8,11 @@ import torch
 
 from codesign.config.workload import parse_workload
 from codesign.exits import CachedExits
-from codesign.network.finetune import FinetuneConfig, calibrate, finetune
+from codesign.network.finetune import calibrate, finetune
 from codesign.network.model import build_model
+from codesign.network.settings import FinetuneConfig, SupernetConfig
 from codesign.network.supernet import _extreme, _random, inherit, train_supernet
-from codesign.network.training import SupernetConfig, exit_logits
+from codesign.network.training import exit_logits
 from codesign.spec import ExitBranch
 
 SPACE = {
@@ -116,19 +117,16 @@ def test_finalize_measures_test_accuracy_before_and_after_when_the_search_skippe
     space, supernet, digits, tmp
 ):
     from codesign.cost.engine import CostEngine
-    from codesign.cost.zigzag import CostOptions
-    from codesign.evaluation.evaluator import Evaluator, finalize
+    from codesign.cost.settings import CostOptions
+    from codesign.evaluation.evaluator import EvaluationSettings, Evaluator, finalize
     from codesign.hardware.target import load_hardware
-    from codesign.network.training import TrainingConfig
 
     engine = CostEngine(load_hardware("edge_tpu_like"), CostOptions(lpf_limit=2))
     evaluator = Evaluator(
         digits,
-        TrainingConfig(),
         engine,
+        EvaluationSettings(finetune=FinetuneConfig(head_steps=5, final_epochs=0.2), test_during_search=False),
         supernet_state=supernet.state_dict(),
-        finetune_config=FinetuneConfig(head_steps=5, final_epochs=0.2),
-        test_during_search=False,
     )
     result = evaluator.evaluate(_extreme(space, False))
     assert result.test is None and result.expected_test is None  # the search never touched the test split
@@ -140,20 +138,17 @@ def test_finalize_measures_test_accuracy_before_and_after_when_the_search_skippe
 
 def test_test_figures_of_a_stored_run_are_read_back_without_evaluating_again(space, supernet, digits, tmp):
     from codesign.cost.engine import CostEngine
-    from codesign.cost.zigzag import CostOptions
-    from codesign.evaluation.evaluator import Evaluator, with_test
+    from codesign.cost.settings import CostOptions
+    from codesign.evaluation.evaluator import EvaluationSettings, Evaluator, with_test
     from codesign.hardware.target import load_hardware
-    from codesign.network.training import TrainingConfig
 
     def evaluator() -> Evaluator:
         return Evaluator(
             digits,
-            TrainingConfig(),
             CostEngine(load_hardware("edge_tpu_like"), CostOptions(lpf_limit=2)),
+            EvaluationSettings(finetune=FinetuneConfig(head_steps=5), test_during_search=False),
             weights_dir=tmp / "weights",
             supernet_state=supernet.state_dict(),
-            finetune_config=FinetuneConfig(head_steps=5),
-            test_during_search=False,
         )
 
     searching = evaluator()
@@ -170,10 +165,9 @@ def test_searched_accuracy_drop_is_a_gene_and_sets_the_tuned_operating_point(spa
     from dataclasses import replace
 
     from codesign.cost.engine import CostEngine
-    from codesign.cost.zigzag import CostOptions
-    from codesign.evaluation.evaluator import Evaluator
+    from codesign.cost.settings import CostOptions
+    from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
     from codesign.hardware.target import load_hardware
-    from codesign.network.training import TrainingConfig
 
     tuned_space = parse_workload(
         {"space": {**SPACE["space"], "threshold_tuning": {"max_accuracy_drop": [0.0, 0.05]}}}, "t.yaml"
@@ -190,11 +184,9 @@ def test_searched_accuracy_drop_is_a_gene_and_sets_the_tuned_operating_point(spa
 
     evaluator = Evaluator(
         digits,
-        TrainingConfig(),
         CostEngine(load_hardware("edge_tpu_like"), CostOptions(lpf_limit=2)),
+        EvaluationSettings(finetune=FinetuneConfig(head_steps=5), threshold_tuning=0.01),
         supernet_state=supernet.state_dict(),
-        finetune_config=FinetuneConfig(head_steps=5),
-        threshold_tuning=0.01,
     )
     at_strict, at_loose = evaluator.evaluate(strict), evaluator.evaluate(loose)
     assert at_strict.val.accuracy >= at_strict.static_val_accuracy - 1e-12

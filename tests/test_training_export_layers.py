@@ -10,7 +10,8 @@ from codesign.deploy.qcdq import export_qcdq, max_output_difference, onnxruntime
 from codesign.errors import CodesignError
 from codesign.exits import CachedExits
 from codesign.network.model import build_model, load_shared_weights
-from codesign.network.training import TrainingConfig, exit_logits, train_architecture
+from codesign.network.settings import TrainingConfig
+from codesign.network.training import exit_logits, train_architecture
 
 from .conftest import tiny_spec
 

@@ -17,7 +17,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 from codesign.cost.graph import LayerSpec
-from codesign.cost.zigzag import CostOptions, LayerCost
+from codesign.cost.records import LayerCost
+from codesign.cost.settings import CostOptions
 from codesign.hardware.target import HardwareTarget
 
 ZIGZAG_VERSION = version("zigzag-dse")

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 from codesign.cost.cache import LayerCostCache, layer_cost_key
 from codesign.cost.graph import LayerSpec
-from codesign.cost.zigzag import CostOptions, LayerCost, zigzag_layer_cost
+from codesign.cost.records import LayerCost
+from codesign.cost.settings import CostOptions
+from codesign.cost.zigzag import zigzag_layer_cost
 from codesign.hardware.target import HardwareTarget
 
 

@@ -15,25 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from codesign.cost.network import ItemCost
+from codesign.cost.records import ExitCost, ExpectedCost, ItemCost
 from codesign.hardware.target import Interconnect
-
-
-@dataclass(frozen=True)
-class ExitCost:
-    stage: int  # the backbone stage this exit follows
-    energy_pj: float
-    latency_cycles: float
-    macs: int
-    transfer_energy_pj: float = 0.0
-
-
-@dataclass(frozen=True)
-class ExpectedCost:
-    energy_pj: float
-    latency_cycles: float
-    worst_latency_cycles: float
-    macs: float
 
 
 @dataclass(frozen=True)

@@ -18,48 +18,18 @@ Models (all switchable, so that plain ZigZag numbers can be reproduced exactly):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from codesign.cost.engine import CostEngine
 from codesign.cost.graph import LayerSpec, OperatorSpec
-from codesign.cost.zigzag import LayerCost
-from codesign.hardware.target import HardwareTarget, activation_buffer
+from codesign.cost.records import ItemCost, LayerCost
+from codesign.cost.settings import CostModelSettings
+from codesign.hardware.memory import activation_buffer
+from codesign.hardware.target import HardwareTarget
 
 MODEL_ZIGZAG = "zigzag"
 MODEL_PRECISION = "zigzag + precision-aware MAC energy"
 MODEL_PRECISION_SCALABLE = "zigzag + precision-aware MAC energy + scaled throughput (approx.)"
 MODEL_ANALYTIC = "analytic: activation-buffer traffic + adds"
-
-
-@dataclass(frozen=True)
-class CostModelSettings:
-    precision_aware_mac: bool = True
-    non_compute_ops: bool = True
-
-    @classmethod
-    def zigzag_only(cls) -> CostModelSettings:
-        return cls(precision_aware_mac=False, non_compute_ops=False)
-
-
-@dataclass(frozen=True)
-class ItemCost:
-    """Cost of one operator of the network, with what it is and where it sits."""
-
-    name: str
-    op_type: str
-    segment: str
-    macs: int
-    weight_bits: int
-    act_bits: int
-    output_bits: int
-    output_elements: int
-    weight_elements: int
-    energy_pj: float
-    latency_cycles: float
-    mac_energy_pj: float
-    memory_energy_pj: float
-    utilization: float
-    model: str
 
 
 def precision_adjusted(raw: LayerCost, layer: LayerSpec, target: HardwareTarget) -> tuple[LayerCost, str]:

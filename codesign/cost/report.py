@@ -19,8 +19,8 @@ from codesign.cost.cache import LayerCostCache
 from codesign.cost.engine import CostEngine
 from codesign.cost.exits import Allocation, expected_cost, per_exit_costs
 from codesign.cost.graph import parse_onnx
-from codesign.cost.network import CostModelSettings, network_costs
-from codesign.cost.zigzag import CostOptions
+from codesign.cost.network import network_costs
+from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.errors import CodesignError
 from codesign.files import atomic_write
 from codesign.hardware.target import HardwareTarget, load_hardware

@@ -9,40 +9,15 @@ visualisation stages (the latter crashes on layers without temporal loops).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from codesign.cost.graph import LayerSpec
+from codesign.cost.records import LayerCost
+from codesign.cost.settings import CostOptions
 from codesign.hardware.target import HardwareTarget
 
 logging.getLogger("zigzag").setLevel(logging.ERROR)
-
-
-@dataclass(frozen=True)
-class CostOptions:
-    """ZigZag search options; part of every cache key."""
-
-    opt: str = "EDP"  # "energy" | "latency" | "EDP": what ZigZag minimises when choosing a mapping
-    lpf_limit: int = 6
-    nb_spatial_mappings: int = 3
-
-    def __post_init__(self) -> None:
-        if self.opt not in ("energy", "latency", "EDP"):
-            raise ValueError(f"opt must be energy, latency or EDP, got {self.opt!r}")
-
-
-@dataclass(frozen=True)
-class LayerCost:
-    energy_pj: float
-    latency_cycles: float
-    mac_energy_pj: float
-    memory_energy_pj: float
-    ideal_cycles: float
-    utilization: float  # MAC utilisation including data on/off-loading (ZigZag's mac_utilization1)
-
-    def to_dict(self) -> dict[str, float]:
-        return dict(self.__dict__)
 
 
 @lru_cache(maxsize=8)

@@ -23,15 +23,13 @@ import gzip
 import os
 import pickle
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
 
-from codesign.data.splits import Dataset, Split, _stratified_split, _to_split
+from codesign.data.splits import Dataset, stratified_subset, to_split
 from codesign.errors import CodesignError, input_error
 
 ENV_DATA_DIR = "CODESIGN_DATA_DIR"
@@ -92,27 +90,6 @@ def _locate(
 # --------------------------------------------------------------------------- splitting and normalising
 
 
-def _stratified_subset(labels: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(chosen, rest): a stratified subset of exactly `n` indices and the remaining indices, both sorted.
-
-    Per-class rounding in `_stratified_split` can miss `n` by up to half the number of classes; the
-    difference is made up with randomly chosen indices from the same seed, so the result is deterministic.
-    """
-    total = len(labels)
-    if not 0 < n < total:
-        raise CodesignError(f"subset size: expected between 1 and {total - 1}, got {n}")
-    fraction = n / total
-    chosen, _, rest = _stratified_split(labels, (fraction, 0.0, 1.0 - fraction), seed)
-    rng = np.random.default_rng([seed, 1])
-    if len(chosen) > n:
-        drop = rng.choice(chosen, size=len(chosen) - n, replace=False)
-        chosen, rest = np.setdiff1d(chosen, drop), np.union1d(rest, drop)
-    elif len(chosen) < n:
-        add = rng.choice(rest, size=n - len(chosen), replace=False)
-        chosen, rest = np.union1d(chosen, add), np.setdiff1d(rest, add)
-    return chosen.astype(np.int64), rest.astype(np.int64)
-
-
 def _channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std of uint8 images N x C x H x W, on the [0, 1] scale (exact, via histograms)."""
     values = np.arange(256, dtype=np.float64) / 255.0
@@ -131,7 +108,7 @@ def _build(name: str, official: _Official, num_classes: int, seed: int, val_size
     labels = np.asarray(official.train_labels, dtype=np.int64)
     if not 0 < val_size < len(labels):
         raise CodesignError(f"{name}: val_size: expected between 1 and {len(labels) - 1}, got {val_size}")
-    val_idx, train_idx = _stratified_subset(labels, val_size, seed)
+    val_idx, train_idx = stratified_subset(labels, val_size, seed)
     train_images = official.train_images[train_idx]
     mean, std = _channel_stats(train_images)
     # The images stay uint8: (x - 255 m) / (255 s) == (x / 255 - m) / s, without a float copy of the data.
@@ -141,9 +118,9 @@ def _build(name: str, official: _Official, num_classes: int, seed: int, val_size
     test_labels = np.asarray(official.test_labels, dtype=np.int64)
     return Dataset(
         name=name,
-        train=_to_split(train_images, labels[train_idx], mean255, std255),
-        val=_to_split(official.train_images[val_idx], labels[val_idx], mean255, std255),
-        test=_to_split(official.test_images, test_labels, mean255, std255),
+        train=to_split(train_images, labels[train_idx], mean255, std255),
+        val=to_split(official.train_images[val_idx], labels[val_idx], mean255, std255),
+        test=to_split(official.test_images, test_labels, mean255, std255),
         num_classes=num_classes,
     )
 
@@ -349,43 +326,3 @@ def load_svhn(data_dir: Path | None = None, seed: int = 0, val_size: int = DEFAU
     train_x, train_y = _read_svhn_file(paths[SVHN_FILES[0]])
     test_x, test_y = _read_svhn_file(paths[SVHN_FILES[1]])
     return _build("svhn", _Official(train_x, train_y, test_x, test_y), 10, seed, val_size)
-
-
-# --------------------------------------------------------------------------- registry and subsampling
-
-
-def dataset_loaders() -> dict[str, Callable[..., Dataset]]:
-    """Name -> loader; each loader takes `(data_dir: Path | None = None, seed: int = 0)` (and `val_size`)."""
-    return {
-        "fashion-mnist": load_fashion_mnist,
-        "cifar10": load_cifar10,
-        "cifar100": load_cifar100,
-        "svhn": load_svhn,
-    }
-
-
-def _subsample_split(split: Split, n: int | None, seed: int, which: str) -> Split:
-    if n is None or n == len(split):
-        return split
-    if not 0 < n < len(split):
-        raise CodesignError(f"subsample {which}: expected between 1 and {len(split)} images, got {n}")
-    chosen, _ = _stratified_subset(split.labels.numpy(), n, seed)
-    index = torch.from_numpy(chosen)
-    return Split(images=split.images[index].contiguous(), labels=split.labels[index].contiguous())
-
-
-def subsample(
-    dataset: Dataset, train: int | None = None, val: int | None = None, test: int | None = None, seed: int = 0
-) -> Dataset:
-    """A smaller copy for fast runs: a stratified subset of exactly n images of each split (None keeps it whole).
-
-    Subsets are drawn within each split, so images never move between train, val and test; the
-    normalisation of the full dataset is kept as is.
-    """
-    return Dataset(
-        name=dataset.name,
-        train=_subsample_split(dataset.train, train, seed, "train"),
-        val=_subsample_split(dataset.val, val, seed, "val"),
-        test=_subsample_split(dataset.test, test, seed, "test"),
-        num_classes=dataset.num_classes,
-    )

@@ -1,4 +1,4 @@
-"""Datasets and their fixed train/validation/test splits.
+"""Datasets, their fixed train/validation/test splits, and operations on splits (resize, subsample, batches).
 
 The test split is only used for final reporting; thresholds and search decisions use validation.
 """
@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from codesign.errors import CodesignError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class Dataset:
         return int(self.train.images.shape[2])
 
 
-def _stratified_split(
+def stratified_split(
     labels: np.ndarray, fractions: tuple[float, float, float], seed: int
 ) -> list[np.ndarray]:
     """Indices of a stratified split; deterministic for a given seed."""
@@ -58,47 +60,13 @@ def _stratified_split(
     return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
 
 
-def _to_split(
+def to_split(
     images: np.ndarray, labels: np.ndarray, mean: float | np.ndarray, std: float | np.ndarray
 ) -> Split:
+    import torch
+
     x = torch.from_numpy(((images.astype(np.float32) - mean) / std).astype(np.float32))
     return Split(images=x.contiguous(), labels=torch.from_numpy(labels.astype(np.int64)))
-
-
-def load_digits_dataset(seed: int = 0) -> Dataset:
-    """scikit-learn's bundled 8x8 digits (1,797 images): 60% train, 20% validation, 20% test, stratified."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    images = (bunch.images / 16.0).reshape(-1, 1, 8, 8)
-    labels = np.asarray(bunch.target)
-    train_idx, val_idx, test_idx = _stratified_split(labels, (0.6, 0.2, 0.2), seed)
-    mean, std = float(images[train_idx].mean()), float(images[train_idx].std())
-    return Dataset(
-        name="digits",
-        train=_to_split(images[train_idx], labels[train_idx], mean, std),
-        val=_to_split(images[val_idx], labels[val_idx], mean, std),
-        test=_to_split(images[test_idx], labels[test_idx], mean, std),
-        num_classes=10,
-    )
-
-
-def dataset_names() -> list[str]:
-    from codesign.data.local import dataset_loaders
-
-    return sorted(["digits", *dataset_loaders()])
-
-
-def load_dataset(name: str, seed: int = 0, data_dir: Path | None = None) -> Dataset:
-    """`digits` (bundled) or a local dataset: fashion-mnist, cifar10, cifar100, svhn (see codesign.data.local)."""
-    from codesign.data.local import dataset_loaders
-
-    if name == "digits":
-        return load_digits_dataset(seed=seed)
-    loaders = dataset_loaders()
-    if name not in loaders:
-        raise CodesignError(f"dataset: expected one of {dataset_names()}, got {name!r}")
-    return loaders[name](data_dir=data_dir, seed=seed)
 
 
 def resize_split(split: Split, resolution: int) -> Split:
@@ -117,7 +85,59 @@ def shuffled_batches(
     count: int, batch_size: int, generator: torch.Generator, drop_last: bool = False
 ) -> Iterator[torch.Tensor]:
     """Index batches of one shuffled pass over `count` items (deterministic for a seeded generator)."""
+    import torch
+
     order = torch.randperm(count, generator=generator)
     stop = count - batch_size + 1 if drop_last else count
     for begin in range(0, stop, batch_size):
         yield order[begin : begin + batch_size]
+
+
+def stratified_subset(labels: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(chosen, rest): a stratified subset of exactly `n` indices and the remaining indices, both sorted.
+
+    Per-class rounding in `stratified_split` can miss `n` by up to half the number of classes; the
+    difference is made up with randomly chosen indices from the same seed, so the result is deterministic.
+    """
+    total = len(labels)
+    if not 0 < n < total:
+        raise CodesignError(f"subset size: expected between 1 and {total - 1}, got {n}")
+    fraction = n / total
+    chosen, _, rest = stratified_split(labels, (fraction, 0.0, 1.0 - fraction), seed)
+    rng = np.random.default_rng([seed, 1])
+    if len(chosen) > n:
+        drop = rng.choice(chosen, size=len(chosen) - n, replace=False)
+        chosen, rest = np.setdiff1d(chosen, drop), np.union1d(rest, drop)
+    elif len(chosen) < n:
+        add = rng.choice(rest, size=n - len(chosen), replace=False)
+        chosen, rest = np.union1d(chosen, add), np.setdiff1d(rest, add)
+    return chosen.astype(np.int64), rest.astype(np.int64)
+
+
+def _subsample_split(split: Split, n: int | None, seed: int, which: str) -> Split:
+    if n is None or n == len(split):
+        return split
+    if not 0 < n < len(split):
+        raise CodesignError(f"subsample {which}: expected between 1 and {len(split)} images, got {n}")
+    import torch
+
+    chosen, _ = stratified_subset(split.labels.numpy(), n, seed)
+    index = torch.from_numpy(chosen)
+    return Split(images=split.images[index].contiguous(), labels=split.labels[index].contiguous())
+
+
+def subsample(
+    dataset: Dataset, train: int | None = None, val: int | None = None, test: int | None = None, seed: int = 0
+) -> Dataset:
+    """A smaller copy for fast runs: a stratified subset of exactly n images of each split (None keeps it whole).
+
+    Subsets are drawn within each split, so images never move between train, val and test; the
+    normalisation of the full dataset is kept as is.
+    """
+    return Dataset(
+        name=dataset.name,
+        train=_subsample_split(dataset.train, train, seed, "train"),
+        val=_subsample_split(dataset.val, val, seed, "val"),
+        test=_subsample_split(dataset.test, test, seed, "test"),
+        num_classes=dataset.num_classes,
+    )

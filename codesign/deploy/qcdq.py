@@ -1,9 +1,8 @@
-"""Export a trained early-exit network to ONNX in Brevitas QCDQ form, with one graph output per exit."""
+"""Brevitas QCDQ ONNX export of a trained early-exit network (one graph output per exit) or of a part of it,
+and onnxruntime sessions that reproduce PyTorch's outputs."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,8 @@ import numpy as np
 import onnx
 import torch
 
+from codesign.errors import CodesignError
+from codesign.files import atomic_write
 from codesign.network.model import EarlyExitNet
 
 
@@ -19,43 +20,58 @@ def exit_output_names(model: EarlyExitNet) -> list[str]:
     return [f"exit{i}" for i in model.spec.active_exit_stages]
 
 
-def export_qcdq(model: EarlyExitNet, path: str | Path, batch_size: int = 1) -> Path:
-    """Write the QCDQ ONNX of `model` atomically to `path` (TorchScript exporter, opset 13).
+def export_module_qcdq(
+    module: torch.nn.Module,
+    example: torch.Tensor,
+    path: str | Path,
+    input_names: list[str],
+    output_names: list[str],
+) -> Path:
+    """Write the QCDQ ONNX of `module` atomically to `path`: TorchScript exporter, opset 13, dynamic batch.
 
     The TorchScript path keeps module names in node names (which `codesign.cost.graph` relies on) and
-    supports quantized bias; initializers that the exporter lists as graph inputs are removed.
+    supports quantized bias; initializers that the exporter lists as graph inputs are removed, and the
+    result is checked by onnx before it replaces `path`.
     """
     from brevitas.export import export_onnx_qcdq
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    dynamic = {name: {0: "batch"} for name in (*input_names, *output_names)}
+
+    def write(tmp: str) -> None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                export_onnx_qcdq(
+                    module,
+                    args=example,
+                    export_path=tmp,
+                    dynamo=False,
+                    opset_version=13,
+                    input_names=input_names,
+                    output_names=output_names,
+                    dynamic_axes=dynamic,
+                )
+        except Exception as exc:  # the exporter's errors span many lines; keep the first, chain the rest
+            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise CodesignError(
+                f"{path.name}: ONNX export: expected a module the QCDQ exporter supports, got {first[:200]}"
+            ) from exc
+        proto = onnx.load(tmp)
+        _drop_initializer_inputs(proto)
+        onnx.checker.check_model(proto)
+        onnx.save(proto, tmp)
+
+    atomic_write(path, write)
+    return path
+
+
+def export_qcdq(model: EarlyExitNet, path: str | Path, batch_size: int = 1) -> Path:
+    """The QCDQ ONNX of a whole early-exit network, one graph output per active exit (`exit<i>`)."""
     spec = model.spec
     example = torch.zeros(batch_size, spec.in_channels, spec.resolution, spec.resolution)
     model.eval()
-    fd, tmp_name = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            export_onnx_qcdq(
-                model,
-                args=example,
-                export_path=tmp_name,
-                dynamo=False,
-                opset_version=13,
-                input_names=["input"],
-                output_names=exit_output_names(model),
-                dynamic_axes={"input": {0: "batch"}, **{n: {0: "batch"} for n in exit_output_names(model)}},
-            )
-        proto = onnx.load(tmp_name)
-        _drop_initializer_inputs(proto)
-        onnx.checker.check_model(proto)
-        onnx.save(proto, tmp_name)
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.remove(tmp_name)
-    return path
+    return export_module_qcdq(model, example, path, ["input"], exit_output_names(model))
 
 
 def _drop_initializer_inputs(proto: onnx.ModelProto) -> None:
@@ -65,17 +81,26 @@ def _drop_initializer_inputs(proto: onnx.ModelProto) -> None:
     proto.graph.input.extend(kept)
 
 
-def onnxruntime_session(path: str | Path):
-    """An onnxruntime session with graph optimisations off.
+def onnxruntime_session(path: str | Path, threads: int | None = None):  # noqa: ANN201 (an InferenceSession)
+    """An onnxruntime session with graph optimisations off and intra-op spinning off.
 
     At EXTENDED/ALL, onnxruntime fuses QCDQ into integer kernels whose rounding differs from the
     PyTorch fake-quantized model (see shared notes); with them off the outputs agree to ~1e-6.
+    A segmented model has one session per segment and head; with spinning on, the idle thread pool of
+    the session that just ran keeps busy-waiting while the next one works, which on a small CPU cost
+    several times the inference time. `threads` sets intra-op threads (None: onnxruntime's default).
     """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads is not None:
+        if threads < 1:
+            raise CodesignError(f"threads: expected a positive integer, got {threads}")
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

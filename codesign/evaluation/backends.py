@@ -15,38 +15,49 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from codesign.config.workload import SearchSpace, Workload
 from codesign.cost.cache import LayerCostCache
 from codesign.cost.engine import CostEngine
-from codesign.data.splits import load_dataset
-from codesign.evaluation.evaluator import CandidateResult, Evaluator
-from codesign.hardware.target import load_hardware
+from codesign.cost.settings import CostOptions
+from codesign.data.registry import load_dataset
+from codesign.data.splits import Dataset
+from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
+from codesign.evaluation.result import CandidateResult
+from codesign.hardware.target import HardwareTarget, load_hardware
 from codesign.spec import CandidateSpec
 
 
 @dataclass(frozen=True)
 class EvaluatorRecipe:
-    workload: Workload
-    space: SearchSpace
-    run_dir: Path
+    """Everything a process needs to build the run's evaluator itself (picklable, hashable)."""
+
+    dataset: str
+    data_dir: Path | None
+    data_seed: int
+    accelerator: str
+    hardware_overrides: tuple[tuple[str, Any], ...]
+    cost_options: CostOptions
+    settings: EvaluationSettings
+    weights_dir: Path
     cache_path: Path
     supernet_path: Path | None
-    data_dir: Path | None
     cost_jobs: int = 1
 
     def key(self) -> str:
         return hashlib.sha256(pickle.dumps(self)).hexdigest()
 
 
-def build_evaluator(recipe: EvaluatorRecipe) -> Evaluator:
+def build_evaluator(
+    recipe: EvaluatorRecipe, dataset: Dataset | None = None, target: HardwareTarget | None = None
+) -> Evaluator:
+    """The recipe's evaluator; `dataset` and `target` are reused when the caller has loaded them already."""
     import torch
 
-    workload = recipe.workload
-    target = load_hardware(workload.accelerator, overrides=dict(workload.hardware_overrides))
-    dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=recipe.data_dir)
-    engine = CostEngine(target, workload.cost, LayerCostCache(recipe.cache_path), jobs=recipe.cost_jobs)
+    overrides = dict(recipe.hardware_overrides)
+    target = target or load_hardware(recipe.accelerator, overrides=overrides)
+    dataset = dataset or load_dataset(recipe.dataset, seed=recipe.data_seed, data_dir=recipe.data_dir)
+    engine = CostEngine(target, recipe.cost_options, LayerCostCache(recipe.cache_path), jobs=recipe.cost_jobs)
     state = (
         torch.load(recipe.supernet_path, map_location="cpu", weights_only=True)
         if recipe.supernet_path
@@ -54,14 +65,11 @@ def build_evaluator(recipe: EvaluatorRecipe) -> Evaluator:
     )
     return Evaluator(
         dataset,
-        workload.training,
         engine,
-        weights_dir=recipe.run_dir / "weights",
-        base_overrides=dict(workload.hardware_overrides),
+        recipe.settings,
+        weights_dir=recipe.weights_dir,
+        base_overrides=overrides,
         supernet_state=state,
-        finetune_config=workload.finetune,
-        threshold_tuning=recipe.space.max_accuracy_drop if recipe.space.tune_thresholds else None,
-        tuning_confidence=recipe.space.tuning_confidence,
     )
 
 

@@ -1,8 +1,9 @@
 """Candidate spec -> measured accuracy, exit fractions and expected hardware cost.
 
-The pipeline per candidate, each arrow one module:
-spec -> model (`model`) -> trained weights (`training`) -> exit statistics (`exits`) -> ONNX
-(`export`) -> layer list (`layers`) -> layer costs (`cost_engine`) -> expected costs (`exit_costs`).
+The pipeline per candidate, each arrow one step of the package:
+spec -> network (`network.model`) -> weights (`network.supernet`/`network.training`) -> exit statistics
+(`exits`) -> ONNX (`deploy.qcdq`) -> layer list (`cost.graph`) -> layer costs (`cost.engine`) ->
+expected costs (`cost.exits`).
 
 Candidates that differ only in active exits and thresholds share an architecture: it is trained
 once (every exit head present), its per-exit logits are cached, and its ONNX layer list is read
@@ -13,99 +14,50 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
 
+from codesign.cost.cache import LayerCostCache, default_cache_path
 from codesign.cost.engine import CostEngine
-from codesign.cost.exits import Allocation, ExitCost, ExpectedCost, expected_cost, per_exit_costs
+from codesign.cost.exits import Allocation, expected_cost, per_exit_costs
 from codesign.cost.graph import ParsedNetwork, parse_onnx
-from codesign.cost.network import CostModelSettings, ItemCost, network_costs
-from codesign.cost.zigzag import CostOptions
+from codesign.cost.network import network_costs
+from codesign.cost.records import ExitCost, ItemCost
+from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.data.splits import Dataset, Split, resize_split
 from codesign.deploy.qcdq import export_qcdq
+from codesign.evaluation.result import CandidateResult
 from codesign.exits import CachedExits, ExitStats, tune_thresholds
 from codesign.files import atomic_torch_save
-from codesign.hardware.target import HardwareTarget, load_hardware, on_chip_weight_bytes
-from codesign.network.finetune import FinetuneConfig, calibrate, finetune
+from codesign.hardware.memory import on_chip_weight_bytes
+from codesign.hardware.target import HardwareTarget, load_hardware
+from codesign.network.finetune import calibrate, finetune
 from codesign.network.model import build_model, load_shared_weights
+from codesign.network.settings import FinetuneConfig, TrainingConfig
 from codesign.network.supernet import inherit
-from codesign.network.training import TrainingConfig, exit_logits, train_architecture
+from codesign.network.training import exit_logits, train_architecture
 from codesign.spec import CandidateSpec
 
 
 @dataclass(frozen=True)
-class CandidateResult:
-    """Everything measured for one candidate. Validation figures drive the search; test figures are reported."""
+class EvaluationSettings:
+    """How candidates are trained, fine-tuned, costed and given thresholds.
 
-    spec: CandidateSpec
-    val: ExitStats
-    test: ExitStats | None  # None: not evaluated on the test split (only returned networks always are)
-    exits: tuple[ExitCost, ...]  # per active exit, final last
-    expected_val: ExpectedCost
-    expected_test: ExpectedCost | None
-    static: ExitCost  # the same backbone with only the final classifier
-    static_val_accuracy: float
-    static_test_accuracy: float | None
-    accelerator: str = ""
-    clock_hz: float = 1e9
-    weight_bytes: float = 0.0  # the candidate network's weights at their bit widths
-    weight_capacity_bytes: float | None = None  # on-chip memory that can hold weights (all cores)
-    # After the final quantization-aware fine-tuning: the test/validation accuracy it started from.
-    test_accuracy_before_finetune: float | None = None
-    val_accuracy_before_finetune: float | None = None
-    timings: dict[str, float] = field(default_factory=dict)
+    `threshold_tuning`: maximum validation accuracy drop against the final exit; thresholds are then
+    tuned per candidate for the lowest expected energy (None: the candidate's own thresholds), the drop
+    held with one-sided `tuning_confidence` (0: on validation itself). `test_during_search`: evaluate
+    every candidate on the test split too (None: only when it is small, as digits' 360 images).
+    """
 
-    def seconds(self, cycles: float) -> float:
-        return cycles / self.clock_hz
-
-    def edp(self, expected: ExpectedCost | None = None) -> float:
-        """Expected energy x expected latency, in J*s (test split if evaluated, else validation)."""
-        expected = expected or self.expected_test or self.expected_val
-        return expected.energy_pj * 1e-12 * self.seconds(expected.latency_cycles)
-
-    @property
-    def reported(self) -> tuple[ExitStats, ExpectedCost, float]:
-        """(exit stats, expected cost, static accuracy) on the test split if evaluated, else validation."""
-        if self.test is not None and self.expected_test is not None and self.static_test_accuracy is not None:
-            return self.test, self.expected_test, self.static_test_accuracy
-        return self.val, self.expected_val, self.static_val_accuracy
-
-    @property
-    def num_exits(self) -> int:
-        return len(self.exits)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["spec"] = self.spec.to_dict()
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CandidateResult:
-        return cls(
-            spec=CandidateSpec.from_dict(data["spec"]),
-            val=_stats(data["val"]),
-            test=_stats(data["test"]) if data.get("test") else None,
-            exits=tuple(ExitCost(**e) for e in data["exits"]),
-            expected_val=ExpectedCost(**data["expected_val"]),
-            expected_test=ExpectedCost(**data["expected_test"]) if data.get("expected_test") else None,
-            static=ExitCost(**data["static"]),
-            static_val_accuracy=data["static_val_accuracy"],
-            static_test_accuracy=data["static_test_accuracy"],
-            accelerator=data.get("accelerator", ""),
-            clock_hz=data.get("clock_hz", 1e9),
-            weight_bytes=data.get("weight_bytes", 0.0),
-            weight_capacity_bytes=data.get("weight_capacity_bytes"),
-            test_accuracy_before_finetune=data.get("test_accuracy_before_finetune"),
-            val_accuracy_before_finetune=data.get("val_accuracy_before_finetune"),
-            timings=dict(data.get("timings", {})),
-        )
-
-
-def _stats(data: dict[str, Any]) -> ExitStats:
-    return ExitStats(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    cost_model: CostModelSettings = field(default_factory=CostModelSettings)
+    threshold_tuning: float | None = None
+    tuning_confidence: float = 0.0
+    test_during_search: bool | None = None
 
 
 @dataclass
@@ -124,35 +76,26 @@ class Evaluator:
     def __init__(
         self,
         dataset: Dataset,
-        training: TrainingConfig,
         engine: CostEngine,
+        settings: EvaluationSettings | None = None,
+        *,
         weights_dir: Path | None = None,
-        settings: CostModelSettings | None = None,
         base_overrides: dict[str, object] | None = None,
         supernet_state: dict[str, torch.Tensor] | None = None,
-        finetune_config: FinetuneConfig | None = None,
-        threshold_tuning: float | None = None,
-        test_during_search: bool | None = None,
-        tuning_confidence: float = 0.0,
     ):
-        """`supernet_state`: candidates inherit these weights (calibrated, heads fine-tuned) instead of
-        being trained from scratch. `threshold_tuning`: maximum validation accuracy drop against the final
-        exit; thresholds are then tuned per candidate for the lowest expected energy, the drop held with
-        one-sided `tuning_confidence` (0: on validation itself)."""
+        """`weights_dir`: where architectures' trained weights are kept (and read back). `base_overrides`:
+        accelerator fields every candidate's target has changed (a workload's `hardware.overrides`).
+        `supernet_state`: candidates inherit these weights (calibrated, heads fine-tuned) instead of
+        being trained from scratch."""
         self.dataset = dataset
-        self.training = training
         self.engine = engine
+        self.settings = settings or EvaluationSettings()
         self.weights_dir = weights_dir
-        self.settings = settings or CostModelSettings()
         self.base_overrides = dict(base_overrides or {})
         self.supernet_state = supernet_state
-        self.finetune_config = finetune_config or FinetuneConfig()
-        self.threshold_tuning = threshold_tuning
-        self.tuning_confidence = tuning_confidence
+        tested = self.settings.test_during_search
         # Evaluating every candidate on the test split only pays off when it is small (digits: 360 images).
-        self.test_during_search = (
-            len(dataset.test) <= 2000 if test_during_search is None else test_during_search
-        )
+        self.test_during_search = len(dataset.test) <= 2000 if tested is None else tested
         self._splits: dict[tuple[str, int], Split] = {}
         self._architectures: dict[str, TrainedArchitecture] = {}
         self._stored_test_exits: dict[str, CachedExits] = {}  # of architectures read back from weights_dir
@@ -166,18 +109,24 @@ class Evaluator:
         training: TrainingConfig | None = None,
         options: CostOptions | None = None,
         cache_path: str | Path | None = None,
-        **kwargs: Any,
+        *,
+        threshold_tuning: float | None = None,
     ) -> Evaluator:
         """An evaluator on a library accelerator (or YAML path), with the layer-cost cache at `cache_path`
-        (the default cache if None). Remaining keyword arguments go to the constructor."""
-        from codesign.cost.cache import LayerCostCache, default_cache_path
-
+        (the default cache if None), candidates trained from scratch with `training`."""
         engine = CostEngine(
             load_hardware(accelerator),
             options or CostOptions(),
             LayerCostCache(cache_path or default_cache_path()),
         )
-        return cls(dataset, training or TrainingConfig(), engine, **kwargs)
+        settings = EvaluationSettings(
+            training=training or TrainingConfig(), threshold_tuning=threshold_tuning
+        )
+        return cls(dataset, engine, settings)
+
+    @property
+    def finetune_config(self) -> FinetuneConfig:
+        return self.settings.finetune
 
     def target(self, spec: CandidateSpec) -> HardwareTarget:
         """The accelerator with this candidate's parameters applied (library file + workload overrides + genes)."""
@@ -206,7 +155,7 @@ class Evaluator:
             dataset = Dataset(
                 self.dataset.name, train, self.dataset.val, self.dataset.test, self.dataset.num_classes
             )
-            return train_architecture(architecture, dataset, self.training).state_dict
+            return train_architecture(architecture, dataset, self.settings.training).state_dict
         model = inherit(build_model(architecture), self.supernet_state)
         calibrate(model, train, self.finetune_config.calibration_images)
         finetune(model, train, self.finetune_config.head_steps, self.finetune_config, heads_only=True)
@@ -274,7 +223,7 @@ class Evaluator:
             candidate_layers(network.layers, exit_stages),
             candidate_layers(network.operators, exit_stages),
             self.engine,
-            self.settings,
+            self.settings.cost_model,
             self.target(spec),
         )
 
@@ -291,10 +240,35 @@ class Evaluator:
         items = items if items is not None else self.costs(spec, exit_stages)
         return per_exit_costs(items, exit_stages, allocation, target.interconnect)
 
-    def accuracy_drop(self, spec: CandidateSpec) -> float:
-        """Validation accuracy the candidate's tuned thresholds may give up (its gene, else the default)."""
-        assert self.threshold_tuning is not None
-        return spec.accuracy_drop if spec.accuracy_drop is not None else self.threshold_tuning
+    def exit_statistics(
+        self,
+        spec: CandidateSpec,
+        exits: list[ExitCost] | tuple[ExitCost, ...],
+        val: CachedExits,
+        test: CachedExits | None,
+        positions: tuple[int, ...],
+    ) -> tuple[CandidateSpec, ExitStats, ExitStats | None]:
+        """Thresholds tuned on validation (when tuning), then the exit statistics on both splits.
+
+        `positions`: the candidate's active exits as indices into the cached exits (architecture exits
+        during the search; 0..n-1 for a candidate model that has only its active heads)."""
+        settings = self.settings
+        if settings.threshold_tuning is not None:
+            drop = spec.accuracy_drop if spec.accuracy_drop is not None else settings.threshold_tuning
+            tuned, _ = tune_thresholds(
+                val,
+                positions,
+                spec.policy,
+                [e.energy_pj for e in exits],
+                drop,
+                confidence=settings.tuning_confidence,
+            )
+            spec = with_thresholds(spec, tuned)
+        val_stats = val.simulate(positions, spec.active_thresholds, spec.policy)
+        test_stats = (
+            test.simulate(positions, spec.active_thresholds, spec.policy) if test is not None else None
+        )
+        return spec, val_stats, test_stats
 
     def evaluate(self, spec: CandidateSpec) -> CandidateResult:
         start = time.perf_counter()
@@ -303,22 +277,7 @@ class Evaluator:
         active = spec.active_exit_stages  # architecture exit k sits after stage k
         items = self.costs(spec)
         exits = self.exit_costs(spec, items=items)
-        if self.threshold_tuning is not None:
-            tuned, _ = tune_thresholds(
-                trained.val,
-                active,
-                spec.policy,
-                [e.energy_pj for e in exits],
-                self.accuracy_drop(spec),
-                confidence=self.tuning_confidence,
-            )
-            spec = with_thresholds(spec, tuned)
-        val = trained.val.simulate(active, spec.active_thresholds, spec.policy)
-        test = (
-            trained.test.simulate(active, spec.active_thresholds, spec.policy)
-            if trained.test is not None
-            else None
-        )
+        spec, val, test = self.exit_statistics(spec, exits, trained.val, trained.test, active)
         final = spec.num_stages - 1
         static = self.exit_costs(spec, (final,))[0]
         target = self.target(spec)
@@ -366,18 +325,7 @@ def finalize(evaluator: Evaluator, result: CandidateResult) -> tuple[CandidateRe
     val_cache = evaluator.cached_exits(model, spec.resolution, "val")
     test_cache = evaluator.cached_exits(model, spec.resolution, "test")
     positions = tuple(range(len(spec.active_exit_stages)))  # the candidate model has only its active exits
-    if evaluator.threshold_tuning is not None:
-        tuned, _ = tune_thresholds(
-            val_cache,
-            positions,
-            spec.policy,
-            [e.energy_pj for e in result.exits],
-            evaluator.accuracy_drop(spec),
-            confidence=evaluator.tuning_confidence,
-        )
-        spec = with_thresholds(spec, tuned)
-    val = val_cache.simulate(positions, spec.active_thresholds, spec.policy)
-    test = test_cache.simulate(positions, spec.active_thresholds, spec.policy)
+    spec, val, test = evaluator.exit_statistics(spec, result.exits, val_cache, test_cache, positions)
     final = positions[-1]
     finalized = replace(
         result,
@@ -388,7 +336,7 @@ def finalize(evaluator: Evaluator, result: CandidateResult) -> tuple[CandidateRe
         expected_test=expected_cost(list(result.exits), test.fractions),
         static_val_accuracy=float(val_cache.correct[final].mean()),
         static_test_accuracy=float(test_cache.correct[final].mean()),
-        test_accuracy_before_finetune=result.test.accuracy,
+        test_accuracy_before_finetune=result.test.accuracy if result.test is not None else None,
         val_accuracy_before_finetune=result.val.accuracy,
         timings={**result.timings, "final_finetune_s": seconds},
     )

@@ -9,24 +9,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from codesign.data.splits import Split, shuffled_batches
 from codesign.network.model import EarlyExitNet
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    calibration_images: int = 1024
-    head_steps: int = 60  # exit-head fine-tuning steps per candidate during the search
-    final_epochs: float = 3.0  # full QAT fine-tuning of each returned network (fractions allowed)
-    final_learning_rate: float = 3e-4
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    seed: int = 0
+from codesign.network.settings import FinetuneConfig
 
 
 @torch.no_grad()

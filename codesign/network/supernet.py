@@ -29,74 +29,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codesign.config.workload import SearchSpace
 from codesign.data.splits import Dataset, shuffled_batches
 from codesign.files import atomic_torch_save
+from codesign.network.blocks import BLOCKS
+from codesign.network.layers import ElasticConvBN
 from codesign.network.model import exit_pool_kernel
-from codesign.network.training import SupernetConfig
+from codesign.network.settings import SupernetConfig
+from codesign.space import SearchSpace
 from codesign.spec import CandidateSpec, ExitBranch
 
 
-class ElasticConvBN(nn.Module):
-    def __init__(self, cin: int, cout: int, kernel: int, depthwise: bool = False):
-        super().__init__()
-        self.depthwise = depthwise
-        self.conv = nn.Conv2d(cin, cout, kernel, bias=False, groups=cout if depthwise else 1)
-        self.bn = nn.BatchNorm2d(cout)
-
-    def forward(self, x: torch.Tensor, cout: int, kernel: int, stride: int, act: bool) -> torch.Tensor:
-        if self.depthwise:
-            cout = x.shape[1]
-        weight = self.conv.weight[:cout, : (1 if self.depthwise else x.shape[1])]
-        full = weight.shape[-1]
-        if kernel < full:
-            start = (full - kernel) // 2
-            weight = weight[:, :, start : start + kernel, start : start + kernel]
-        y = F.conv2d(x, weight, stride=stride, padding=kernel // 2, groups=cout if self.depthwise else 1)
-        bn = self.bn
-        y = F.batch_norm(
-            y,
-            bn.running_mean[:cout],
-            bn.running_var[:cout],
-            bn.weight[:cout],
-            bn.bias[:cout],
-            training=self.training,
-            momentum=bn.momentum if bn.momentum is not None else 0.0,
-            eps=bn.eps,
-        )
-        return F.relu(y) if act else y
-
-
 class ElasticBlock(nn.Module):
-    """Layers of every block type, named as in `codesign.network.model` (`body`, `expand/dw/project`, `conv1/conv2/shortcut`)."""
+    """The layers of every block type the stage may use, named as in `codesign.network.layers`; the block
+    type chosen per candidate runs on them (see `codesign.network.blocks`)."""
 
     def __init__(self, cin: int, width: int, kernel: int, expansion: int, blocks: set[str]):
         super().__init__()
-        if "conv" in blocks:
-            self.body = ElasticConvBN(cin, width, kernel)
-        if "mbconv" in blocks:
-            hidden = max(cin, width) * expansion
-            self.expand = ElasticConvBN(cin, hidden, 1)
-            self.dw = ElasticConvBN(hidden, hidden, kernel, depthwise=True)
-            self.project = ElasticConvBN(hidden, width, 1)
-        if "basic" in blocks:
-            self.conv1 = ElasticConvBN(cin, width, kernel)
-            self.conv2 = ElasticConvBN(width, width, kernel)
-            self.shortcut = ElasticConvBN(cin, width, 1)
+        for name, block in BLOCKS.items():  # registry order: layer creation order fixes the initial weights
+            if name in blocks:
+                block.add_elastic_layers(self, cin, width, kernel, expansion)
 
     def forward(
         self, x: torch.Tensor, block: str, width: int, kernel: int, expansion: int, stride: int
     ) -> torch.Tensor:
-        cin = x.shape[1]
-        if block == "conv":
-            return self.body(x, width, kernel, stride, act=True)
-        if block == "mbconv":
-            y = self.expand(x, cin * expansion, 1, 1, act=True) if expansion > 1 else x
-            y = self.project(self.dw(y, 0, kernel, stride, act=True), width, 1, 1, act=False)
-            return x + y if stride == 1 and cin == width else y
-        y = self.conv2(self.conv1(x, width, kernel, stride, act=True), width, kernel, 1, act=False)
-        skip = self.shortcut(x, width, 1, stride, act=False) if stride != 1 or cin != width else x
-        return F.relu(y + skip)
+        return BLOCKS[block].elastic_forward(self, x, width, kernel, expansion, stride)
 
 
 class ElasticHead(nn.Module):

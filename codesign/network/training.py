@@ -11,33 +11,8 @@ from torch import nn
 
 from codesign.data.splits import Dataset, Split, shuffled_batches
 from codesign.network.model import EarlyExitNet, build_model
+from codesign.network.settings import TrainingConfig
 from codesign.spec import CandidateSpec
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    epochs: int = 12
-    batch_size: int = 64
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-4
-    # Weight of each exit's loss, earliest first, final classifier last; None = equal weights.
-    exit_loss_weights: tuple[float, ...] | None = None
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class SupernetConfig:
-    epochs: int = 10
-    batch_size: int = 128
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-4
-    random_subnets: int = 2
-    distillation: float = 0.5  # weight of the KL term towards the largest network's final exit; 0 = off
-    seed: int = 0
-    # How strongly the early exits' losses train the shared backbone: their gradient is scaled by this where
-    # it enters the backbone (the heads themselves learn at full rate). 1 = joint training; below 1 the
-    # backbone stays closer to what its final exit needs.
-    exit_gradient: float = 1.0
 
 
 @dataclass(frozen=True)

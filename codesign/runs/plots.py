@@ -1,62 +1,10 @@
-"""Run outputs: Pareto and candidate tables (CSV), the Pareto plot (PNG), and a terminal summary."""
+"""A run's plots (PNG): the Pareto set against every candidate, per-exit energy, hypervolume per generation."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
-
-from codesign.evaluation.evaluator import CandidateResult
+from codesign.evaluation.result import CandidateResult
 from codesign.files import atomic_write
-
-
-def result_row(result: CandidateResult) -> dict[str, Any]:
-    """One table row. Accuracy, exit fractions and expected costs are on the split named in `split`
-    (test whenever the candidate was evaluated on it: always for the Pareto set); `_val` columns are validation."""
-    spec = result.spec
-    stats, expected, static_accuracy = result.reported
-    on_test = result.test is not None
-    return {
-        "key": spec.key(),
-        "accelerator": result.accelerator,
-        "hardware": spec.describe_hardware(),
-        "backbone": spec.describe(),
-        "num_exits": result.num_exits,
-        "exit_stages": " ".join(str(s) for s in spec.active_exit_stages),
-        "thresholds": " ".join(f"{t:g}" for t in spec.active_thresholds),
-        "weight_bits": " ".join(str(s.weight_bits) for s in spec.stages),
-        "act_bits": " ".join(str(s.act_bits) for s in spec.stages),
-        "split": "test" if on_test else "val",
-        "accuracy": stats.accuracy,
-        "accuracy_before_finetune": result.test_accuracy_before_finetune,
-        "exits": spec.describe_exits(),
-        "exit_fractions": " ".join(f"{f:.3f}" for f in stats.fractions),
-        "expected_energy_pj": expected.energy_pj,
-        "expected_latency_cycles": expected.latency_cycles,
-        "expected_latency_s": result.seconds(expected.latency_cycles),
-        "edp_j_s": result.edp(expected),
-        "worst_latency_cycles": expected.worst_latency_cycles,
-        "expected_macs": expected.macs,
-        "weight_bytes": result.weight_bytes,
-        "static_accuracy": static_accuracy,
-        "static_energy_pj": result.static.energy_pj,
-        "static_latency_cycles": result.static.latency_cycles,
-        "energy_vs_static": expected.energy_pj / result.static.energy_pj,
-        "latency_vs_static": expected.latency_cycles / result.static.latency_cycles,
-        "per_exit_energy_pj": " ".join(f"{e.energy_pj:.4g}" for e in result.exits),
-        "per_exit_latency_cycles": " ".join(f"{e.latency_cycles:.6g}" for e in result.exits),
-        "accuracy_val": result.val.accuracy,
-        "exit_fractions_val": " ".join(f"{f:.3f}" for f in result.val.fractions),
-        "expected_energy_pj_val": result.expected_val.energy_pj,
-        "expected_latency_cycles_val": result.expected_val.latency_cycles,
-    }
-
-
-def write_table(path: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows)
-    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
-    return frame
 
 
 def plot_pareto(
@@ -145,21 +93,6 @@ def plot_pareto(
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
-
-
-def summary_lines(front: list[CandidateResult], limit: int = 8) -> list[str]:
-    lines = [
-        f"{'acc%':>6} {'exits':>5} {'fractions':>18} {'E[nJ]':>9} {'static':>9} {'E/static':>8} {'lat[cyc]':>9}  backbone"
-    ]
-    for r in front[:limit]:
-        lines.append(
-            f"{100 * r.test.accuracy:6.1f} {r.num_exits:5d} {' '.join(f'{f:.2f}' for f in r.test.fractions):>18} "
-            f"{r.expected_test.energy_pj / 1e3:9.1f} {r.static.energy_pj / 1e3:9.1f} "
-            f"{r.expected_test.energy_pj / r.static.energy_pj:8.2f} {r.expected_test.latency_cycles:9.0f}  {r.spec.describe()}"
-        )
-    if len(front) > limit:
-        lines.append(f"... {len(front) - limit} more in pareto.csv")
-    return lines
 
 
 def plot_hypervolume(path: Path, volumes: list[float], objectives: tuple[str, ...]) -> None:

@@ -1,15 +1,28 @@
-"""Run store: every evaluated candidate of a run in one SQLite file, so a killed run resumes."""
+"""The run store: one SQLite file (`run.db`) that is the single source of truth of a run.
+
+It holds the run's configuration (stored once, when the run starts), every evaluated candidate (written as
+soon as it is finished, so a killed run resumes), the keys the search asked for per generation, the
+surrogate rounds, the returned front, and each returned network's final record. Everything a run folder
+shows (tables, plots, `config.json`) is rebuilt from it. Every access goes through a typed method.
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codesign.evaluation.evaluator import CandidateResult
+from codesign.cost.settings import CostOptions
+from codesign.errors import CodesignError
+from codesign.evaluation.result import CandidateResult
+from codesign.network.settings import FinetuneConfig, SupernetConfig, TrainingConfig
+from codesign.search.settings import SearchSettings
+from codesign.search.surrogate_search import IterationReport
 
+STORE_NAME = "run.db"
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS evaluations (
@@ -19,6 +32,85 @@ SCHEMA = (
         created REAL NOT NULL
     )""",
 )
+# Meta keys (unchanged since the first run stores, so every store written before still opens).
+_CONFIG, _GENERATIONS, _SURROGATE, _FRONT, _FINAL = "config", "generations", "surrogate", "front", "final:"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What a run was started with: the resolved workload, accelerator and settings."""
+
+    workload: str
+    workload_file: str
+    dataset: str
+    accelerator: str
+    clock_mhz: float
+    cores: int
+    accelerator_file: str
+    mapping_file: str
+    training_mode: str
+    training: TrainingConfig
+    supernet: SupernetConfig
+    finetune: FinetuneConfig
+    cost: CostOptions
+    search: SearchSettings
+    early_exits: bool = True
+    hardware_overrides: dict[str, Any] = field(default_factory=dict)
+    hardware_search: dict[str, list[Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        training = dict(data["training"])
+        if training.get("exit_loss_weights") is not None:
+            training["exit_loss_weights"] = tuple(training["exit_loss_weights"])
+        return cls(
+            workload=data["workload"],
+            workload_file=data["workload_file"],
+            dataset=data["dataset"],
+            accelerator=data["accelerator"],
+            clock_mhz=data["clock_mhz"],
+            cores=data["cores"],
+            accelerator_file=data["accelerator_file"],
+            mapping_file=data["mapping_file"],
+            training_mode=data["training_mode"],
+            training=TrainingConfig(**training),
+            supernet=SupernetConfig(**data["supernet"]),
+            finetune=FinetuneConfig(**data["finetune"]),
+            cost=CostOptions(**data["cost"]),
+            search=SearchSettings.from_dict(data["search"]),
+            early_exits=data.get("early_exits", True),
+            hardware_overrides=dict(data.get("hardware_overrides", {})),
+            hardware_search={k: list(v) for k, v in data.get("hardware_search", {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class FinalRecord:
+    """A returned network after the run's last step: its final figures and its exported files."""
+
+    result: CandidateResult
+    onnx: str  # path relative to the run folder
+    onnx_max_abs_diff: float
+    onnx_max_rel_diff: float | None = None
+    onnx_top1_agreement: float | None = None
+    segments: str = ""  # folder relative to the run folder
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "result": self.result.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FinalRecord:
+        return cls(
+            result=CandidateResult.from_dict(data["result"]),
+            onnx=data["onnx"],
+            onnx_max_abs_diff=data["onnx_max_abs_diff"],
+            onnx_max_rel_diff=data.get("onnx_max_rel_diff"),
+            onnx_top1_agreement=data.get("onnx_top1_agreement"),
+            segments=data.get("segments", ""),
+        )
 
 
 class RunStore:
@@ -31,10 +123,18 @@ class RunStore:
         for statement in SCHEMA:
             self._db.execute(statement)
 
+    @classmethod
+    def of_run(cls, run_dir: str | Path) -> RunStore:
+        """The store of an existing run folder, or a one-line error if the folder holds none."""
+        path = Path(run_dir) / STORE_NAME
+        if not path.is_file():
+            raise CodesignError(f"{run_dir}: {STORE_NAME}: expected a run folder written by `codesign explore`")
+        return cls(path)
+
+    # ------------------------------------------------------------------ evaluated candidates
+
     def get(self, spec_key: str) -> CandidateResult | None:
-        row = self._db.execute(
-            "SELECT result_json FROM evaluations WHERE spec_key = ?", (spec_key,)
-        ).fetchone()
+        row = self._db.execute("SELECT result_json FROM evaluations WHERE spec_key = ?", (spec_key,)).fetchone()
         return CandidateResult.from_dict(json.loads(row[0])) if row else None
 
     def put(self, result: CandidateResult, key: str | None = None) -> None:
@@ -59,16 +159,68 @@ class RunStore:
     def keys(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT spec_key FROM evaluations")}
 
-    def set_meta(self, key: str, value: Any) -> None:
-        with self._db:
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
-
-    def get_meta(self, key: str, default: Any = None) -> Any:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
-
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0])
 
+    # ------------------------------------------------------------------ the run's configuration and progress
+
+    def config(self) -> RunConfig | None:
+        data = self._get(_CONFIG)
+        return RunConfig.from_dict(data) if data else None
+
+    def set_config(self, config: RunConfig) -> None:
+        self._set(_CONFIG, config.to_dict())
+
+    def search_settings(self) -> SearchSettings:
+        """The search settings the run was started with (defaults for a store without a configuration)."""
+        config = self.config()
+        return config.search if config is not None else SearchSettings()
+
+    def generations(self) -> list[list[str]]:
+        """Per generation (or surrogate batch), the keys the search asked for."""
+        return self._get(_GENERATIONS, [])
+
+    def set_generations(self, generations: list[list[str]]) -> None:
+        self._set(_GENERATIONS, generations)
+
+    def surrogate_rounds(self) -> list[IterationReport]:
+        return [IterationReport(**data) for data in self._get(_SURROGATE, [])]
+
+    def set_surrogate_rounds(self, rounds: list[IterationReport]) -> None:
+        self._set(_SURROGATE, [asdict(r) for r in rounds])
+
+    def front(self) -> list[str]:
+        """Keys of the returned networks, in front order."""
+        return self._get(_FRONT, [])
+
+    def set_front(self, keys: list[str]) -> None:
+        self._set(_FRONT, keys)
+
+    def final(self, key: str) -> FinalRecord | None:
+        data = self._get(_FINAL + key)
+        return FinalRecord.from_dict(data) if data else None
+
+    def set_final(self, key: str, record: FinalRecord) -> None:
+        self._set(_FINAL + key, record.to_dict())
+
+    def finals(self) -> dict[str, FinalRecord]:
+        """The final record of each returned network that has one, in front order."""
+        records = {key: self.final(key) for key in self.front()}
+        return {key: record for key, record in records.items() if record is not None}
+
+    def _get(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def _set(self, key: str, value: Any) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
     def close(self) -> None:
         self._db.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,46 +1,51 @@
-"""The co-design search as a pymoo problem: integer genes -> CandidateSpec -> objectives."""
+"""Objectives and constraints of the search, from a candidate's validation figures.
+
+`OBJECTIVES` is the registry of objectives (`search.objectives` in a workload): name -> `Objective`, the
+value to minimise and its unit. Latencies are in seconds so that candidates at different clock
+frequencies compare fairly. The test split is never searched on.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
-from pymoo.core.problem import Problem
-from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-from codesign.config.workload import Constraints, SearchSettings, SearchSpace
-from codesign.evaluation.evaluator import CandidateResult
-from codesign.spec import CandidateSpec
-
-EvaluateBatchFn = Callable[[list[CandidateSpec]], list[CandidateResult]]
+from codesign.evaluation.result import CandidateResult
+from codesign.registry import Registry
+from codesign.search.settings import Constraints
 
 
-OBJECTIVE_UNITS = {
-    "accuracy": "1 - validation accuracy",
-    "energy": "expected energy per inference [pJ]",
-    "latency": "expected latency per inference [s]",
-    "edp": "expected energy x expected latency [J*s]",
-    "worst_latency": "worst-case latency over the exits taken [s]",
-    "size": "weights at their bit widths [bytes]",
-}
+@dataclass(frozen=True)
+class Objective:
+    """One quantity to minimise: `value(result)` on validation figures, in `unit`."""
+
+    unit: str
+    value: Callable[[CandidateResult], float]
+
+
+OBJECTIVES: Registry[Objective] = Registry(
+    "objective",
+    {
+        "accuracy": Objective("1 - validation accuracy", lambda r: 1.0 - r.val.accuracy),
+        "energy": Objective("expected energy per inference [pJ]", lambda r: r.expected_val.energy_pj),
+        "latency": Objective(
+            "expected latency per inference [s]", lambda r: r.seconds(r.expected_val.latency_cycles)
+        ),
+        "edp": Objective("expected energy x expected latency [J*s]", lambda r: r.edp(r.expected_val)),
+        "worst_latency": Objective(
+            "worst-case latency over the exits taken [s]",
+            lambda r: r.seconds(r.expected_val.worst_latency_cycles),
+        ),
+        "size": Objective("weights at their bit widths [bytes]", lambda r: r.weight_bytes),
+    },
+)
 
 
 def objective_values(result: CandidateResult, objectives: tuple[str, ...]) -> list[float]:
-    """Objectives to minimise, from validation figures (the test split is never searched on).
-
-    Latencies are in seconds so that candidates at different clock frequencies compare fairly.
-    """
-    expected = result.expected_val
-    values = {
-        "accuracy": 1.0 - result.val.accuracy,
-        "energy": expected.energy_pj,
-        "latency": result.seconds(expected.latency_cycles),
-        "edp": result.edp(expected),
-        "worst_latency": result.seconds(expected.worst_latency_cycles),
-        "size": result.weight_bytes,
-    }
-    return [values[name] for name in objectives]
+    """The objectives' values to minimise, from validation figures."""
+    return [OBJECTIVES[name].value(result) for name in objectives]
 
 
 def constraint_values(result: CandidateResult, constraints: Constraints) -> list[float]:
@@ -66,76 +71,6 @@ def feasible(result: CandidateResult, constraints: Constraints) -> bool:
     return all(v <= 0 for v in constraint_values(result, constraints))
 
 
-class CodesignProblem(Problem):
-    """Decision variables are the indices of the space's genes that have more than one choice."""
-
-    def __init__(
-        self,
-        space: SearchSpace,
-        evaluate_batch: EvaluateBatchFn,
-        objectives: tuple[str, ...],
-        constraints: Constraints | None = None,
-    ):
-        self.space = space
-        self.evaluate_batch = evaluate_batch
-        self.objectives = objectives
-        self.constraints = constraints or Constraints()
-        genes = space.genes
-        self.free = [i for i, g in enumerate(genes) if len(g.choices) > 1]
-        self.num_genes = len(genes)
-        upper = np.array([len(genes[i].choices) - 1 for i in self.free])
-        super().__init__(
-            n_var=len(self.free),
-            n_obj=len(objectives),
-            n_ieq_constr=len(self.constraints.active),
-            xl=np.zeros(len(self.free)),
-            xu=upper,
-            vtype=int,
-        )
-
-    def decode(self, x: np.ndarray) -> CandidateSpec:
-        indices = [0] * self.num_genes
-        for position, gene_index in enumerate(self.free):
-            indices[gene_index] = int(round(float(x[position])))
-        return self.space.decode(indices)
-
-    def _evaluate(self, X: np.ndarray, out: dict, *args: object, **kwargs: object) -> None:
-        results = self.evaluate_batch([self.decode(x) for x in X])
-        out["F"] = np.array([objective_values(r, self.objectives) for r in results])
-        if self.n_ieq_constr:
-            out["G"] = np.array([constraint_values(r, self.constraints) for r in results])
-
-
-def run_search(
-    space: SearchSpace,
-    settings: SearchSettings,
-    evaluate_batch: EvaluateBatchFn,
-    on_surrogate_round: Callable[[Any], None] | None = None,
-) -> None:
-    """The workload's search: surrogate-assisted if `settings.surrogate` (`on_surrogate_round` receives each
-    round's predictor report), else its pymoo algorithm on real evaluations. Results arrive through
-    `evaluate_batch`, which stores them; nothing is returned."""
-    if settings.surrogate is not None:
-        from codesign.search.surrogate_search import run_surrogate_search
-
-        run_surrogate_search(space, settings, evaluate_batch, on_surrogate_round)
-    else:
-        run_algorithm(space, settings, evaluate_batch)
-
-
-def run_algorithm(space: SearchSpace, settings: SearchSettings, evaluate_batch: EvaluateBatchFn) -> None:
-    """`settings.algorithm` (NSGA-II by default) for `settings.generations` generations, every candidate real."""
-    from pymoo.optimize import minimize
-
-    from codesign.search.algorithms import make_algorithm
-
-    problem = CodesignProblem(space, evaluate_batch, settings.objectives, settings.constraints)
-    algorithm = make_algorithm(
-        settings.algorithm, settings.population, len(settings.objectives), settings.seed
-    )
-    minimize(problem, algorithm, ("n_gen", settings.generations), seed=settings.seed, verbose=False)
-
-
 def pareto_front(
     results: list[CandidateResult], objectives: tuple[str, ...], constraints: Constraints | None = None
 ) -> list[CandidateResult]:
@@ -145,6 +80,8 @@ def pareto_front(
         results = [r for r in results if feasible(r, constraints)]
     if not results:
         return []
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
     F = np.array([objective_values(r, objectives) for r in results])
     front = NonDominatedSorting().do(F, only_non_dominated_front=True)
     chosen = [results[i] for i in front]

@@ -9,17 +9,13 @@ needs the ranking to be right, which is why rank correlation, not squared error,
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from scipy.stats import kendalltau
 
-PREDICTOR_NAMES = {
-    "rbf": "radial basis functions",
-    "mlp": "multi-layer perceptron",
-    "tree": "regression tree",
-    "gp": "Gaussian process",
-}
+from codesign.registry import Registry
 
 
 class _Standardised:
@@ -60,31 +56,51 @@ def _merge_repeats(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return unique, np.bincount(inverse, weights=y) / np.bincount(inverse)
 
 
+def _rbf(seed: int) -> _RBF:
+    """Radial basis functions (thin-plate spline, smoothed)."""
+    return _RBF()
+
+
+def _mlp(seed: int) -> _Standardised:
+    """Multi-layer perceptron."""
+    from sklearn.neural_network import MLPRegressor
+
+    return _Standardised(
+        MLPRegressor(hidden_layer_sizes=(32, 32), alpha=1e-3, max_iter=3000, random_state=seed)
+    )
+
+
+def _tree(seed: int):  # noqa: ANN202 (a scikit-learn regressor)
+    """Regression tree."""
+    from sklearn.tree import DecisionTreeRegressor
+
+    return DecisionTreeRegressor(min_samples_leaf=2, random_state=seed)
+
+
+def _gp(seed: int):  # noqa: ANN202 (a scikit-learn regressor)
+    """Gaussian process (Matern 5/2 plus white noise)."""
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+    kernel = ConstantKernel(1.0) * Matern(length_scale=1.0, nu=2.5) + WhiteKernel(1e-2)
+    return GaussianProcessRegressor(kernel=kernel, normalize_y=True, random_state=seed)
+
+
+# Predictor kind -> factory(seed) of an unfitted model with `fit(X, y)` and `predict(X)`.
+PREDICTORS: Registry[Callable[[int], Any]] = Registry(
+    "surrogate predictor", {"rbf": _rbf, "mlp": _mlp, "tree": _tree, "gp": _gp}
+)
+
+
 def make_predictor(kind: str, seed: int):  # noqa: ANN201 (fit/predict duck type)
-    if kind == "rbf":
-        return _RBF()
-    if kind == "mlp":
-        from sklearn.neural_network import MLPRegressor
-
-        return _Standardised(
-            MLPRegressor(hidden_layer_sizes=(32, 32), alpha=1e-3, max_iter=3000, random_state=seed)
-        )
-    if kind == "tree":
-        from sklearn.tree import DecisionTreeRegressor
-
-        return DecisionTreeRegressor(min_samples_leaf=2, random_state=seed)
-    if kind == "gp":
-        from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
-
-        kernel = ConstantKernel(1.0) * Matern(length_scale=1.0, nu=2.5) + WhiteKernel(1e-2)
-        return GaussianProcessRegressor(kernel=kernel, normalize_y=True, random_state=seed)
-    raise ValueError(f"unknown predictor {kind!r}: expected one of {list(PREDICTOR_NAMES)}")
+    return PREDICTORS[kind](seed)
 
 
 def _tau(a: np.ndarray, b: np.ndarray) -> float:
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0
+    from scipy.stats import kendalltau
+
     value = kendalltau(a, b).statistic
     return 0.0 if np.isnan(value) else float(value)
 

@@ -15,10 +15,12 @@ from pymoo.core.problem import Problem
 from pymoo.optimize import minimize
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-from codesign.config.workload import SearchSettings, SearchSpace
 from codesign.search.algorithms import make_algorithm
-from codesign.search.objectives import CodesignProblem, EvaluateBatchFn, constraint_values, objective_values
+from codesign.search.objectives import constraint_values, objective_values
+from codesign.search.problem import CodesignProblem, EvaluateBatchFn
+from codesign.search.settings import SearchSettings, SurrogateSettings
 from codesign.search.surrogate import ObjectivePredictors, rank_agreement
+from codesign.space import SearchSpace
 
 INNER_POPULATION = 100
 INNER_GENERATIONS = 60
@@ -78,8 +80,8 @@ def run_surrogate_search(
     evaluate_batch: EvaluateBatchFn,
     on_iteration: Callable[[IterationReport], None] | None = None,
 ) -> list[IterationReport]:
-    surrogate = settings.surrogate
-    assert surrogate is not None
+    """`settings.surrogate` rounds (the default surrogate settings if the workload gave none)."""
+    surrogate = settings.surrogate or SurrogateSettings()
     objectives, constraints = settings.objectives, settings.constraints
     problem = CodesignProblem(space, evaluate_batch, objectives, constraints)
     scale = np.maximum(problem.xu, 1).astype(float)

@@ -1,0 +1,80 @@
+"""`codesign cost MODEL.onnx`: per-layer and per-exit cost of an ONNX network on an accelerator."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from codesign.cost.settings import ZIGZAG_CRITERIA, CostModelSettings, CostOptions
+from codesign.errors import CodesignError
+
+
+def add_command(sub: Any) -> None:
+    co = sub.add_parser("cost", help="per-layer and per-exit cost of an ONNX network on an accelerator")
+    co.add_argument(
+        "model", help="ONNX file (Brevitas QCDQ or float); each graph output is an exit, earliest first"
+    )
+    co.add_argument(
+        "--accelerator", "-a", default="edge_tpu_like", help="library name or accelerator YAML path"
+    )
+    co.add_argument("--exit-fractions", help="fraction of inputs leaving at each exit, e.g. 0.6,0.3,0.1")
+    co.add_argument(
+        "--hw", action="append", default=[], metavar="FIELD=VALUE", help="override an accelerator field"
+    )
+    co.add_argument(
+        "--cores", help="multi-core allocation: core of each stage, then of each head, e.g. 0,0,0,1,1,1"
+    )
+    co.add_argument("--opt", default="EDP", choices=list(ZIGZAG_CRITERIA), help="ZigZag mapping criterion")
+    co.add_argument(
+        "--lpf-limit", type=int, default=6, help="ZigZag LOMA loop-prime-factor limit (default 6)"
+    )
+    co.add_argument(
+        "--zigzag-only",
+        action="store_true",
+        help="plain ZigZag numbers: no precision-aware MAC energy, no cost for pooling/Add",
+    )
+    co.add_argument("--out", help="folder for layers.csv, exits.csv, cost.json (default: <model>_cost/)")
+    co.add_argument("--cost-cache", help="layer-cost cache file")
+    co.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="ZigZag worker processes")
+    co.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from codesign.cost.cache import default_cache_path
+    from codesign.cost.exits import Allocation
+    from codesign.cost.report import cost_onnx, format_cost_report, parse_fractions, write_cost_report
+    from codesign.hardware.overrides import parse_override
+
+    allocation = None
+    if args.cores:
+        parts = [int(c) for c in args.cores.split(",")]
+        half = len(parts) // 2
+        if len(parts) % 2:
+            raise CodesignError(
+                f"--cores {args.cores!r}: value: expected stage cores then head cores, e.g. 0,0,0,1,1,1"
+            )
+        allocation = Allocation(tuple(parts[:half]), tuple(parts[half:]))
+    report = cost_onnx(
+        args.model,
+        args.accelerator,
+        exit_fractions=parse_fractions(args.exit_fractions) if args.exit_fractions else None,
+        options=CostOptions(opt=args.opt, lpf_limit=args.lpf_limit),
+        settings=CostModelSettings(
+            precision_aware_mac=not args.zigzag_only, non_compute_ops=not args.zigzag_only
+        ),
+        overrides=dict(parse_override(text) for text in args.hw),
+        allocation=allocation,
+        cache_path=Path(args.cost_cache) if args.cost_cache else default_cache_path(),
+        jobs=args.jobs,
+    )
+    print(format_cost_report(report))
+    out = (
+        Path(args.out)
+        if args.out
+        else Path(args.model).with_suffix("").with_name(Path(args.model).stem + "_cost")
+    )
+    paths = write_cost_report(report, out)
+    print(f"\nwrote {', '.join(str(p) for p in paths)}")
+    return 0

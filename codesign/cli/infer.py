@@ -1,0 +1,132 @@
+"""`codesign infer MODEL_DIR`: a dataset split through a segmented early-exit model in onnxruntime,
+compared with the same model where every input goes to the final exit."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from codesign.errors import CodesignError, input_error
+from codesign.exits import POLICIES
+
+if TYPE_CHECKING:
+    from codesign.deploy.runtime import SplitResult
+    from codesign.deploy.segments import SegmentedModel
+
+
+def parse_thresholds(text: str, source: str = "--thresholds") -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise CodesignError(
+            f"{source} {text!r}: value: expected comma-separated numbers, e.g. 0.2,0.5"
+        ) from None
+    if not all(math.isfinite(v) for v in values):
+        raise CodesignError(f"{source} {text!r}: value: expected finite numbers, e.g. 0.2,0.5")
+    return values
+
+
+def format_comparison(model: SegmentedModel, early: SplitResult, static: SplitResult, label: str) -> str:
+    exits = ", ".join(str(s) for s in model.exit_stages)
+    lines = [
+        f"model {model.folder} (spec {model.spec_key}): exits after stages {exits}",
+        f"data  {label}: {early.num_images} images, batch size {early.batch_size}",
+        "",
+        f"{'':12} {'accuracy':>9} {'images/s':>11}  exit fractions (earliest first); images/s: median of passes",
+        f"{'early exit':12} {early.accuracy:>9.4f} {early.images_per_second:>11,.0f}  "
+        + " ".join(f"{f:.3f}" for f in early.exit_fractions),
+        f"{'static':12} {static.accuracy:>9.4f} {static.images_per_second:>11,.0f}  "
+        + " ".join(f"{f:.3f}" for f in static.exit_fractions),
+        "",
+        "inputs entering each segment (early exit): " + " ".join(str(c) for c in early.segment_inputs),
+        f"speed-up {early.images_per_second / static.images_per_second:.2f}x, accuracy change "
+        f"{100 * (early.accuracy - static.accuracy):+.2f} points",
+    ]
+    return "\n".join(lines)
+
+
+def _median_run(results: list[SplitResult]) -> SplitResult:
+    return sorted(results, key=lambda r: r.images_per_second)[len(results) // 2]
+
+
+def _infer(args: argparse.Namespace) -> int:
+    from codesign.data.registry import load_dataset
+    from codesign.deploy.runtime import EarlyExitRuntime
+
+    thresholds = parse_thresholds(args.thresholds) if args.thresholds else None
+    if args.batch_size < 1:
+        raise CodesignError(f"--batch-size {args.batch_size}: value: expected a positive integer")
+    if args.repeats < 1:
+        raise CodesignError(f"--repeats {args.repeats}: value: expected a positive integer")
+    if args.threads is not None and args.threads < 1:
+        raise CodesignError(f"--threads {args.threads}: value: expected a positive integer")
+    runtime = EarlyExitRuntime(
+        args.model_dir, thresholds=thresholds, policy=args.policy, threads=args.threads
+    )
+    dataset = load_dataset(args.dataset, seed=0, data_dir=Path(args.data_dir) if args.data_dir else None)
+    model = runtime.model
+    if dataset.num_classes != model.num_classes:
+        raise input_error(
+            model.manifest_path,
+            "num_classes",
+            f"{dataset.num_classes} to match dataset {args.dataset}",
+            model.num_classes,
+        )
+    shape = tuple(int(s) for s in dataset.train.images.shape[1:])
+    if shape != model.input_shape:
+        raise input_error(
+            model.manifest_path,
+            "input_shape",
+            f"{list(shape)} to match dataset {args.dataset}",
+            list(model.input_shape),
+        )
+    split = getattr(dataset, args.split)
+    runtime.run_split(split, args.batch_size)  # warm-up of every session
+    early_runs, static_runs = [], []
+    for _ in range(args.repeats):  # interleaved, so both modes see the same machine load
+        early_runs.append(runtime.run_split(split, args.batch_size, warmup=False))
+        static_runs.append(runtime.run_split(split, args.batch_size, static=True, warmup=False))
+    early, static = _median_run(early_runs), _median_run(static_runs)
+    threads = "default" if args.threads is None else args.threads
+    print(
+        f"policy {runtime.policy}, thresholds {' '.join(f'{t:g}' for t in runtime.thresholds)}, "
+        f"onnxruntime threads {threads} (graph optimisations off)"
+    )
+    print(format_comparison(model, early, static, f"{args.dataset} {args.split}"))
+    return 0
+
+
+def add_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `infer` on an argparse sub-parser group; the handler is stored as `handler`."""
+    inf = subparsers.add_parser(
+        "infer",
+        help="run a dataset split through a segmented early-exit ONNX model in onnxruntime",
+    )
+    inf.add_argument(
+        "model_dir", metavar="MODEL_DIR", help="folder written by codesign.deploy.segments.export_segments"
+    )
+    inf.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
+    inf.add_argument("--split", default="test", choices=["test", "val"], help="split to run (default: test)")
+    inf.add_argument(
+        "--data-dir", help="folder with the dataset files (Fashion-MNIST IDX, CIFAR batches, SVHN .mat)"
+    )
+    inf.add_argument("--batch-size", type=int, default=256, help="inputs per batch (default: 256)")
+    inf.add_argument(
+        "--thresholds", help="one threshold per early exit, e.g. 0.2,0.5 (default: those in the manifest)"
+    )
+    inf.add_argument(
+        "--policy", choices=list(POLICIES), help="exit confidence policy (default: the manifest's)"
+    )
+    inf.add_argument(
+        "--threads", type=int, help="onnxruntime intra-op threads per session (default: onnxruntime's choice)"
+    )
+    inf.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed passes of each mode, interleaved; median shown (default 3)",
+    )
+    inf.set_defaults(handler=_infer)
+    return inf

@@ -1,0 +1,156 @@
+"""The `space:` section of a workload: backbone stages, exit branches, policies, thresholds, resolution."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codesign.config.fields import int_list, known_keys, section, str_list
+from codesign.errors import input_error
+from codesign.exits import DEFAULT_POLICY, POLICIES
+from codesign.network.blocks import BLOCKS
+from codesign.space import BranchChoices, SearchSpace, StageChoices
+from codesign.spec import ExitBranch
+
+SPACE_KEYS = {
+    "stages",
+    "thresholds",
+    "threshold_tuning",
+    "exit_branches",
+    "final_head",
+    "policies",
+    "resolution",
+    "early_exits",
+}
+STAGE_KEYS = {"depth", "width", "kernel", "stride", "weight_bits", "act_bits", "block", "expansion"}
+BIT_WIDTHS = (2, 3, 4, 5, 6, 7, 8)
+
+
+def parse_space(
+    source: str, data: dict[str, Any], hardware: tuple[tuple[str, tuple[Any, ...]], ...]
+) -> SearchSpace:
+    """The search space; `hardware` holds the accelerator fields the workload searches (its `hardware:` section)."""
+    space_data = section(source, data, "space")
+    known_keys(source, "space.", space_data, SPACE_KEYS)
+    stages = _stages(source, space_data.get("stages"))
+    thresholds = _thresholds(source, space_data.get("thresholds", [0.5, 0.7, 0.8, 0.9, 0.95]))
+    branches = _exit_branches(source, space_data.get("exit_branches", {}) or {})
+    final_branch = _final_head(source, space_data.get("final_head", {}) or {})
+    early_exits = space_data.get("early_exits", True)
+    if not isinstance(early_exits, bool):
+        raise input_error(source, "space.early_exits", "true or false", early_exits)
+    policies = str_list(source, "space.policies", space_data.get("policies", DEFAULT_POLICY), POLICIES.names)
+    resolutions: tuple[int, ...] = ()
+    if "resolution" in space_data:
+        resolutions = int_list(source, "space.resolution", space_data["resolution"])
+    tune, drops, tuning_confidence = _threshold_tuning(source, space_data.get("threshold_tuning"))
+    return SearchSpace(
+        stages=stages,
+        thresholds=thresholds,
+        hardware=hardware,
+        branches=branches,
+        final_branch=final_branch,
+        policies=policies,
+        resolutions=resolutions,
+        tune_thresholds=tune,
+        accuracy_drops=drops,
+        tuning_confidence=tuning_confidence,
+        early_exits=early_exits,
+    )
+
+
+def _stages(source: str, stages_data: Any) -> tuple[StageChoices, ...]:
+    if not isinstance(stages_data, list) or len(stages_data) < 2:
+        raise input_error(source, "space.stages", "a list of at least 2 stage entries", stages_data)
+    stages = []
+    for i, stage in enumerate(stages_data):
+        where = f"space.stages[{i}]"
+        if not isinstance(stage, dict):
+            raise input_error(source, where, "a mapping with depth, width, kernel, stride", stage)
+        known_keys(source, f"{where}.", stage, STAGE_KEYS)
+        for key in ("depth", "width"):
+            if key not in stage:
+                raise input_error(source, f"{where}.{key}", "a positive integer or a list of them")
+        stride = stage.get("stride", 1)
+        if not isinstance(stride, int) or stride not in (1, 2):
+            raise input_error(source, f"{where}.stride", "1 or 2", stride)
+        stages.append(
+            StageChoices(
+                depth=int_list(source, f"{where}.depth", stage["depth"]),
+                width=int_list(source, f"{where}.width", stage["width"]),
+                kernel=int_list(source, f"{where}.kernel", stage.get("kernel", 3), (1, 3, 5, 7)),
+                stride=stride,
+                weight_bits=int_list(source, f"{where}.weight_bits", stage.get("weight_bits", 8), BIT_WIDTHS),
+                act_bits=int_list(source, f"{where}.act_bits", stage.get("act_bits", 8), BIT_WIDTHS),
+                block=str_list(source, f"{where}.block", stage.get("block", "conv"), BLOCKS.names),
+                expansion=int_list(source, f"{where}.expansion", stage.get("expansion", 1)),
+            )
+        )
+    return tuple(stages)
+
+
+def _thresholds(source: str, thresholds: Any) -> tuple[float, ...]:
+    if (
+        not isinstance(thresholds, list)
+        or not thresholds
+        or not all(isinstance(t, (int, float)) and 0.0 <= t <= 1.0 for t in thresholds)
+    ):
+        raise input_error(source, "space.thresholds", "a non-empty list of numbers in [0, 1]", thresholds)
+    return tuple(float(t) for t in thresholds)
+
+
+def _exit_branches(source: str, branch_data: Any) -> BranchChoices:
+    if not isinstance(branch_data, dict):
+        raise input_error(
+            source, "space.exit_branches", "a mapping with convs, channels, kernel, pool, stride", branch_data
+        )
+    known_keys(source, "space.exit_branches.", branch_data, {"convs", "channels", "kernel", "pool", "stride"})
+    return BranchChoices(
+        convs=int_list(
+            source, "space.exit_branches.convs", branch_data.get("convs", 0), (0, 1, 2, 3), minimum=0
+        ),
+        channels=int_list(source, "space.exit_branches.channels", branch_data.get("channels", 16)),
+        kernel=int_list(source, "space.exit_branches.kernel", branch_data.get("kernel", 3), (1, 3, 5)),
+        pool=int_list(source, "space.exit_branches.pool", branch_data.get("pool", 2), (1, 2, 3, 4)),
+        stride=int_list(source, "space.exit_branches.stride", branch_data.get("stride", 1), (1, 2)),
+    )
+
+
+def _final_head(source: str, final_data: Any) -> ExitBranch:
+    if not isinstance(final_data, dict):
+        raise input_error(
+            source, "space.final_head", "a mapping with convs, channels, kernel, pool", final_data
+        )
+    known_keys(source, "space.final_head.", final_data, {"convs", "channels", "kernel", "pool"})
+    try:
+        return ExitBranch(**{k: int(v) for k, v in final_data.items()})
+    except (TypeError, ValueError):
+        raise input_error(
+            source, "space.final_head", "integers for convs, channels, kernel, pool", final_data
+        ) from None
+
+
+def _threshold_tuning(source: str, tuning: Any) -> tuple[bool, tuple[float, ...], float]:
+    """(tune thresholds per candidate, accuracy drops to choose from, one-sided confidence)."""
+    if tuning is None:
+        return False, (0.01,), 0.0
+    raw = tuning.get("max_accuracy_drop", 0.01) if isinstance(tuning, dict) else None
+    raw_list = raw if isinstance(raw, list) else [raw]
+    if (
+        not isinstance(tuning, dict)
+        or set(tuning) - {"max_accuracy_drop", "confidence"}
+        or not raw_list
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) and -0.1 <= v < 1 for v in raw_list)
+    ):
+        raise input_error(
+            source,
+            "space.threshold_tuning",
+            "a mapping {max_accuracy_drop: <fraction, e.g. 0.01, or a list of them to search>, "
+            "confidence: <optional, in [0, 1)>}",
+            tuning,
+        )
+    confidence = tuning.get("confidence", 0.0)
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not (0 <= confidence < 1):
+        raise input_error(
+            source, "space.threshold_tuning.confidence", "a number in [0, 1), e.g. 0.9", confidence
+        )
+    return True, tuple(float(v) for v in raw_list), float(confidence)

@@ -1,0 +1,83 @@
+"""ZigZag's own accelerator and mapping validators, turned into one-line errors naming the file and field.
+
+ZigZag's validators log their cross-field complaints at CRITICAL level instead of raising; they are
+collected here and the first one is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from codesign.errors import CodesignError
+
+
+def _first_error(errors: Any, prefix: str = "") -> tuple[str, str]:
+    """Flatten cerberus' nested error structure into (dotted field, message) of the first error."""
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            return _first_error(value, f"{prefix}.{key}" if prefix else str(key))
+    if isinstance(errors, list):
+        for item in errors:
+            if isinstance(item, (dict, list)):
+                return _first_error(item, prefix)
+            return prefix or "document", str(item)
+    return prefix or "document", str(errors)
+
+
+class _CriticalLog(logging.Handler):
+    """Collects the messages ZigZag's validators log at CRITICAL level instead of raising."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.CRITICAL)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _zigzag_validate(path: Path, validator: Any, schema_ok: bool, what: str) -> None:
+    """Schema errors first (cerberus), then ZigZag's own cross-field rules, as one-line errors."""
+    if not schema_ok:
+        field_name, message = _first_error(validator.validator.errors)
+        raise CodesignError(f"{path}: {field_name}: expected a valid ZigZag {what} field ({message})")
+    handler = _CriticalLog()
+    zigzag_logger = logging.getLogger("zigzag.parser")
+    zigzag_logger.addHandler(handler)
+    try:
+        valid = validator.validate()
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise CodesignError(
+            f"{path}: document: expected a consistent ZigZag {what} ({type(exc).__name__}: {exc})"
+        ) from None
+    finally:
+        zigzag_logger.removeHandler(handler)
+    if not valid:
+        detail = handler.messages[0] if handler.messages else "rejected by ZigZag's validator"
+        detail = detail.replace(f"User-defined {what} is invalid. ", "").replace("\n", " ")
+        raise CodesignError(f"{path}: document: expected a valid ZigZag {what} ({detail})")
+
+
+def validate_accelerator(path: Path, data: Any) -> dict[str, Any]:
+    from zigzag.parser.accelerator_validator import AcceleratorValidator
+
+    if not isinstance(data, dict):
+        raise CodesignError(
+            f"{path}: document: expected a mapping with 'name', 'memories', 'operational_array'"
+        )
+    validator = AcceleratorValidator(data)
+    schema_ok = validator.validator.validate(validator.data)
+    _zigzag_validate(path, validator, schema_ok, "accelerator")
+    return validator.normalized_data
+
+
+def validate_mapping(path: Path, data: Any) -> list[dict[str, Any]]:
+    from zigzag.parser.mapping_validator import MappingValidator
+
+    if not isinstance(data, list) or not all(isinstance(entry, dict) for entry in data):
+        raise CodesignError(f"{path}: document: expected a list of mapping entries (each with 'name')")
+    validator = MappingValidator(data)
+    schema_ok = validator.validator.validate(validator.data, schema=validator.schema)
+    _zigzag_validate(path, validator, schema_ok, "mapping")
+    return validator.normalized_data

@@ -1,0 +1,45 @@
+"""Typed settings of the network step: training from scratch, the weight-sharing supernet, and fine-tuning.
+
+Plain dataclasses without PyTorch, so a workload can be read and checked without importing it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int = 12
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    # Weight of each exit's loss, earliest first, final classifier last; None = equal weights.
+    exit_loss_weights: tuple[float, ...] | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SupernetConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    random_subnets: int = 2
+    distillation: float = 0.5  # weight of the KL term towards the largest network's final exit; 0 = off
+    seed: int = 0
+    # How strongly the early exits' losses train the shared backbone: their gradient is scaled by this where
+    # it enters the backbone (the heads themselves learn at full rate). 1 = joint training; below 1 the
+    # backbone stays closer to what its final exit needs.
+    exit_gradient: float = 1.0
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    calibration_images: int = 1024
+    head_steps: int = 60  # exit-head fine-tuning steps per candidate during the search
+    final_epochs: float = 3.0  # full QAT fine-tuning of each returned network (fractions allowed)
+    final_learning_rate: float = 3e-4
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    seed: int = 0

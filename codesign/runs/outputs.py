@@ -1,0 +1,242 @@
+"""A run's tables and terminal summary, rebuilt from its run store alone (`codesign report`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from codesign.evaluation.result import CandidateResult
+from codesign.files import atomic_write, atomic_write_text
+from codesign.runs.plots import plot_exit_breakdown, plot_hypervolume, plot_pareto
+from codesign.runs.store import RunConfig, RunStore
+from codesign.search.objectives import constraint_values, feasible, hypervolume_by_generation_keys, pareto_front
+from codesign.search.settings import Constraints
+from codesign.search.surrogate_search import IterationReport
+
+Reporter = Callable[[str], None]
+
+
+def result_row(result: CandidateResult) -> dict[str, Any]:
+    """One table row. Accuracy, exit fractions and expected costs are on the split named in `split`
+    (test whenever the candidate was evaluated on it: always for the Pareto set); `_val` columns are validation."""
+    spec = result.spec
+    stats, expected, static_accuracy = result.reported
+    on_test = result.test is not None
+    return {
+        "key": spec.key(),
+        "accelerator": result.accelerator,
+        "hardware": spec.describe_hardware(),
+        "backbone": spec.describe(),
+        "num_exits": result.num_exits,
+        "exit_stages": " ".join(str(s) for s in spec.active_exit_stages),
+        "thresholds": " ".join(f"{t:g}" for t in spec.active_thresholds),
+        "weight_bits": " ".join(str(s.weight_bits) for s in spec.stages),
+        "act_bits": " ".join(str(s.act_bits) for s in spec.stages),
+        "split": "test" if on_test else "val",
+        "accuracy": stats.accuracy,
+        "accuracy_before_finetune": result.test_accuracy_before_finetune,
+        "exits": spec.describe_exits(),
+        "exit_fractions": " ".join(f"{f:.3f}" for f in stats.fractions),
+        "expected_energy_pj": expected.energy_pj,
+        "expected_latency_cycles": expected.latency_cycles,
+        "expected_latency_s": result.seconds(expected.latency_cycles),
+        "edp_j_s": result.edp(expected),
+        "worst_latency_cycles": expected.worst_latency_cycles,
+        "expected_macs": expected.macs,
+        "weight_bytes": result.weight_bytes,
+        "static_accuracy": static_accuracy,
+        "static_energy_pj": result.static.energy_pj,
+        "static_latency_cycles": result.static.latency_cycles,
+        "energy_vs_static": expected.energy_pj / result.static.energy_pj,
+        "latency_vs_static": expected.latency_cycles / result.static.latency_cycles,
+        "per_exit_energy_pj": " ".join(f"{e.energy_pj:.4g}" for e in result.exits),
+        "per_exit_latency_cycles": " ".join(f"{e.latency_cycles:.6g}" for e in result.exits),
+        "accuracy_val": result.val.accuracy,
+        "exit_fractions_val": " ".join(f"{f:.3f}" for f in result.val.fractions),
+        "expected_energy_pj_val": result.expected_val.energy_pj,
+        "expected_latency_cycles_val": result.expected_val.latency_cycles,
+    }
+
+
+def write_table(path: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+    return frame
+
+
+def summary_lines(front: list[CandidateResult], limit: int = 8) -> list[str]:
+    lines = [
+        f"{'acc%':>6} {'exits':>5} {'fractions':>18} {'E[nJ]':>9} {'static':>9} {'E/static':>8} {'lat[cyc]':>9}  backbone"
+    ]
+    for r in front[:limit]:
+        lines.append(
+            f"{100 * r.test.accuracy:6.1f} {r.num_exits:5d} {' '.join(f'{f:.2f}' for f in r.test.fractions):>18} "
+            f"{r.expected_test.energy_pj / 1e3:9.1f} {r.static.energy_pj / 1e3:9.1f} "
+            f"{r.expected_test.energy_pj / r.static.energy_pj:8.2f} {r.expected_test.latency_cycles:9.0f}  {r.spec.describe()}"
+        )
+    if len(front) > limit:
+        lines.append(f"... {len(front) - limit} more in pareto.csv")
+    return lines
+
+
+def finetune_rank_correlation(front: list[CandidateResult]) -> tuple[float, float] | None:
+    """How well the cheap (inherited) accuracy ranks the returned networks compared with fine-tuned accuracy."""
+    pairs = [
+        (r.test_accuracy_before_finetune, r.test.accuracy)
+        for r in front
+        if r.test_accuracy_before_finetune is not None
+    ]
+    if len(pairs) < 3:
+        return None
+    from scipy.stats import kendalltau, spearmanr
+
+    before, after = zip(*pairs, strict=True)
+    return float(kendalltau(before, after).statistic), float(spearmanr(before, after).statistic)
+
+
+def describe_constraints(constraints: Constraints) -> str:
+    parts = {
+        "min_accuracy": f"validation accuracy >= {constraints.min_accuracy}",
+        "max_latency_ms": f"worst-case latency <= {constraints.max_latency_ms} ms",
+        "max_energy_uj": f"expected energy <= {constraints.max_energy_uj} uJ",
+        "weights_on_chip": "weights fit on chip",
+    }
+    return ", ".join(parts[name] for name in constraints.active) or "none"
+
+
+def pareto_keys(
+    items: list[tuple[str, CandidateResult]],
+    objectives: tuple[str, ...],
+    constraints: Constraints | None = None,
+) -> list[str]:
+    front = pareto_front([r for _, r in items], objectives, constraints)
+    chosen = {id(r) for r in front}
+    order = {id(r): i for i, r in enumerate(front)}
+    return [
+        k for k, r in sorted(((k, r) for k, r in items if id(r) in chosen), key=lambda kr: order[id(kr[1])])
+    ]
+
+
+def write_config(run_dir: Path, config: RunConfig) -> None:
+    """`config.json`: a readable copy of the run's configuration (the run store stays the source of truth)."""
+    atomic_write_text(run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
+
+
+def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> list[CandidateResult]:
+    """Every table and plot of a run, rebuilt from its run store alone (`codesign report`)."""
+    settings = store.search_settings()
+    objectives, constraints = settings.objectives, settings.constraints
+    config = store.config()
+    if config is not None:
+        write_config(run_dir, config)
+    items = store.items()
+    rows = []
+    front: list[CandidateResult] = []
+    finals: dict[str, CandidateResult] = {}
+    for key, final in store.finals().items():
+        finals[key] = final.result
+        front.append(final.result)
+        rows.append(
+            {
+                **result_row(final.result),
+                "onnx": final.onnx,
+                "onnx_max_abs_diff": final.onnx_max_abs_diff,
+                "onnx_max_rel_diff": final.onnx_max_rel_diff,
+                "onnx_top1_agreement": final.onnx_top1_agreement,
+                "segments": final.segments,
+            }
+        )
+    write_table(run_dir / "pareto.csv", rows)
+    broken = [r for r in front if not feasible(r, constraints)]
+    if broken:
+        report(
+            f"note: {len(broken)} returned network(s) no longer meet the constraints after the final fine-tuning "
+            f"({describe_constraints(constraints)}); candidates.csv marks them (feasible = False)"
+        )
+    write_table(run_dir / "candidates.csv", _candidate_rows(items, finals, constraints))
+    rounds = store.surrogate_rounds()
+    if rounds:
+        write_table(run_dir / "surrogate.csv", surrogate_rows(rounds))
+    results = [r for _, r in items]
+    accelerators = sorted({r.accelerator for r in results})
+    plot_pareto(
+        run_dir / "pareto.png",
+        front,
+        results,
+        ", ".join(accelerators[:3]) + ("..." if len(accelerators) > 3 else ""),
+    )
+    if front:
+        plot_exit_breakdown(run_dir / "exit_costs.png", front)
+    generations = store.generations()
+    if generations:
+        keys = [k for k, _ in items]  # results may carry tuned specs: match by the keys the search asked for
+        volumes = hypervolume_by_generation_keys(keys, results, generations, objectives, constraints)
+        write_table(
+            run_dir / "hypervolume.csv",
+            [{"generation": g + 1, "hypervolume": v} for g, v in enumerate(volumes)],
+        )
+        plot_hypervolume(run_dir / "hypervolume.png", volumes, objectives)
+    correlation = finetune_rank_correlation(front)
+    report(f"\n{len(items)} candidates evaluated, {len(front)} on the Pareto front (test-split figures):")
+    if correlation is not None:
+        report(
+            f"inherited vs fine-tuned test accuracy over the front: Kendall tau {correlation[0]:.2f}, "
+            f"Spearman rho {correlation[1]:.2f} (n={len(front)})"
+        )
+    for line in summary_lines(front):
+        report("  " + line)
+    report(
+        f"wrote {run_dir}/pareto.csv, candidates.csv, pareto.png, exit_costs.png, hypervolume.png, onnx/ ({len(front)} files)"
+    )
+    return front
+
+
+def _candidate_rows(
+    items: list[tuple[str, CandidateResult]], finals: dict[str, CandidateResult], constraints: Constraints
+) -> list[dict]:
+    rows = []
+    for k, r in items:
+        shown = finals.get(k, r)  # a returned network: its figures after the final fine-tuning
+        violations = constraint_values(shown, constraints)
+        rows.append(
+            {
+                **result_row(shown),
+                "search_key": k,
+                **{f"{name}_violation": v for name, v in zip(constraints.active, violations, strict=True)},
+                "feasible": all(v <= 0 for v in violations),
+                "pareto": k in finals,
+            }
+        )
+    return rows
+
+
+def load_run(run_dir: str | Path) -> pd.DataFrame:
+    """Every candidate of a run folder as a table (the columns of candidates.csv), read from its run store.
+
+    Returned networks carry their final (fine-tuned, test-split) figures and `pareto` is True for them."""
+    with RunStore.of_run(run_dir) as store:
+        finals = {key: final.result for key, final in store.finals().items()}
+        return pd.DataFrame(_candidate_rows(store.items(), finals, store.search_settings().constraints))
+
+
+def surrogate_rows(rounds: list[IterationReport]) -> list[dict]:
+    """Predictor quality per surrogate round: chosen kind, its cross-validated and out-of-sample Kendall tau."""
+    rows = []
+    for r in rounds:
+        for target, kind in r.chosen.items():
+            rows.append(
+                {
+                    "round": r.iteration,
+                    "archive_size": r.archive_size,
+                    "target": target,
+                    "predictor": kind,
+                    "cv_kendall_tau": r.all_cv_tau[target][kind],
+                    "new_points_kendall_tau": r.new_tau[target],
+                    **{f"cv_tau_{k}": v for k, v in r.all_cv_tau[target].items()},
+                }
+            )
+    return rows

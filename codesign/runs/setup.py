@@ -1,0 +1,181 @@
+"""Setting a run up: the one place that loads a workload's accelerator and dataset, fits the search space to
+them, finds (or trains) the supernet, and says how to build the run's evaluator. Also opens stored runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from codesign.config.workload import Workload, load_workload
+from codesign.data.registry import load_dataset
+from codesign.data.splits import Dataset
+from codesign.errors import CodesignError
+from codesign.evaluation.backends import EvaluatorRecipe, build_evaluator
+from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
+from codesign.hardware.target import HardwareTarget, load_hardware
+from codesign.network.model import exit_pool_kernel, feature_map_sizes
+from codesign.network.supernet import supernet_checkpoint
+from codesign.runs.store import RunConfig, RunStore
+from codesign.space import SearchSpace
+
+Reporter = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """A workload with everything it names loaded once: its accelerator, its dataset, its fitted space."""
+
+    workload: Workload
+    target: HardwareTarget
+    dataset: Dataset
+    space: SearchSpace
+    data_dir: Path | None = None
+
+    def config(self) -> RunConfig:
+        """The configuration the run store keeps."""
+        workload, target, space = self.workload, self.target, self.space
+        return RunConfig(
+            workload=workload.name,
+            workload_file=workload.source,
+            dataset=self.dataset.name,
+            accelerator=target.name,
+            clock_mhz=target.clock_hz / 1e6,
+            cores=target.cores,
+            accelerator_file=str(target.accelerator_path),
+            mapping_file=str(target.mapping_path),
+            training_mode=workload.training_mode,
+            training=workload.training,
+            supernet=workload.supernet,
+            finetune=workload.finetune,
+            cost=workload.cost,
+            search=workload.search,
+            early_exits=space.early_exits,
+            hardware_overrides=dict(workload.hardware_overrides),
+            hardware_search={path: list(choices) for path, choices in space.hardware},
+        )
+
+    def supernet(self, cache_path: Path, report: Reporter = print) -> Path | None:
+        """The supernet checkpoint beside the layer-cost cache (trained now if missing); None in scratch mode."""
+        if self.workload.training_mode != "supernet":
+            return None
+        return supernet_checkpoint(self.space, self.dataset, self.workload.supernet, cache_path.parent / "supernets", report)
+
+    def recipe(
+        self, run_dir: Path, cache_path: Path, supernet_path: Path | None, cost_jobs: int = 1
+    ) -> EvaluatorRecipe:
+        workload, space = self.workload, self.space
+        settings = EvaluationSettings(
+            training=workload.training,
+            finetune=workload.finetune,
+            threshold_tuning=space.max_accuracy_drop if space.tune_thresholds else None,
+            tuning_confidence=space.tuning_confidence,
+        )
+        return EvaluatorRecipe(
+            dataset=workload.dataset,
+            data_dir=self.data_dir,
+            data_seed=workload.training.seed,
+            accelerator=workload.accelerator,
+            hardware_overrides=workload.hardware_overrides,
+            cost_options=workload.cost,
+            settings=settings,
+            weights_dir=run_dir / "weights",
+            cache_path=cache_path,
+            supernet_path=supernet_path,
+            cost_jobs=cost_jobs,
+        )
+
+    def evaluator(self, recipe: EvaluatorRecipe) -> Evaluator:
+        """The recipe's evaluator in this process, on the accelerator and dataset loaded here."""
+        return build_evaluator(recipe, self.dataset, self.target)
+
+
+def prepare_run(workload: Workload, data_dir: Path | None = None) -> RunSetup:
+    target = load_hardware(workload.accelerator, overrides=dict(workload.hardware_overrides))
+    dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=data_dir)
+    return RunSetup(workload, target, dataset, prepare_space(workload, dataset, target), data_dir)
+
+
+def prepare_space(workload: Workload, dataset: Dataset, target: HardwareTarget) -> SearchSpace:
+    """The workload's space with the dataset's shape and the accelerator's core count filled in; every
+    choice is checked against them before anything is trained."""
+    space = replace(
+        workload.space,
+        num_classes=dataset.num_classes,
+        in_channels=dataset.in_channels,
+        resolution=dataset.resolution,
+        cores=target.cores if workload.allocate_cores else 1,
+    )
+    _check_feature_maps(workload, dataset, space)
+    for path, choices in space.hardware:  # fail before any training if a searched value is invalid
+        for choice in choices:
+            load_hardware(
+                target.accelerator_path,
+                target.mapping_path,
+                {**dict(workload.hardware_overrides), path: choice},
+            )
+    return space
+
+
+def _check_feature_maps(workload: Workload, dataset: Dataset, space: SearchSpace) -> None:
+    """Every exit sees a map of at least 2x2 that every pooling grid divides into equal windows."""
+    sizes = feature_map_sizes(dataset.resolution, [stage.stride for stage in space.stages])
+    for index, size in enumerate(sizes):
+        if size < 2:
+            raise CodesignError(
+                f"{workload.source}: space.stages[{index}].stride: expected feature maps of at least 2x2 at every exit, "
+                f"but {dataset.name}'s {dataset.resolution}x{dataset.resolution} input is down to {size}x{size} here"
+            )
+    # every map an exit pools: each stage's output, and an early one's halved by a strided conv head
+    pooled = {(size, "space.exit_branches.pool") for size in sizes}
+    pooled |= {
+        (feature_map_sizes(size, [stride])[0], "space.exit_branches.stride")
+        for size in sizes[:-1]
+        for stride in space.branches.stride
+        if stride > 1
+    }
+    for size, field_name in sorted(pooled):
+        for grid in sorted({*space.branches.pool, space.final_branch.pool}):
+            try:
+                exit_pool_kernel(size, grid)
+            except ValueError as exc:
+                raise CodesignError(
+                    f"{workload.source}: {field_name}: expected exits whose maps fit every pooling grid ({exc})"
+                ) from None
+
+
+def stored_workload(store: RunStore, workload_name: str | None = None) -> Workload:
+    """The workload and settings a run was started with (from its store), unless one is given explicitly."""
+    config = store.config()
+    if config is None:
+        raise CodesignError(f"{store.path}: config: expected a run store written by `codesign explore`")
+    workload = load_workload(workload_name or config.workload_file)
+    if workload_name:
+        return workload
+    return replace(
+        workload,
+        accelerator=config.accelerator_file,
+        hardware_overrides=tuple(config.hardware_overrides.items()),
+        training=config.training,
+        search=config.search,
+        space=replace(workload.space, early_exits=config.early_exits),
+    )
+
+
+def open_run_evaluator(
+    run_dir: Path,
+    cache_path: Path,
+    data_dir: Path | None = None,
+    accelerator: str | None = None,
+    report: Reporter = print,
+) -> tuple[RunSetup, Evaluator]:
+    """A stored run set up again with an evaluator for its networks: the weights the run kept, else (supernet
+    mode) the supernet beside the layer-cost cache at `cache_path`. For comparisons after a run;
+    `accelerator`: cost the same networks on another accelerator (without the run's hardware overrides)."""
+    with RunStore.of_run(run_dir) as store:
+        workload = stored_workload(store)
+    if accelerator is not None:
+        workload = replace(workload, accelerator=accelerator, hardware_overrides=())
+    setup = prepare_run(workload, data_dir)
+    supernet = setup.supernet(cache_path, report)
+    return setup, setup.evaluator(setup.recipe(run_dir, cache_path, supernet))

@@ -1,0 +1,37 @@
+"""The search's one entry point: the workload's algorithm on real evaluations, or surrogate-assisted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from codesign.search.algorithms import make_algorithm
+from codesign.search.problem import CodesignProblem, EvaluateBatchFn
+from codesign.search.settings import SearchSettings
+from codesign.search.surrogate_search import IterationReport, run_surrogate_search
+from codesign.space import SearchSpace
+
+
+def run_search(
+    space: SearchSpace,
+    settings: SearchSettings,
+    evaluate_batch: EvaluateBatchFn,
+    on_surrogate_round: Callable[[IterationReport], None] | None = None,
+) -> None:
+    """The workload's search: surrogate-assisted if `settings.surrogate` (`on_surrogate_round` receives each
+    round's predictor report), else its pymoo algorithm on real evaluations. Results arrive through
+    `evaluate_batch`, which stores them; nothing is returned."""
+    if settings.surrogate is not None:
+        run_surrogate_search(space, settings, evaluate_batch, on_surrogate_round)
+    else:
+        run_algorithm(space, settings, evaluate_batch)
+
+
+def run_algorithm(space: SearchSpace, settings: SearchSettings, evaluate_batch: EvaluateBatchFn) -> None:
+    """`settings.algorithm` (NSGA-II by default) for `settings.generations` generations, every candidate real."""
+    from pymoo.optimize import minimize
+
+    problem = CodesignProblem(space, evaluate_batch, settings.objectives, settings.constraints)
+    algorithm = make_algorithm(
+        settings.algorithm, settings.population, len(settings.objectives), settings.seed
+    )
+    minimize(problem, algorithm, ("n_gen", settings.generations), seed=settings.seed, verbose=False)

@@ -1,0 +1,180 @@
+"""The search space: per-gene choices of stages, exit branches, policies, thresholds, hardware and cores,
+and the decoding of an integer genome into a `CandidateSpec`."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from codesign.spec import CandidateSpec, ExitBranch, StageSpec
+
+
+@dataclass(frozen=True)
+class StageChoices:
+    depth: tuple[int, ...]
+    width: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: int
+    weight_bits: tuple[int, ...]
+    act_bits: tuple[int, ...]
+    block: tuple[str, ...] = ("conv",)
+    expansion: tuple[int, ...] = (1,)
+
+
+@dataclass(frozen=True)
+class BranchChoices:
+    """Choices for every early exit's branch (AEBNAS-style)."""
+
+    convs: tuple[int, ...] = (0,)
+    channels: tuple[int, ...] = (16,)
+    kernel: tuple[int, ...] = (3,)
+    pool: tuple[int, ...] = (2,)
+    # Stride of a conv head's first conv. Left out of the repr, which keys cached supernets: spaces
+    # without strided heads keep the supernets they already trained (see `supernet.supernet_key`).
+    stride: tuple[int, ...] = field(default=(1,), repr=False)
+
+
+@dataclass(frozen=True)
+class Gene:
+    """One decision variable: an index into `choices`."""
+
+    name: str
+    choices: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    stages: tuple[StageChoices, ...]
+    thresholds: tuple[float, ...]
+    num_classes: int = 10
+    in_channels: int = 1
+    resolution: int = 8
+    # Accelerator fields searched with the network: (dotted path, choices).
+    hardware: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    # Cores to allocate stages and exit heads over (1: single core, no allocation genes).
+    cores: int = 1
+    branches: BranchChoices = field(default_factory=BranchChoices)
+    final_branch: ExitBranch = field(default_factory=ExitBranch)
+    policies: tuple[str, ...] = ("score_margin",)
+    resolutions: tuple[int, ...] = ()  # input resolutions to search; () = the dataset's
+    # Thresholds tuned per candidate on validation (AEBNAS-style) instead of searched as genes.
+    tune_thresholds: bool = False
+    # Validation accuracy the tuned thresholds may give up against the final exit; more than one value:
+    # a searched gene, so the search can also return early-exit networks that match static accuracy.
+    accuracy_drops: tuple[float, ...] = (0.01,)
+    # One-sided confidence with which the tuned thresholds must keep the accuracy drop on unseen inputs
+    # (0: on the validation split itself); see `exits.tune_thresholds`.
+    tuning_confidence: float = 0.0
+    # False: static networks only (every early exit off, no exit genes): the baseline an EENN front is
+    # compared with, searched over the same backbones.
+    early_exits: bool = True
+
+    @property
+    def max_accuracy_drop(self) -> float:
+        """The evaluator's default drop (the first choice)."""
+        return self.accuracy_drops[0]
+
+    @property
+    def genes(self) -> tuple[Gene, ...]:
+        genes: list[Gene] = []
+        if self.resolutions:
+            genes.append(Gene("resolution", self.resolutions))
+        for i, stage in enumerate(self.stages):
+            for attr in ("block", "depth", "width", "kernel", "expansion", "weight_bits", "act_bits"):
+                genes.append(Gene(f"stage{i}.{attr}", getattr(stage, attr)))
+        for i in range(len(self.stages) - 1 if self.early_exits else 0):
+            genes.append(Gene(f"exit{i}.on", (False, True)))
+            if not self.tune_thresholds:
+                genes.append(Gene(f"exit{i}.threshold", self.thresholds))
+            for attr in ("convs", "channels", "kernel", "pool"):
+                genes.append(Gene(f"exit{i}.{attr}", getattr(self.branches, attr)))
+            if len(self.branches.stride) > 1:  # only then: the genomes of other spaces stay as they were
+                genes.append(Gene(f"exit{i}.stride", self.branches.stride))
+        if self.early_exits:
+            genes.append(Gene("policy", self.policies))
+        if self.early_exits and self.tune_thresholds and len(self.accuracy_drops) > 1:
+            genes.append(Gene("accuracy_drop", self.accuracy_drops))
+        for path, choices in self.hardware:
+            genes.append(Gene(f"hw.{path}", choices))
+        if self.cores > 1:
+            for i in range(len(self.stages)):
+                genes.append(Gene(f"core.stage{i}", tuple(range(self.cores))))
+                genes.append(Gene(f"core.head{i}", tuple(range(self.cores))))
+        return tuple(genes)
+
+    def decode(self, indices: list[int] | tuple[int, ...]) -> CandidateSpec:
+        genes = self.genes
+        if len(indices) != len(genes):
+            raise ValueError(f"expected {len(genes)} genes, got {len(indices)}")
+        values = {g.name: g.choices[int(i) % len(g.choices)] for g, i in zip(genes, indices, strict=True)}
+        stages = tuple(
+            StageSpec(
+                depth=values[f"stage{i}.depth"],
+                width=values[f"stage{i}.width"],
+                kernel=values[f"stage{i}.kernel"],
+                stride=stage.stride,
+                weight_bits=values[f"stage{i}.weight_bits"],
+                act_bits=values[f"stage{i}.act_bits"],
+                block=values[f"stage{i}.block"],
+                expansion=values[f"stage{i}.expansion"] if values[f"stage{i}.block"] == "mbconv" else 1,
+            )
+            for i, stage in enumerate(self.stages)
+        )
+        early = range(len(self.stages) - 1)
+        exits = tuple(values.get(f"exit{i}.on", False) for i in early)
+        # A switched-off exit has no branch: the first choices keep equal networks equal specs.
+        branches = tuple(
+            ExitBranch(
+                convs=values[f"exit{i}.convs"] if exits[i] else self.branches.convs[0],
+                channels=values[f"exit{i}.channels"] if exits[i] else self.branches.channels[0],
+                kernel=values[f"exit{i}.kernel"] if exits[i] else self.branches.kernel[0],
+                pool=values[f"exit{i}.pool"] if exits[i] else self.branches.pool[0],
+                stride=values.get(f"exit{i}.stride", self.branches.stride[0]) if exits[i] else 1,
+            )
+            for i in early
+        ) + (self.final_branch,)
+        branches = tuple(
+            replace(b, channels=self.branches.channels[0], kernel=self.branches.kernel[0], stride=1)
+            if b.convs == 0
+            else b
+            for b in branches[:-1]
+        ) + (branches[-1],)
+        hardware = tuple(sorted((path, json.dumps(values[f"hw.{path}"])) for path, _ in self.hardware))
+        stage_cores: tuple[int, ...] = ()
+        head_cores: tuple[int, ...] = ()
+        if self.cores > 1:
+            stage_cores = tuple(values[f"core.stage{i}"] for i in range(len(self.stages)))
+            # a switched-off head has no core: 0 keeps equal networks equal specs
+            head_cores = tuple(
+                values[f"core.head{i}"] if i == len(self.stages) - 1 or exits[i] else 0
+                for i in range(len(self.stages))
+            )
+        return CandidateSpec(
+            stages=stages,
+            exits=exits,
+            # A switched-off (or tuned) exit has no threshold gene; 1.0 keeps equal networks equal specs.
+            thresholds=tuple(
+                values[f"exit{i}.threshold"] if exits[i] and not self.tune_thresholds else 1.0 for i in early
+            ),
+            num_classes=self.num_classes,
+            in_channels=self.in_channels,
+            resolution=values.get("resolution", self.resolution),
+            branches=branches,
+            policy=values.get("policy", self.policies[0]),
+            hardware=hardware,
+            stage_cores=stage_cores,
+            head_cores=head_cores,
+            # without an early exit there is nothing to tune: None keeps equal networks equal specs
+            accuracy_drop=values["accuracy_drop"] if "accuracy_drop" in values and any(exits) else None,
+        )
+
+    def size(self) -> int:
+        total = 1
+        for gene in self.genes:
+            total *= len(gene.choices)
+        return total
+
+    def all_indices(self) -> itertools.product:
+        return itertools.product(*(range(len(g.choices)) for g in self.genes))
