@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -80,3 +81,49 @@ def library_dir(name: str) -> Path:
     """The shipped library folder `name` (`accelerators` or `workloads`), installed or in the source tree."""
     installed = _INSTALLED_LIBRARIES / name
     return installed if installed.is_dir() else _SOURCE_LIBRARIES / name
+
+
+def open_database(
+    path: Path,
+    schema: tuple[str, ...],
+    tables: dict[str, tuple[str, ...]],
+    what: str,
+    remedy: str,
+    create: bool = True,
+) -> sqlite3.Connection:
+    """An SQLite database in WAL mode (many readers, serialised writers, safe across processes) holding
+    `tables` (name -> columns). A file that is not such a database, or cannot be opened, is a one-line
+    error naming it, what it should be (`what`) and what to do (`remedy`). `create`: make the tables if
+    missing (else a database without them is refused)."""
+    problem = None
+    connection = None
+    try:
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
+        connection.execute("PRAGMA busy_timeout=60000")
+        present = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if create:
+            connection.execute("PRAGMA journal_mode=WAL")
+            for statement in schema:
+                connection.execute(statement)
+        elif not set(tables) <= present:
+            problem = f"no {', '.join(sorted(set(tables) - present))} table"
+        for table, columns in tables.items():
+            if problem is None:
+                found = tuple(row[1] for row in connection.execute(f"PRAGMA table_info({table})"))
+                if found != columns:
+                    problem = f"table {table} has columns {list(found)}"
+    except sqlite3.Error as exc:
+        problem = str(exc)
+    except OSError as exc:
+        if connection is not None:
+            connection.close()
+        raise CodesignError(
+            f"{path}: file: expected a location where {what} can be kept ({exc.strerror}: {exc.filename}); choose another"
+        ) from None
+    if problem is not None:
+        if connection is not None:
+            connection.close()
+        raise CodesignError(f"{path}: database: expected {what} ({problem}); {remedy}")
+    return connection

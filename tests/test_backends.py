@@ -67,3 +67,28 @@ def test_evaluator_built_for_workers_tunes_thresholds_as_the_workload_asks(tmp: 
     recipe = prepare_run(workload).recipe(tmp / "run", tmp / "costs.sqlite", None)
     evaluator = build_evaluator(recipe)  # as a worker process builds it, from the recipe alone
     assert (evaluator.settings.threshold_tuning, evaluator.settings.tuning_confidence) == (0.0, 0.9)
+
+
+def test_worker_runs_report_the_zigzag_work_done_in_the_workers(tmp: Path, capsys):
+    import re
+
+    workload = tmp / "w.yaml"
+    workload.write_text(WORKLOAD.replace("generations: 2", "generations: 1"))
+    args = [
+        "explore",
+        "-w",
+        str(workload),
+        "--run-dir",
+        str(tmp / "run"),
+        "--cost-cache",
+        str(tmp / "cold.sqlite"),
+    ]
+    capsys.readouterr()
+    assert main([*args, "-q", "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    found = re.search(
+        r"ZigZag \(evaluation workers\): (\d+) layer evaluations \([\d.]+ s\), (\d+) cache hits", out
+    )
+    assert found is not None, out[-500:]
+    calls, hits = int(found.group(1)), int(found.group(2))
+    assert calls > 0 and hits > 0  # a cold cache: the workers called ZigZag, and reused layers

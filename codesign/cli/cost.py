@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from codesign.cli.options import positive_int
 from codesign.cost.settings import ZIGZAG_CRITERIA, CostModelSettings, CostOptions
 from codesign.errors import CodesignError
 
@@ -28,34 +29,53 @@ def add_command(sub: Any) -> None:
     )
     co.add_argument("--opt", default="EDP", choices=list(ZIGZAG_CRITERIA), help="ZigZag mapping criterion")
     co.add_argument(
-        "--lpf-limit", type=int, default=6, help="ZigZag LOMA loop-prime-factor limit (default 6)"
+        "--lpf-limit", type=positive_int, default=6, help="ZigZag LOMA loop-prime-factor limit (default 6)"
     )
     co.add_argument(
         "--zigzag-only",
         action="store_true",
         help="plain ZigZag numbers: no precision-aware MAC energy, no cost for pooling/Add",
     )
+    co.add_argument(
+        "--input-shape", help="sizes after the batch of an input exported with symbolic ones, e.g. 1,28,28"
+    )
     co.add_argument("--out", help="folder for layers.csv, exits.csv, cost.json (default: <model>_cost/)")
     co.add_argument("--cost-cache", help="layer-cost cache file")
-    co.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="ZigZag worker processes")
+    co.add_argument(
+        "--jobs", "-j", type=positive_int, default=os.cpu_count() or 1, help="ZigZag worker processes"
+    )
     co.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from codesign.cost.cache import default_cache_path
     from codesign.cost.exits import Allocation
-    from codesign.cost.report import cost_onnx, format_cost_report, parse_fractions, write_cost_report
+    from codesign.cost.report import (
+        cost_onnx,
+        format_cost_report,
+        parse_fractions,
+        parse_numbers,
+        write_cost_report,
+    )
     from codesign.hardware.overrides import parse_override
 
     allocation = None
     if args.cores:
-        parts = [int(c) for c in args.cores.split(",")]
-        half = len(parts) // 2
+        example = "stage cores then head cores, e.g. 0,0,0,1,1,1"
+        parts = parse_numbers(args.cores, "--cores", f"integers: {example}", int)
         if len(parts) % 2:
-            raise CodesignError(
-                f"--cores {args.cores!r}: value: expected stage cores then head cores, e.g. 0,0,0,1,1,1"
-            )
+            raise CodesignError(f"--cores {args.cores!r}: value: expected {example}")
+        half = len(parts) // 2
         allocation = Allocation(tuple(parts[:half]), tuple(parts[half:]))
+    input_shape = None
+    if args.input_shape:
+        input_shape = parse_numbers(
+            args.input_shape, "--input-shape", "positive sizes after the batch, e.g. 1,28,28", int
+        )
+        if any(size < 1 for size in input_shape):
+            raise CodesignError(
+                f"--input-shape {args.input_shape!r}: value: expected positive sizes, e.g. 1,28,28"
+            )
     report = cost_onnx(
         args.model,
         args.accelerator,
@@ -68,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         allocation=allocation,
         cache_path=Path(args.cost_cache) if args.cost_cache else default_cache_path(),
         jobs=args.jobs,
+        input_shape=input_shape,
     )
     print(format_cost_report(report))
     out = (

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from codesign.cli.options import finite_float, non_negative_int, positive_int
 from codesign.search.algorithms import ALGORITHMS
 from codesign.search.objectives import OBJECTIVES
 
@@ -31,9 +32,9 @@ def add_command(sub: Any) -> None:
     ex.add_argument(
         "--resume", metavar="RUN", help="continue a run folder with the workload and settings it started with"
     )
-    ex.add_argument("--generations", type=int, help="override search.generations")
-    ex.add_argument("--population", type=int, help="override search.population")
-    ex.add_argument("--seed", type=int, help="override search.seed")
+    ex.add_argument("--generations", type=positive_int, help="override search.generations")
+    ex.add_argument("--population", type=positive_int, help="override search.population")
+    ex.add_argument("--seed", type=non_negative_int, help="override search.seed")
     ex.add_argument("--algorithm", help=f"pymoo algorithm: {', '.join(ALGORITHMS)} (default: nsga2)")
     ex.add_argument(
         "--objectives",
@@ -46,10 +47,12 @@ def add_command(sub: Any) -> None:
         help="surrogate-assisted search with the same budget of candidates (RBF/MLP/tree/GP by Kendall tau)",
     )
     ex.add_argument(
-        "--min-accuracy", type=float, help="constraint: validation accuracy (fraction) at least this"
+        "--min-accuracy", type=finite_float, help="constraint: validation accuracy (fraction) at least this"
     )
-    ex.add_argument("--max-latency-ms", type=float, help="constraint: worst-case latency budget in ms")
-    ex.add_argument("--max-energy-uj", type=float, help="constraint: expected energy per inference in uJ")
+    ex.add_argument("--max-latency-ms", type=finite_float, help="constraint: worst-case latency budget in ms")
+    ex.add_argument(
+        "--max-energy-uj", type=finite_float, help="constraint: expected energy per inference in uJ"
+    )
     ex.add_argument(
         "--weights-on-chip", action="store_true", help="constraint: all weights fit the on-chip memories"
     )
@@ -58,13 +61,15 @@ def add_command(sub: Any) -> None:
         action="store_true",
         help="drop the workload's constraints (constraint options given with it still apply)",
     )
-    ex.add_argument("--epochs", type=int, help="override training.epochs")
+    ex.add_argument("--epochs", type=positive_int, help="override training.epochs")
     ex.add_argument(
         "--static",
         action="store_true",
         help="static networks only (every early exit off): the baseline to compare an EENN front with",
     )
-    ex.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="ZigZag worker processes")
+    ex.add_argument(
+        "--jobs", "-j", type=positive_int, default=os.cpu_count() or 1, help="ZigZag worker processes"
+    )
     ex.add_argument(
         "--cost-cache", help="layer-cost cache file (default: ~/.cache/codesign/layer_costs.sqlite)"
     )
@@ -79,8 +84,10 @@ def add_command(sub: Any) -> None:
     ex.add_argument(
         "--data-dir", help="folder with the dataset files (Fashion-MNIST IDX, CIFAR batches, SVHN .mat)"
     )
-    ex.add_argument("--threads", type=int, default=1, help="PyTorch intra-op threads (default 1)")
-    ex.add_argument("--workers", type=int, default=1, help="evaluate candidates in this many local processes")
+    ex.add_argument("--threads", type=positive_int, default=1, help="PyTorch intra-op threads (default 1)")
+    ex.add_argument(
+        "--workers", type=positive_int, default=1, help="evaluate candidates in this many local processes"
+    )
     ex.add_argument(
         "--dask",
         metavar="ADDRESS",

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from codesign.cli.options import positive_int
 from codesign.errors import CodesignError, input_error
 from codesign.exits import POLICIES
 
@@ -23,8 +24,10 @@ def parse_thresholds(text: str, source: str = "--thresholds") -> tuple[float, ..
         raise CodesignError(
             f"{source} {text!r}: value: expected comma-separated numbers, e.g. 0.2,0.5"
         ) from None
-    if not all(math.isfinite(v) for v in values):
-        raise CodesignError(f"{source} {text!r}: value: expected finite numbers, e.g. 0.2,0.5")
+    if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values):
+        raise CodesignError(
+            f"{source} {text!r}: value: expected confidences in [0, 1] (every policy's confidence lies there), e.g. 0.2,0.5"
+        )
     return values
 
 
@@ -112,7 +115,7 @@ def add_command(subparsers: Any) -> argparse.ArgumentParser:
     inf.add_argument(
         "--data-dir", help="folder with the dataset files (Fashion-MNIST IDX, CIFAR batches, SVHN .mat)"
     )
-    inf.add_argument("--batch-size", type=int, default=256, help="inputs per batch (default: 256)")
+    inf.add_argument("--batch-size", type=positive_int, default=256, help="inputs per batch (default: 256)")
     inf.add_argument(
         "--thresholds", help="one threshold per early exit, e.g. 0.2,0.5 (default: those in the manifest)"
     )
@@ -120,11 +123,13 @@ def add_command(subparsers: Any) -> argparse.ArgumentParser:
         "--policy", choices=list(POLICIES), help="exit confidence policy (default: the manifest's)"
     )
     inf.add_argument(
-        "--threads", type=int, help="onnxruntime intra-op threads per session (default: onnxruntime's choice)"
+        "--threads",
+        type=positive_int,
+        help="onnxruntime intra-op threads per session (default: onnxruntime's choice)",
     )
     inf.add_argument(
         "--repeats",
-        type=int,
+        type=positive_int,
         default=3,
         help="timed passes of each mode, interleaved; median shown (default 3)",
     )

@@ -3,6 +3,7 @@ naming the file (`source`), the dotted field and what was expected."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from codesign.errors import input_error
@@ -27,7 +28,11 @@ def str_list(source: str, field_name: str, value: Any, allowed: tuple[str, ...])
     return tuple(items)
 
 
-def dataclass_section(source: str, field_name: str, value: Any, cls: type) -> Any:
+def dataclass_section(
+    source: str, field_name: str, value: Any, cls: type, positive: frozenset[str] = frozenset()
+) -> Any:
+    """A settings dataclass of numbers from a mapping: every key a field, every value a finite number of
+    the field's type, non-negative, and above zero for the fields in `positive`."""
     if value is None:
         return cls()
     if not isinstance(value, dict):
@@ -38,11 +43,17 @@ def dataclass_section(source: str, field_name: str, value: Any, cls: type) -> An
     defaults = cls()
     for key, given in value.items():
         expected = type(getattr(defaults, key))
-        if not isinstance(given, (int, float)) or isinstance(given, bool) or given < 0:
-            raise input_error(source, f"{field_name}.{key}", f"a non-negative {expected.__name__}", given)
+        bound = "positive" if key in positive else "non-negative"
+        if not is_number(given) or given < 0 or (key in positive and given == 0):
+            raise input_error(source, f"{field_name}.{key}", f"a finite {bound} {expected.__name__}", given)
         if expected is int and not float(given).is_integer():
-            raise input_error(source, f"{field_name}.{key}", "an integer", given)
+            raise input_error(source, f"{field_name}.{key}", f"a {bound} integer", given)
     return cls(**{k: type(getattr(defaults, k))(v) for k, v in value.items()})
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def section(source: str, data: dict[str, Any], name: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from codesign.config.fields import dataclass_section, known_keys, section
+from codesign.config.fields import dataclass_section, is_number, known_keys, section
 from codesign.config.search import parse_search
 from codesign.config.space import parse_space
 from codesign.cost.settings import ZIGZAG_CRITERIA, CostOptions
@@ -35,6 +35,9 @@ TRAINING_KEYS = {
     "supernet",
     "finetune",
 }
+TRAINING_POSITIVE = frozenset({"epochs", "batch_size", "learning_rate"})
+SUPERNET_POSITIVE = frozenset({"epochs", "batch_size", "learning_rate"})
+FINETUNE_POSITIVE = frozenset({"calibration_images", "batch_size", "learning_rate", "final_learning_rate"})
 # "supernet": candidates inherit weights from a weight-sharing supernet trained once per space;
 # "scratch": every architecture is trained from scratch with `training`.
 TRAINING_MODES = ("supernet", "scratch")
@@ -86,7 +89,7 @@ def parse_workload(data: Any, source: str) -> Workload:
         )
     hardware = _parse_hardware(source, section(source, data, "hardware"))
     space = parse_space(source, data, hardware.searched)
-    training = _parse_training(source, dict(section(source, data, "training")))
+    training = _parse_training(source, dict(section(source, data, "training")), len(space.stages))
     return Workload(
         name=str(data.get("name", Path(source).stem)),
         source=source,
@@ -129,44 +132,52 @@ def _parse_hardware(source: str, hardware_data: dict[str, Any]) -> _HardwareSect
     )
 
 
-def _parse_training(source: str, training_data: dict[str, Any]) -> _TrainingSection:
+def _parse_training(source: str, training_data: dict[str, Any], num_stages: int) -> _TrainingSection:
     known_keys(source, "training.", training_data, TRAINING_KEYS)
     mode = training_data.pop("mode", "supernet")
     if mode not in TRAINING_MODES:
         raise input_error(source, "training.mode", "'supernet' or 'scratch'", mode)
     supernet = dataclass_section(
-        source, "training.supernet", training_data.pop("supernet", None), SupernetConfig
+        source, "training.supernet", training_data.pop("supernet", None), SupernetConfig, SUPERNET_POSITIVE
     )
     if supernet.exit_gradient > 1:
         raise input_error(
             source, "training.supernet.exit_gradient", "a number in [0, 1]", supernet.exit_gradient
         )
     finetune = dataclass_section(
-        source, "training.finetune", training_data.pop("finetune", None), FinetuneConfig
+        source, "training.finetune", training_data.pop("finetune", None), FinetuneConfig, FINETUNE_POSITIVE
     )
-    training = TrainingConfig()
-    try:
-        training = replace(training, **{k: v for k, v in training_data.items() if k != "exit_loss_weights"})
-        if training_data.get("exit_loss_weights") is not None:
-            training = replace(
-                training, exit_loss_weights=tuple(float(w) for w in training_data["exit_loss_weights"])
+    weights = training_data.pop("exit_loss_weights", None)
+    training = dataclass_section(source, "training", training_data, TrainingConfig, TRAINING_POSITIVE)
+    if weights is not None:
+        if (
+            not isinstance(weights, list)
+            or len(weights) != num_stages
+            or not all(is_number(w) and w >= 0 for w in weights)
+        ):
+            raise input_error(
+                source,
+                "training.exit_loss_weights",
+                f"{num_stages} non-negative numbers (one per exit, final last: one per stage)",
+                weights,
             )
-    except (TypeError, ValueError) as exc:
-        raise input_error(source, "training", f"valid training settings ({exc})") from None
-    for key in ("epochs", "batch_size"):
-        if not isinstance(getattr(training, key), int) or getattr(training, key) < 1:
-            raise input_error(source, f"training.{key}", "a positive integer", getattr(training, key))
+        training = replace(training, exit_loss_weights=tuple(float(w) for w in weights))
     return _TrainingSection(training, mode, supernet, finetune)
 
 
 def _parse_cost(source: str, cost_data: dict[str, Any]) -> CostOptions:
     known_keys(source, "cost.", cost_data, {"opt", "lpf_limit", "nb_spatial_mappings"})
-    try:
-        return CostOptions(**cost_data)
-    except (TypeError, ValueError) as exc:
-        raise input_error(
-            source, "cost", f"opt in {'/'.join(ZIGZAG_CRITERIA)} and integer lpf_limit ({exc})"
-        ) from None
+    opt = cost_data.get("opt", CostOptions.opt)
+    if opt not in ZIGZAG_CRITERIA:
+        raise input_error(source, "cost.opt", f"one of {list(ZIGZAG_CRITERIA)}", opt)
+    numbers = dataclass_section(
+        source,
+        "cost",
+        {k: v for k, v in cost_data.items() if k != "opt"},
+        CostOptions,
+        frozenset({"lpf_limit", "nb_spatial_mappings"}),
+    )
+    return replace(numbers, opt=opt)
 
 
 def workload_dir() -> Path:

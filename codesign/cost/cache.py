@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -19,6 +18,7 @@ from pathlib import Path
 from codesign.cost.graph import LayerSpec
 from codesign.cost.records import LayerCost
 from codesign.cost.settings import CostOptions
+from codesign.files import open_database
 from codesign.hardware.target import HardwareTarget
 
 ZIGZAG_VERSION = version("zigzag-dse")
@@ -36,6 +36,20 @@ CREATE TABLE IF NOT EXISTS layer_costs (
     created REAL NOT NULL
 )
 """
+
+
+COLUMNS = (
+    "key",
+    "energy_pj",
+    "latency_cycles",
+    "mac_energy_pj",
+    "memory_energy_pj",
+    "ideal_cycles",
+    "utilization",
+    "layer_json",
+    "accelerator",
+    "created",
+)
 
 
 def layer_cost_key(layer: LayerSpec, target: HardwareTarget, options: CostOptions) -> str:
@@ -61,11 +75,13 @@ class LayerCostCache:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA busy_timeout=60000")
-        self._connection.execute(SCHEMA)
+        self._connection = open_database(
+            self.path,
+            (SCHEMA,),
+            {"layer_costs": COLUMNS},
+            "codesign's layer-cost cache",
+            "delete the file (it only holds ZigZag results that are computed again) or choose another with --cost-cache",
+        )
 
     def get_many(self, keys: Iterable[str]) -> dict[str, LayerCost]:
         keys = list(dict.fromkeys(keys))

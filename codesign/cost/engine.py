@@ -8,10 +8,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from codesign.cost.cache import LayerCostCache, layer_cost_key
-from codesign.cost.graph import LayerSpec
+from codesign.cost.graph import SOURCE_INPUT_FROM_LAYER, LayerSpec, conv_layer, gemm_layer
 from codesign.cost.records import LayerCost
 from codesign.cost.settings import CostOptions
 from codesign.cost.zigzag import zigzag_layer_cost
+from codesign.errors import CodesignError
 from codesign.hardware.target import HardwareTarget
 
 
@@ -21,9 +22,56 @@ class CostEngineStats:
     zigzag_calls: int = 0
     zigzag_seconds: float = 0.0
 
+    def add(self, other: CostEngineStats) -> None:
+        self.cache_hits += other.cache_hits
+        self.zigzag_calls += other.zigzag_calls
+        self.zigzag_seconds += other.zigzag_seconds
+
 
 def _evaluate(job: tuple[LayerSpec, HardwareTarget, CostOptions]) -> LayerCost:
-    return zigzag_layer_cost(*job)
+    """One layer through ZigZag. A failure there comes from the accelerator or mapping it was given (a
+    programming error would fail on every accelerator), so it is reported against those files."""
+    layer, target, options = job
+    try:
+        return zigzag_layer_cost(layer, target, options)
+    except Exception as exc:
+        detail = str(exc).splitlines()[0][:160] if str(exc) else ""
+        raise CodesignError(
+            f"{target.accelerator_path}: document: expected an accelerator and mapping ({target.mapping_path.name}) "
+            f"ZigZag can map layer {layer.name} ({layer.op_type} {dict(zip(layer.loop_dims, layer.loop_sizes, strict=True))}) "
+            f"onto; ZigZag failed with {type(exc).__name__}: {detail}"
+        ) from exc
+
+
+def probe_layers() -> list[LayerSpec]:
+    """Two small layers (a 3x3 convolution and a matrix product) that any usable accelerator must map."""
+    common = dict(weight_bits=8, act_bits=8, output_bits=8, partial_sum_bits=16, quantized=True)
+    conv = conv_layer(
+        "probe_conv",
+        "stage0",
+        batch=1,
+        in_channels=8,
+        out_channels=8,
+        groups=1,
+        in_hw=(4, 4),
+        out_hw=(4, 4),
+        kernel=(3, 3),
+        strides=(1, 1),
+        dilations=(1, 1),
+        pads=(1, 1, 1, 1),
+        operand_source=SOURCE_INPUT_FROM_LAYER,
+        **common,
+    )
+    gemm = gemm_layer(
+        "probe_gemm",
+        "head0",
+        input_shape=(1, 32),
+        out_features=10,
+        weights_constant=True,
+        operand_source=SOURCE_INPUT_FROM_LAYER,
+        **common,
+    )
+    return [conv, gemm]
 
 
 class CostEngine:
@@ -72,6 +120,11 @@ class CostEngine:
                     (k, by_key[k], self.target.name, c) for k, c in zip(todo, results, strict=True)
                 )
         return [self._memory[k] for k in keys]
+
+    def check_mappable(self, target: HardwareTarget | None = None) -> None:
+        """Fail now, with one line naming the accelerator file, if ZigZag cannot map small layers onto it
+        (cached like any layer cost, so a warm check is free)."""
+        self.layer_costs(probe_layers(), target)
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:

@@ -9,6 +9,7 @@ report.expected # expected energy, latency, EDP, worst-case latency under the ex
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,12 +40,17 @@ class CostReport:
 
 
 def parse_fractions(text: str) -> tuple[float, ...]:
+    return parse_numbers(text, "--exit-fractions", "comma-separated numbers, e.g. 0.6,0.3,0.1", float)
+
+
+def parse_numbers(text: str, option: str, expected: str, kind: type = float) -> tuple:
+    """Comma-separated finite numbers of `kind` from a command-line option, or a one-line error."""
     try:
-        values = tuple(float(v) for v in text.replace(" ", "").split(",") if v)
+        values = tuple(kind(v) for v in text.replace(" ", "").split(",") if v)
     except ValueError:
-        raise CodesignError(
-            f"--exit-fractions {text!r}: value: expected comma-separated numbers, e.g. 0.6,0.3,0.1"
-        ) from None
+        raise CodesignError(f"{option} {text!r}: value: expected {expected}") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise CodesignError(f"{option} {text!r}: value: expected {expected}")
     return values
 
 
@@ -59,13 +65,14 @@ def cost_onnx(
     allocation: Allocation | None = None,
     cache_path: str | Path | None = None,
     jobs: int = 1,
+    input_shape: tuple[int, ...] | None = None,
 ) -> CostReport:
     target = (
         accelerator
         if isinstance(accelerator, HardwareTarget)
         else load_hardware(accelerator, overrides=overrides)
     )
-    network = parse_onnx(model)
+    network = parse_onnx(model, input_shape=input_shape)
     settings = settings or CostModelSettings()
     if exit_fractions is not None:
         if len(exit_fractions) != len(network.exit_stages):
@@ -73,14 +80,15 @@ def cost_onnx(
                 f"--exit-fractions: count: expected {len(network.exit_stages)} values (one per graph output "
                 f"{', '.join(network.output_names)}), got {len(exit_fractions)}"
             )
-        if any(f < 0 for f in exit_fractions) or abs(sum(exit_fractions) - 1.0) > 1e-6:
+        if (
+            not all(math.isfinite(f) and f >= 0 for f in exit_fractions)
+            or abs(sum(exit_fractions) - 1.0) > 1e-6
+        ):
             raise CodesignError(
                 f"--exit-fractions: values: expected non-negative fractions summing to 1, got {exit_fractions}"
             )
-    if allocation is not None and target.interconnect is None:
-        raise CodesignError(
-            f"{target.accelerator_path}: codesign.interconnect: expected one to allocate over cores"
-        )
+    if allocation is not None:
+        _check_allocation(allocation, network.exit_stages[-1] + 1, target)
     cache = LayerCostCache(cache_path) if cache_path else None
     with CostEngine(target, options or CostOptions(), cache, jobs=jobs) as engine:
         items = network_costs(network.layers, network.operators, engine, settings, target)
@@ -139,6 +147,23 @@ def cost_onnx(
         expected,
         tuple(notes),
     )
+
+
+def _check_allocation(allocation: Allocation, stages: int, target: HardwareTarget) -> None:
+    for what, cores in (("stage", allocation.stage_cores), ("head", allocation.head_cores)):
+        if len(cores) != stages:
+            raise CodesignError(
+                f"--cores: count: expected {stages} {what} cores (one per stage of the network), got {len(cores)}"
+            )
+        if any(not 0 <= core < target.cores for core in cores):
+            raise CodesignError(
+                f"--cores: {what} cores: expected core indices 0..{target.cores - 1} "
+                f"({target.accelerator_path.name} has {target.cores} core{'s' if target.cores > 1 else ''}), got {list(cores)}"
+            )
+    if target.cores > 1 and target.interconnect is None:
+        raise CodesignError(
+            f"{target.accelerator_path}: codesign.interconnect: expected one to allocate over cores"
+        )
 
 
 def write_cost_report(report: CostReport, out_dir: str | Path) -> list[Path]:

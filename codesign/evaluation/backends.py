@@ -13,12 +13,12 @@ import multiprocessing
 import pickle
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from codesign.cost.cache import LayerCostCache
-from codesign.cost.engine import CostEngine
+from codesign.cost.engine import CostEngine, CostEngineStats
 from codesign.cost.settings import CostOptions
 from codesign.data.registry import load_dataset
 from codesign.data.splits import Dataset
@@ -76,26 +76,47 @@ def build_evaluator(
 _WORKER_EVALUATORS: dict[str, Evaluator] = {}
 
 
-def evaluate_in_worker(recipe: EvaluatorRecipe, spec: CandidateSpec) -> dict:
-    """Evaluate one candidate in a worker process (its evaluator is built once per recipe and kept)."""
+def evaluate_in_worker(recipe: EvaluatorRecipe, spec: CandidateSpec) -> tuple[dict, CostEngineStats]:
+    """Evaluate one candidate in a worker process (its evaluator is built once per recipe and kept); with
+    the ZigZag work it took there, for the run's summary."""
     import torch
 
     torch.set_num_threads(1)
     key = recipe.key()
     if key not in _WORKER_EVALUATORS:
         _WORKER_EVALUATORS[key] = build_evaluator(recipe)
-    return _WORKER_EVALUATORS[key].evaluate(spec).to_dict()
+    evaluator = _WORKER_EVALUATORS[key]
+    before = replace(evaluator.engine.stats)
+    result = evaluator.evaluate(spec).to_dict()
+    after = evaluator.engine.stats
+    spent = CostEngineStats(
+        after.cache_hits - before.cache_hits,
+        after.zigzag_calls - before.zigzag_calls,
+        after.zigzag_seconds - before.zigzag_seconds,
+    )
+    return result, spent
 
 
 class Backend(Protocol):
+    """Evaluates candidates somewhere; `stats` sums the ZigZag work it caused, wherever it ran."""
+
+    stats: CostEngineStats
+
     def map(self, specs: list[CandidateSpec]) -> Iterator[CandidateResult]: ...
 
     def close(self) -> None: ...
 
 
+def _collect(stats: CostEngineStats, done: tuple[dict, CostEngineStats]) -> CandidateResult:
+    result, spent = done
+    stats.add(spent)
+    return CandidateResult.from_dict(result)
+
+
 class InProcessBackend:
     def __init__(self, evaluator: Evaluator):
         self.evaluator = evaluator
+        self.stats = evaluator.engine.stats
 
     def map(self, specs: list[CandidateSpec]) -> Iterator[CandidateResult]:
         for spec in specs:
@@ -110,12 +131,13 @@ class ProcessBackend:
 
     def __init__(self, recipe: EvaluatorRecipe, workers: int):
         self.recipe = recipe
+        self.stats = CostEngineStats()
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
     def map(self, specs: list[CandidateSpec]) -> Iterator[CandidateResult]:
         futures = [self.pool.submit(evaluate_in_worker, self.recipe, spec) for spec in specs]
         for future in futures:
-            yield CandidateResult.from_dict(future.result())
+            yield _collect(self.stats, future.result())
 
     def close(self) -> None:
         self.pool.shutdown(cancel_futures=True)
@@ -129,6 +151,7 @@ class DaskBackend:
         from distributed import Client, LocalCluster
 
         self.recipe = recipe
+        self.stats = CostEngineStats()
         self.cluster = None
         if address.startswith("local:"):
             workers = int(address.split(":", 1)[1] or 2)
@@ -146,7 +169,7 @@ class DaskBackend:
     def map(self, specs: list[CandidateSpec]) -> Iterator[CandidateResult]:
         futures = self.client.map(evaluate_in_worker, [self.recipe] * len(specs), specs, pure=False)
         for future in futures:
-            yield CandidateResult.from_dict(future.result())
+            yield _collect(self.stats, future.result())
 
     def close(self) -> None:
         self.client.close()

@@ -58,6 +58,9 @@ class EvaluationSettings:
     threshold_tuning: float | None = None
     tuning_confidence: float = 0.0
     test_during_search: bool | None = None
+    # Names what produced stored weights (supernet, training and fine-tuning settings): part of their
+    # file names, so weights are never read back for other settings ("" for direct use of an Evaluator).
+    weights_tag: str = ""
 
 
 @dataclass
@@ -186,7 +189,10 @@ class Evaluator:
 
     def _weights_path(self, architecture: CandidateSpec) -> Path | None:
         """Where a run keeps an architecture's trained weights (None: not kept)."""
-        return self.weights_dir / f"{architecture.key()}.pt" if self.weights_dir else None
+        if self.weights_dir is None:
+            return None
+        tag = f"-{self.settings.weights_tag}" if self.settings.weights_tag else ""
+        return self.weights_dir / f"{architecture.key()}{tag}.pt"
 
     def _stored_weights(self, architecture: CandidateSpec) -> dict[str, torch.Tensor] | None:
         """The architecture's weights as the run stored them (None: not stored)."""
@@ -325,6 +331,7 @@ def finalize(evaluator: Evaluator, result: CandidateResult) -> tuple[CandidateRe
     val_cache = evaluator.cached_exits(model, spec.resolution, "val")
     test_cache = evaluator.cached_exits(model, spec.resolution, "test")
     positions = tuple(range(len(spec.active_exit_stages)))  # the candidate model has only its active exits
+    searched = test_cache.simulate(positions, spec.active_thresholds, spec.policy)
     spec, val, test = evaluator.exit_statistics(spec, result.exits, val_cache, test_cache, positions)
     final = positions[-1]
     finalized = replace(
@@ -338,6 +345,7 @@ def finalize(evaluator: Evaluator, result: CandidateResult) -> tuple[CandidateRe
         static_test_accuracy=float(test_cache.correct[final].mean()),
         test_accuracy_before_finetune=result.test.accuracy if result.test is not None else None,
         val_accuracy_before_finetune=result.val.accuracy,
+        test_accuracy_finetuned_search_thresholds=searched.accuracy,
         timings={**result.timings, "final_finetune_s": seconds},
     )
     return finalized, model

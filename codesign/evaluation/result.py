@@ -33,6 +33,9 @@ class CandidateResult:
     # After the final quantization-aware fine-tuning: the test/validation accuracy it started from.
     test_accuracy_before_finetune: float | None = None
     val_accuracy_before_finetune: float | None = None
+    # After the final fine-tuning but with the thresholds the search chose (before re-tuning them): the
+    # change from `test_accuracy_before_finetune` is the fine-tuning's alone.
+    test_accuracy_finetuned_search_thresholds: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     def seconds(self, cycles: float) -> float:
@@ -77,6 +80,7 @@ class CandidateResult:
             weight_capacity_bytes=data.get("weight_capacity_bytes"),
             test_accuracy_before_finetune=data.get("test_accuracy_before_finetune"),
             val_accuracy_before_finetune=data.get("val_accuracy_before_finetune"),
+            test_accuracy_finetuned_search_thresholds=data.get("test_accuracy_finetuned_search_thresholds"),
             timings=dict(data.get("timings", {})),
         )
 

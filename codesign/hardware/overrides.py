@@ -33,8 +33,13 @@ def _is_numeric(value: Any) -> bool:
     if isinstance(value, bool):
         return False
     if isinstance(value, (int, float)):
-        return True
+        return math.isfinite(value)
     return isinstance(value, list) and bool(value) and all(_is_numeric(v) for v in value)
+
+
+def _shape(value: Any) -> Any:
+    """A number's shape is None; a list's is the list of its items' shapes (sizes of an array must stay a list)."""
+    return [_shape(v) for v in value] if isinstance(value, list) else None
 
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any], source: Path) -> dict[str, Any]:
@@ -65,7 +70,11 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any], source: Pat
             )
         if not _is_numeric(value) or (exists and not _is_numeric(node[last])):
             raise CodesignError(
-                f"{source}: {path}: expected a numeric field and a numeric value, got {value!r}"
+                f"{source}: {path}: expected a numeric field and a finite numeric value, got {value!r}"
+            )
+        if exists and _shape(node[last]) != _shape(value):
+            raise CodesignError(
+                f"{source}: {path}: expected a value shaped like the field's {node[last]!r}, got {value!r}"
             )
         node[last] = value
     return data

@@ -95,6 +95,13 @@ class HardwareTarget:
     def seconds(self, cycles: float) -> float:
         return cycles / self.clock_hz
 
+    @property
+    def fingerprint(self) -> str:
+        """Everything about the target that changes a cost: ZigZag's view of both files (`digest`), the
+        clock, the cores, the interconnect and the MAC-energy and precision-scaling models."""
+        extra = repr((self.clock_hz, self.cores, self.interconnect, self.mac_energy, self.precision_scalable))
+        return hashlib.sha256((self.digest + extra).encode()).hexdigest()[:16]
+
 
 def accelerator_library() -> Path:
     """The accelerator library: `$CODESIGN_ACCELERATORS`, else the one shipped with codesign."""
@@ -154,8 +161,8 @@ def load_hardware(
         clock_assumed="clock_mhz" not in meta,
         cores=cores,
         interconnect=interconnect,
-        mac_energy=_mac_energy(accel_path, meta.get("mac_energy", {}) or {}),
-        precision_scalable=_precision_scalable(accel_path, meta.get("precision_scalable", {}) or {}),
+        mac_energy=_mac_energy(accel_path, meta.get("mac_energy") or {}),
+        precision_scalable=_precision_scalable(accel_path, meta.get("precision_scalable") or {}),
         description=str(meta.get("description", "")),
         overrides=tuple((k, repr(v)) for k, v in (overrides or {}).items()),
         accelerator_data=accel_data,
@@ -210,8 +217,20 @@ def _metadata(path: Path, meta: Any) -> dict[str, Any]:
     return meta
 
 
+def _number(path: Path, field_name: str, value: Any, *, minimum: float = 0.0, strict: bool = True) -> float:
+    """A finite number above `minimum` (at least it, if not `strict`), or a one-line error."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > minimum if strict else value >= minimum)
+    if not ok:
+        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+        raise CodesignError(f"{path}: {field_name}: expected a finite number {bound}, got {value!r}")
+    return float(value)
+
+
 def _positive(path: Path, field_name: str, value: Any, integer: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    ok = (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    )
     if integer:
         ok = ok and float(value).is_integer()
     if not ok:
@@ -224,35 +243,60 @@ def _positive(path: Path, field_name: str, value: Any, integer: bool = False) ->
 def _interconnect(path: Path, data: Any) -> Interconnect | None:
     if data is None:
         return None
+    where = f"{METADATA_KEY}.interconnect"
     if not isinstance(data, dict):
-        raise CodesignError(f"{path}: {METADATA_KEY}.interconnect: expected a mapping")
+        raise CodesignError(
+            f"{path}: {where}: expected a mapping (bandwidth_bits_per_cycle, energy_pj_per_bit)"
+        )
+    for key in data:
+        if key not in ("bandwidth_bits_per_cycle", "energy_pj_per_bit", "latency_cycles"):
+            raise CodesignError(
+                f"{path}: {where}.{key}: expected one of bandwidth_bits_per_cycle, energy_pj_per_bit, latency_cycles"
+            )
     return Interconnect(
         bandwidth_bits_per_cycle=_positive(
-            path,
-            f"{METADATA_KEY}.interconnect.bandwidth_bits_per_cycle",
-            data.get("bandwidth_bits_per_cycle"),
+            path, f"{where}.bandwidth_bits_per_cycle", data.get("bandwidth_bits_per_cycle")
         ),
-        energy_pj_per_bit=float(data.get("energy_pj_per_bit", 0.0)),
-        latency_cycles=float(data.get("latency_cycles", 0.0)),
+        energy_pj_per_bit=_number(
+            path, f"{where}.energy_pj_per_bit", data.get("energy_pj_per_bit", 0.0), strict=False
+        ),
+        latency_cycles=_number(
+            path, f"{where}.latency_cycles", data.get("latency_cycles", 0.0), strict=False
+        ),
     )
 
 
-def _mac_energy(path: Path, data: dict[str, Any]) -> MacEnergyModel:
-    model = MacEnergyModel(
-        reference_bits=tuple(int(b) for b in data.get("reference_bits", (8, 8))),
-        multiplier_share=float(data.get("multiplier_share", 0.85)),
-    )
-    if not 0.0 <= model.multiplier_share <= 1.0 or len(model.reference_bits) != 2:
-        raise CodesignError(
-            f"{path}: {METADATA_KEY}.mac_energy: expected reference_bits [w, a] and multiplier_share in [0, 1]"
-        )
-    return model
+def _mac_energy(path: Path, data: Any) -> MacEnergyModel:
+    where = f"{METADATA_KEY}.mac_energy"
+    expected = "reference_bits [w, a] (positive integers) and multiplier_share in [0, 1]"
+    if not isinstance(data, dict) or set(data) - {"reference_bits", "multiplier_share"}:
+        raise CodesignError(f"{path}: {where}: expected a mapping with {expected}, got {data!r}")
+    bits = data.get("reference_bits", [8, 8])
+    share = data.get("multiplier_share", 0.85)
+    bits_ok = isinstance(bits, (list, tuple)) and len(bits) == 2
+    bits_ok = bits_ok and all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in bits)
+    share_ok = isinstance(share, (int, float)) and not isinstance(share, bool) and 0.0 <= share <= 1.0
+    if not (bits_ok and share_ok):
+        raise CodesignError(f"{path}: {where}: expected {expected}, got {data!r}")
+    return MacEnergyModel(reference_bits=(int(bits[0]), int(bits[1])), multiplier_share=float(share))
 
 
 def _precision_scalable(path: Path, data: Any) -> tuple[tuple[int, float], ...]:
+    where = f"{METADATA_KEY}.precision_scalable"
     if not isinstance(data, dict):
-        raise CodesignError(f"{path}: {METADATA_KEY}.precision_scalable: expected a mapping bits -> factor")
-    return tuple(sorted((int(b), float(f)) for b, f in data.items()))
+        raise CodesignError(f"{path}: {where}: expected a mapping bits -> throughput factor, e.g. {{4: 2}}")
+    table = []
+    for bits, factor in data.items():
+        bits_ok = isinstance(bits, int) and not isinstance(bits, bool) and 1 <= bits <= 32
+        factor_ok = (
+            isinstance(factor, (int, float)) and not isinstance(factor, bool) and math.isfinite(factor)
+        )
+        if not bits_ok or not factor_ok or factor < 1:
+            raise CodesignError(
+                f"{path}: {where}.{bits}: expected an integer bit width 1-32 -> a factor >= 1, got {factor!r}"
+            )
+        table.append((int(bits), float(factor)))
+    return tuple(sorted(table))
 
 
 def zigzag_accelerator_file(target: HardwareTarget, folder: Path | None = None) -> Path:

@@ -69,7 +69,29 @@ def validate_accelerator(path: Path, data: Any) -> dict[str, Any]:
     validator = AcceleratorValidator(data)
     schema_ok = validator.validator.validate(validator.data)
     _zigzag_validate(path, validator, schema_ok, "accelerator")
-    return validator.normalized_data
+    normalized = validator.normalized_data
+    _check_sizes(path, normalized)
+    return normalized
+
+
+def _check_sizes(path: Path, data: dict[str, Any]) -> None:
+    """Sizes ZigZag accepts but cannot map onto (it fails deep inside its search, or divides by zero)."""
+    for index, size in enumerate(data["operational_array"]["sizes"]):
+        if not (isinstance(size, int) and size > 0):
+            raise CodesignError(
+                f"{path}: operational_array.sizes.{index}: expected a positive integer, got {size!r}"
+            )
+    for name, memory in data["memories"].items():
+        if not (isinstance(memory["size"], int | float) and memory["size"] > 0):
+            raise CodesignError(
+                f"{path}: memories.{name}.size: expected a positive size in bits, got {memory['size']!r}"
+            )
+        for index, port in enumerate(memory["ports"]):
+            if not port.get("bandwidth_max", 0) > 0:
+                raise CodesignError(
+                    f"{path}: memories.{name}.ports.{index}.bandwidth_max: expected a positive number of bits "
+                    f"per cycle, got {port.get('bandwidth_max')!r}"
+                )
 
 
 def validate_mapping(path: Path, data: Any) -> list[dict[str, Any]]:
@@ -80,4 +102,36 @@ def validate_mapping(path: Path, data: Any) -> list[dict[str, Any]]:
     validator = MappingValidator(data)
     schema_ok = validator.validator.validate(validator.data, schema=validator.schema)
     _zigzag_validate(path, validator, schema_ok, "mapping")
-    return validator.normalized_data
+    normalized = validator.normalized_data
+    _check_loop_dimensions(path, normalized)
+    return normalized
+
+
+# The loop dimensions of the layers codesign hands to ZigZag (convolutions and matrix products); ZigZag
+# ignores a mapping entry for any other name, which silently changes the mapping.
+LOOP_DIMENSIONS = ("B", "K", "G", "OX", "OY", "C", "FX", "FY", "D", "H")
+LAYER_OPERANDS = ("W", "I", "O")
+
+
+def _check_loop_dimensions(path: Path, entries: list[dict[str, Any]]) -> None:
+    for index, entry in enumerate(entries):
+        where = f"[{index}] ({entry.get('name')})"
+        for array_dim, factors in (entry.get("spatial_mapping") or {}).items():
+            for factor in factors:
+                dim = str(factor).partition(",")[0].strip()
+                if dim not in LOOP_DIMENSIONS:
+                    raise CodesignError(
+                        f"{path}: {where}.spatial_mapping.{array_dim}: expected loop dimensions among "
+                        f"{list(LOOP_DIMENSIONS)}, got {dim!r}"
+                    )
+        for step in entry.get("temporal_ordering") or []:
+            dim = step[0] if isinstance(step, list | tuple) and step else step
+            if dim not in LOOP_DIMENSIONS:
+                raise CodesignError(
+                    f"{path}: {where}.temporal_ordering: expected loop dimensions among {list(LOOP_DIMENSIONS)}, got {dim!r}"
+                )
+        for operand in entry.get("memory_operand_links") or {}:
+            if operand not in LAYER_OPERANDS:
+                raise CodesignError(
+                    f"{path}: {where}.memory_operand_links.{operand}: expected layer operands among {list(LAYER_OPERANDS)}"
+                )

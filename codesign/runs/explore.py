@@ -11,20 +11,25 @@ The stages of a run, in order (each a function below):
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from codesign.config.workload import Workload
 from codesign.cost.cache import default_cache_path
+from codesign.cost.engine import CostEngineStats
 from codesign.deploy.qcdq import compare_outputs, export_qcdq
 from codesign.deploy.segments import export_segments
 from codesign.evaluation.backends import EvaluatorRecipe, make_backend
 from codesign.evaluation.evaluator import Evaluator, finalize, with_test
 from codesign.evaluation.result import CandidateResult
+from codesign.runs.identity import LOCK_NAME, RunLock, differences, refuse_other_run
 from codesign.runs.outputs import Reporter, describe_constraints, pareto_keys, write_config, write_outputs
 from codesign.runs.setup import RunSetup, prepare_run
-from codesign.runs.store import STORE_NAME, FinalRecord, RunStore
+from codesign.runs.store import STORE_NAME, FinalRecord, RunConfig, RunStore
 from codesign.search.objectives import pareto_front
 from codesign.search.run import run_search
 from codesign.search.surrogate_search import IterationReport
@@ -46,6 +51,8 @@ class _Counts:
     stored: int = 0
     new: int = 0
     generations: list[list[str]] = field(default_factory=list)
+    stats: CostEngineStats = field(default_factory=CostEngineStats)  # ZigZag work, wherever it ran
+    where: str = "this process"
 
 
 def explore(
@@ -67,41 +74,94 @@ def explore(
 
     start = time.perf_counter()
     torch.manual_seed(workload.search.seed)
-    setup = prepare_run(workload, data_dir)
+    setup = prepare_run(workload, data_dir)  # every input checked; nothing written yet
     cache_path = cache_path or default_cache_path()
-    store = RunStore(run_dir / STORE_NAME)
-    resumed = len(store)
-    store.set_config(setup.config())
-    write_config(run_dir, setup.config())
-    where = f"Dask cluster {dask}" if dask else (f"{workers} worker processes" if workers > 1 else "this process")
-    dataset = setup.dataset
-    report(
-        f"codesign explore: {workload.name} on {setup.target.name} | {len(dataset.train)}/{len(dataset.val)}/"
-        f"{len(dataset.test)} train/val/test images | space of {setup.space.size():,} specs | evaluating in {where} "
-        f"| run folder {run_dir}" + (f" | resuming with {resumed} stored evaluations" if resumed else "")
-    )
-    supernet = setup.supernet(cache_path, report)
-    recipe = setup.recipe(run_dir, cache_path, supernet, cost_jobs=jobs if workers <= 1 and not dask else 1)
-    evaluator = setup.evaluator(recipe)
-    engine = evaluator.engine
-    try:
-        counts = _search(setup, store, recipe, evaluator, workers, dask, progress, report)
-        front_keys = _choose_front(store, report)
-        _finalise(setup, store, evaluator, run_dir, front_keys, progress, report)
-    finally:
-        engine.close()
-    front = write_outputs(run_dir, store, report=report)
-    seconds = time.perf_counter() - start
-    report(
-        f"\nevaluations: {counts.new} new, {counts.stored} from the run store | ZigZag in this process: "
-        f"{engine.stats.zigzag_calls} layer evaluations ({engine.stats.zigzag_seconds:.1f} s), "
-        f"{engine.stats.cache_hits} cache hits | wall time {seconds:.1f} s"
-    )
-    candidates = store.results()
-    store.close()
+    setup.check_mappable(cache_path)
+    config = setup.config()
+    with _claimed(run_dir, config, report) as store:
+        where = (
+            f"Dask cluster {dask}"
+            if dask
+            else (f"{workers} worker processes" if workers > 1 else "this process")
+        )
+        resumed, dataset = len(store), setup.dataset
+        report(
+            f"codesign explore: {workload.name} on {setup.target.name} | {len(dataset.train)}/{len(dataset.val)}/"
+            f"{len(dataset.test)} train/val/test images | space of {setup.space.size():,} specs | evaluating in {where} "
+            f"| run folder {run_dir}" + (f" | resuming with {resumed} stored evaluations" if resumed else "")
+        )
+        supernet = setup.supernet(cache_path, report)
+        recipe = setup.recipe(
+            run_dir, cache_path, supernet, cost_jobs=jobs if workers <= 1 and not dask else 1
+        )
+        evaluator = setup.evaluator(recipe)
+        engine = evaluator.engine
+        try:
+            counts = _search(setup, store, recipe, evaluator, workers, dask, progress, report)
+            front_keys = _choose_front(store, report)
+            _finalise(setup, store, evaluator, run_dir, front_keys, progress, report)
+        finally:
+            engine.close()
+        front = write_outputs(run_dir, store, report=report)
+        seconds = time.perf_counter() - start
+        stats = counts.stats
+        report(
+            f"\nevaluations: {counts.new} new, {counts.stored} from the run store | ZigZag ({counts.where}): "
+            f"{stats.zigzag_calls} layer evaluations ({stats.zigzag_seconds:.1f} s), "
+            f"{stats.cache_hits} cache hits | wall time {seconds:.1f} s"
+        )
+        candidates = store.results()
     if engine.cache is not None:
         engine.cache.close()
-    return ExploreResult(run_dir, front, candidates, seconds, engine.stats.zigzag_calls, engine.stats.cache_hits)
+    return ExploreResult(run_dir, front, candidates, seconds, stats.zigzag_calls, stats.cache_hits)
+
+
+@contextmanager
+def _claimed(run_dir: Path, config: RunConfig, report: Reporter) -> Iterator[RunStore]:
+    """The run folder, owned by this process: locked, checked to hold this run (or nothing yet), its
+    configuration recorded. A run that fails before its first evaluation leaves nothing behind."""
+    created = not run_dir.exists()
+    existing = (run_dir / STORE_NAME).is_file()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir)
+    store: RunStore | None = None
+    try:
+        lock.acquire()
+        store = RunStore(run_dir / STORE_NAME)
+        stored = store.config() if existing else None
+        if stored is not None:
+            refused, allowed = differences(stored, config)
+            if refused:
+                raise refuse_other_run(run_dir, refused)
+            if allowed:
+                report(
+                    f"continuing {run_dir} with another search budget or constraints: {'; '.join(allowed)}"
+                )
+        store.set_config(config)
+        write_config(run_dir, config)
+        yield store
+    except BaseException:
+        if store is not None and not existing and len(store) == 0:
+            store.close()
+            store = None
+            _remove_new_run(run_dir, created)
+        raise
+    finally:
+        if store is not None:
+            store.close()
+        lock.release()
+        if created and not existing and run_dir.exists() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+
+
+def _remove_new_run(run_dir: Path, created: bool) -> None:
+    """What a run that never finished an evaluation wrote (the folder too, if the run made it)."""
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for name in (STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", "config.json", LOCK_NAME):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "weights", ignore_errors=True)
 
 
 def _search(
@@ -119,8 +179,11 @@ def _search(
 
     settings = setup.workload.search
     backend = make_backend(recipe, lambda: evaluator, workers, dask)
-    bar = tqdm(total=settings.budget, desc="evaluating", unit="cand", disable=not progress, dynamic_ncols=True)
-    counts = _Counts()
+    bar = tqdm(
+        total=settings.budget, desc="evaluating", unit="cand", disable=not progress, dynamic_ncols=True
+    )
+    in_process = backend.stats is evaluator.engine.stats
+    counts = _Counts(stats=backend.stats, where="this process" if in_process else "evaluation workers")
     seen: list[CandidateResult] = []
 
     def evaluate_batch(specs: list[CandidateSpec]) -> list[CandidateResult]:
@@ -148,7 +211,7 @@ def _search(
             "best_acc": f"{max(r.val.accuracy for r in front):.3f}" if front else "-",
             "min_energy_nJ": f"{min(r.expected_val.energy_pj for r in front) * 1e-3:.3g}" if front else "-",
         }
-        bar.set_postfix(front=len(front), **best, zigzag=evaluator.engine.stats.zigzag_calls)
+        bar.set_postfix(front=len(front), **best, zigzag=counts.stats.zigzag_calls)
         return batch
 
     rounds = store.surrogate_rounds()
@@ -202,7 +265,9 @@ def _finalise(
     fine_tune = workload.finetune.final_epochs > 0 and workload.training_mode == "supernet"
     todo = [key for key in front_keys if not _finalised(store, run_dir, key)]
     if todo and fine_tune:
-        report(f"\nfine-tuning {len(todo)} returned networks ({workload.finetune.final_epochs:g} epochs of QAT each)")
+        report(
+            f"\nfine-tuning {len(todo)} returned networks ({workload.finetune.final_epochs:g} epochs of QAT each)"
+        )
     for key in tqdm(todo, desc="finalising", unit="net", disable=not progress):
         result = store.get(key)
         if result is None:
@@ -212,7 +277,9 @@ def _finalise(
         else:
             result, model = with_test(evaluator, result), evaluator.model(result.spec)
         path = export_qcdq(model, run_dir / "onnx" / f"{result.spec.key()}.onnx")
-        comparison = compare_outputs(model, path, evaluator.split("test", result.spec.resolution).images[:256])
+        comparison = compare_outputs(
+            model, path, evaluator.split("test", result.spec.resolution).images[:256]
+        )
         segments = export_segments(model, run_dir / "segments" / result.spec.key())
         record = FinalRecord(
             result=result,

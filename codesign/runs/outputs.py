@@ -13,16 +13,24 @@ from codesign.evaluation.result import CandidateResult
 from codesign.files import atomic_write, atomic_write_text
 from codesign.runs.plots import plot_exit_breakdown, plot_hypervolume, plot_pareto
 from codesign.runs.store import RunConfig, RunStore
-from codesign.search.objectives import constraint_values, feasible, hypervolume_by_generation_keys, pareto_front
+from codesign.search.objectives import (
+    constraint_values,
+    feasible,
+    hypervolume_by_generation_keys,
+    pareto_front,
+)
 from codesign.search.settings import Constraints
 from codesign.search.surrogate_search import IterationReport
 
 Reporter = Callable[[str], None]
 
 
-def result_row(result: CandidateResult) -> dict[str, Any]:
+def result_row(result: CandidateResult, searched: CandidateResult | None = None) -> dict[str, Any]:
     """One table row. Accuracy, exit fractions and expected costs are on the split named in `split`
-    (test whenever the candidate was evaluated on it: always for the Pareto set); `_val` columns are validation."""
+    (test whenever the candidate was evaluated on it: always for the Pareto set). `_val` columns are the
+    validation figures the search saw (`searched`: the search-time result of a network that was then
+    fine-tuned; its validation accuracy after fine-tuning is `accuracy_val_after_finetune`)."""
+    seen = searched or result
     spec = result.spec
     stats, expected, static_accuracy = result.reported
     on_test = result.test is not None
@@ -39,6 +47,7 @@ def result_row(result: CandidateResult) -> dict[str, Any]:
         "split": "test" if on_test else "val",
         "accuracy": stats.accuracy,
         "accuracy_before_finetune": result.test_accuracy_before_finetune,
+        "accuracy_finetuned_search_thresholds": result.test_accuracy_finetuned_search_thresholds,
         "exits": spec.describe_exits(),
         "exit_fractions": " ".join(f"{f:.3f}" for f in stats.fractions),
         "expected_energy_pj": expected.energy_pj,
@@ -55,10 +64,12 @@ def result_row(result: CandidateResult) -> dict[str, Any]:
         "latency_vs_static": expected.latency_cycles / result.static.latency_cycles,
         "per_exit_energy_pj": " ".join(f"{e.energy_pj:.4g}" for e in result.exits),
         "per_exit_latency_cycles": " ".join(f"{e.latency_cycles:.6g}" for e in result.exits),
-        "accuracy_val": result.val.accuracy,
-        "exit_fractions_val": " ".join(f"{f:.3f}" for f in result.val.fractions),
-        "expected_energy_pj_val": result.expected_val.energy_pj,
-        "expected_latency_cycles_val": result.expected_val.latency_cycles,
+        "accuracy_val": seen.val.accuracy,
+        "exit_fractions_val": " ".join(f"{f:.3f}" for f in seen.val.fractions),
+        "expected_energy_pj_val": seen.expected_val.energy_pj,
+        "expected_latency_cycles_val": seen.expected_val.latency_cycles,
+        "thresholds_val": " ".join(f"{t:g}" for t in seen.spec.active_thresholds),
+        "accuracy_val_after_finetune": result.val.accuracy if searched is not None else None,
     }
 
 
@@ -134,6 +145,7 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
     if config is not None:
         write_config(run_dir, config)
     items = store.items()
+    searched = dict(items)
     rows = []
     front: list[CandidateResult] = []
     finals: dict[str, CandidateResult] = {}
@@ -142,7 +154,7 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
         front.append(final.result)
         rows.append(
             {
-                **result_row(final.result),
+                **result_row(final.result, searched.get(key)),
                 "onnx": final.onnx,
                 "onnx_max_abs_diff": final.onnx_max_abs_diff,
                 "onnx_max_rel_diff": final.onnx_max_rel_diff,
@@ -151,6 +163,7 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
             }
         )
     write_table(run_dir / "pareto.csv", rows)
+    written = ["pareto.csv", "candidates.csv", "pareto.png"]
     broken = [r for r in front if not feasible(r, constraints)]
     if broken:
         report(
@@ -161,6 +174,7 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
     rounds = store.surrogate_rounds()
     if rounds:
         write_table(run_dir / "surrogate.csv", surrogate_rows(rounds))
+        written.append("surrogate.csv")
     results = [r for _, r in items]
     accelerators = sorted({r.accelerator for r in results})
     plot_pareto(
@@ -171,6 +185,7 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
     )
     if front:
         plot_exit_breakdown(run_dir / "exit_costs.png", front)
+        written.append("exit_costs.png")
     generations = store.generations()
     if generations:
         keys = [k for k, _ in items]  # results may carry tuned specs: match by the keys the search asked for
@@ -180,6 +195,7 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
             [{"generation": g + 1, "hypervolume": v} for g, v in enumerate(volumes)],
         )
         plot_hypervolume(run_dir / "hypervolume.png", volumes, objectives)
+        written += ["hypervolume.csv", "hypervolume.png"]
     correlation = finetune_rank_correlation(front)
     report(f"\n{len(items)} candidates evaluated, {len(front)} on the Pareto front (test-split figures):")
     if correlation is not None:
@@ -189,8 +205,9 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
         )
     for line in summary_lines(front):
         report("  " + line)
+    exported = sum((run_dir / final.onnx).is_file() for final in store.finals().values())
     report(
-        f"wrote {run_dir}/pareto.csv, candidates.csv, pareto.png, exit_costs.png, hypervolume.png, onnx/ ({len(front)} files)"
+        f"wrote {run_dir}/{', '.join(written)}" + (f"; onnx/ holds {exported} networks" if exported else "")
     )
     return front
 
@@ -204,7 +221,7 @@ def _candidate_rows(
         violations = constraint_values(shown, constraints)
         rows.append(
             {
-                **result_row(shown),
+                **result_row(shown, r if k in finals else None),
                 "search_key": k,
                 **{f"{name}_violation": v for name, v in zip(constraints.active, violations, strict=True)},
                 "feasible": all(v <= 0 for v in violations),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 from codesign.evaluation.result import CandidateResult
 from codesign.files import atomic_write
 

@@ -3,11 +3,17 @@ them, finds (or trains) the supernet, and says how to build the run's evaluator.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from importlib.metadata import version
 from pathlib import Path
 
 from codesign.config.workload import Workload, load_workload
+from codesign.cost.cache import LayerCostCache
+from codesign.cost.engine import CostEngine
 from codesign.data.registry import load_dataset
 from codesign.data.splits import Dataset
 from codesign.errors import CodesignError
@@ -20,6 +26,8 @@ from codesign.runs.store import RunConfig, RunStore
 from codesign.space import SearchSpace
 
 Reporter = Callable[[str], None]
+# The libraries whose versions can change a run's results (recorded in its store, see `runs.identity`).
+RESULT_LIBRARIES = ("codesign", "zigzag-dse", "torch", "brevitas", "onnx")
 
 
 @dataclass(frozen=True)
@@ -53,23 +61,38 @@ class RunSetup:
             early_exits=space.early_exits,
             hardware_overrides=dict(workload.hardware_overrides),
             hardware_search={path: list(choices) for path, choices in space.hardware},
+            space=json.loads(json.dumps(asdict(space))),
+            hardware=target.fingerprint,
+            versions={name: version(name) for name in RESULT_LIBRARIES},
         )
 
     def supernet(self, cache_path: Path, report: Reporter = print) -> Path | None:
         """The supernet checkpoint beside the layer-cost cache (trained now if missing); None in scratch mode."""
         if self.workload.training_mode != "supernet":
             return None
-        return supernet_checkpoint(self.space, self.dataset, self.workload.supernet, cache_path.parent / "supernets", report)
+        return supernet_checkpoint(
+            self.space, self.dataset, self.workload.supernet, cache_path.parent / "supernets", report
+        )
 
     def recipe(
         self, run_dir: Path, cache_path: Path, supernet_path: Path | None, cost_jobs: int = 1
     ) -> EvaluatorRecipe:
         workload, space = self.workload, self.space
+        produced_by = json.dumps(
+            [
+                supernet_path.name if supernet_path else "scratch",
+                asdict(workload.training),
+                asdict(workload.finetune),
+                self.dataset.name,
+            ],
+            sort_keys=True,
+        )
         settings = EvaluationSettings(
             training=workload.training,
             finetune=workload.finetune,
             threshold_tuning=space.max_accuracy_drop if space.tune_thresholds else None,
             tuning_confidence=space.tuning_confidence,
+            weights_tag=hashlib.sha256(produced_by.encode()).hexdigest()[:8],
         )
         return EvaluatorRecipe(
             dataset=workload.dataset,
@@ -84,6 +107,23 @@ class RunSetup:
             supernet_path=supernet_path,
             cost_jobs=cost_jobs,
         )
+
+    def check_mappable(self, cache_path: Path) -> None:
+        """Before anything trains: ZigZag maps small layers onto the accelerator and onto every searched
+        variant of it (a one-line error naming the file otherwise; cached, so free when warm)."""
+        overrides = dict(self.workload.hardware_overrides)
+        cache = LayerCostCache(cache_path)
+        try:
+            engine = CostEngine(self.target, self.workload.cost, cache)
+            engine.check_mappable()
+            for path, choices in self.space.hardware:
+                for choice in choices:
+                    target = load_hardware(
+                        self.target.accelerator_path, self.target.mapping_path, {**overrides, path: choice}
+                    )
+                    engine.check_mappable(target)
+        finally:
+            cache.close()
 
     def evaluator(self, recipe: EvaluatorRecipe) -> Evaluator:
         """The recipe's evaluator in this process, on the accelerator and dataset loaded here."""
@@ -107,6 +147,7 @@ def prepare_space(workload: Workload, dataset: Dataset, target: HardwareTarget) 
         cores=target.cores if workload.allocate_cores else 1,
     )
     _check_feature_maps(workload, dataset, space)
+    _check_memory(workload, space)
     for path, choices in space.hardware:  # fail before any training if a searched value is invalid
         for choice in choices:
             load_hardware(
@@ -142,6 +183,43 @@ def _check_feature_maps(workload: Workload, dataset: Dataset, space: SearchSpace
                 raise CodesignError(
                     f"{workload.source}: {field_name}: expected exits whose maps fit every pooling grid ({exc})"
                 ) from None
+
+
+def _check_memory(workload: Workload, space: SearchSpace) -> None:
+    """The supernet (the largest choice of everything) must fit in memory with its training state. Counted
+    on PyTorch's meta device: shapes only, nothing allocated."""
+    import torch
+
+    from codesign.network.supernet import Supernet
+
+    with torch.device("meta"):
+        supernet = Supernet(space)
+    per_stage = [sum(p.numel() for p in stage.parameters()) for stage in supernet.stages]
+    parameters = sum(p.numel() for p in supernet.parameters())
+    needed = parameters * _TRAINING_BYTES_PER_PARAMETER
+    available = _available_memory()
+    if needed > available:
+        widest = max(range(len(per_stage)), key=per_stage.__getitem__)
+        raise CodesignError(
+            f"{workload.source}: space.stages[{widest}].width: expected networks that fit in memory, but the "
+            f"largest choice has {parameters:.3g} parameters ({needed / 2**30:.1f} GiB to train) and "
+            f"{available / 2**30:.1f} GiB are available; choose smaller widths, expansions or depths"
+        )
+
+
+# float32 weight, gradient and two Adam moments
+_TRAINING_BYTES_PER_PARAMETER = 16
+
+
+def _available_memory() -> int:
+    """Bytes of memory available now (Linux: MemAvailable), else the machine's physical memory."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def stored_workload(store: RunStore, workload_name: str | None = None) -> Workload:

@@ -9,7 +9,6 @@ shows (tables, plots, `config.json`) is rebuilt from it. Every access goes throu
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from codesign.cost.settings import CostOptions
 from codesign.errors import CodesignError
 from codesign.evaluation.result import CandidateResult
+from codesign.files import open_database
 from codesign.network.settings import FinetuneConfig, SupernetConfig, TrainingConfig
 from codesign.search.settings import SearchSettings
 from codesign.search.surrogate_search import IterationReport
@@ -32,6 +32,10 @@ SCHEMA = (
         created REAL NOT NULL
     )""",
 )
+TABLES = {
+    "meta": ("key", "value"),
+    "evaluations": ("spec_key", "spec_json", "result_json", "created"),
+}
 # Meta keys (unchanged since the first run stores, so every store written before still opens).
 _CONFIG, _GENERATIONS, _SURROGATE, _FRONT, _FINAL = "config", "generations", "surrogate", "front", "final:"
 
@@ -57,6 +61,12 @@ class RunConfig:
     early_exits: bool = True
     hardware_overrides: dict[str, Any] = field(default_factory=dict)
     hardware_search: dict[str, list[Any]] = field(default_factory=dict)
+    # Recorded since run identity was introduced (None in older stores: not compared).
+    space: dict[str, Any] | None = None  # the search space, fitted to the dataset and accelerator
+    hardware: str | None = (
+        None  # the accelerator's fingerprint after overrides (files' contents, clock, cores, models)
+    )
+    versions: dict[str, str] | None = None  # of the libraries that compute results
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +94,9 @@ class RunConfig:
             early_exits=data.get("early_exits", True),
             hardware_overrides=dict(data.get("hardware_overrides", {})),
             hardware_search={k: list(v) for k, v in data.get("hardware_search", {}).items()},
+            space=data.get("space"),
+            hardware=data.get("hardware"),
+            versions=data.get("versions"),
         )
 
 
@@ -114,27 +127,40 @@ class FinalRecord:
 
 
 class RunStore:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, create: bool = True):
+        """The store at `path`, created if missing (`create`), else it must already be a run store."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=60000")
-        for statement in SCHEMA:
-            self._db.execute(statement)
+        self._db = open_database(
+            self.path,
+            SCHEMA,
+            TABLES,
+            "a run store written by `codesign explore`",
+            "start a new run in another folder (--run-dir)",
+            create=create,
+        )
 
     @classmethod
     def of_run(cls, run_dir: str | Path) -> RunStore:
         """The store of an existing run folder, or a one-line error if the folder holds none."""
         path = Path(run_dir) / STORE_NAME
-        if not path.is_file():
-            raise CodesignError(f"{run_dir}: {STORE_NAME}: expected a run folder written by `codesign explore`")
-        return cls(path)
+        if not path.is_file() or path.stat().st_size == 0:
+            raise CodesignError(
+                f"{run_dir}: {STORE_NAME}: expected a run folder written by `codesign explore`"
+            )
+        store = cls(path, create=False)
+        if store.config() is None:
+            store.close()
+            raise CodesignError(
+                f"{path}: config: expected a run store written by `codesign explore` (it holds no run configuration)"
+            )
+        return store
 
     # ------------------------------------------------------------------ evaluated candidates
 
     def get(self, spec_key: str) -> CandidateResult | None:
-        row = self._db.execute("SELECT result_json FROM evaluations WHERE spec_key = ?", (spec_key,)).fetchone()
+        row = self._db.execute(
+            "SELECT result_json FROM evaluations WHERE spec_key = ?", (spec_key,)
+        ).fetchone()
         return CandidateResult.from_dict(json.loads(row[0])) if row else None
 
     def put(self, result: CandidateResult, key: str | None = None) -> None:

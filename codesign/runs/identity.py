@@ -1,0 +1,114 @@
+"""A run folder's identity: the settings that determine its results, and who may continue it.
+
+A run store keeps the configuration it was started with (`RunConfig`): the workload's contents (the
+fitted space, training, cost and search settings), the accelerator's fingerprint after overrides, and
+the versions of the libraries that compute results. Continuing a run with anything different would mix
+two runs' results in one front, so it is refused, with what differs; a different search budget only
+changes how far the same search goes, and other constraints only which of the same evaluations are
+returned, so those are continued, and said so. One process at a time owns a run folder (`RunLock`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from codesign.errors import CodesignError
+from codesign.runs.store import RunConfig
+
+# Where things were found, not what they are: the same contents under another path are the same run.
+LOCATIONS = ("workload", "workload_file", "accelerator_file", "mapping_file")
+# How far the search goes and which evaluated networks it may return: a run may be continued with
+# another budget or other constraints on purpose (its evaluations stay valid).
+CONTINUABLE = (
+    "search.population",
+    "search.generations",
+    "search.surrogate.initial",
+    "search.surrogate.per_iteration",
+    "search.surrogate.iterations",
+    "search.constraints.",
+)
+# Recorded since run identity was introduced: absent (None) in older stores, and then not compared.
+RECORDED_LATER = ("space", "hardware", "versions")
+LOCK_NAME = "run.lock"
+_MISSING = "(not set)"
+
+
+def differences(stored: RunConfig, new: RunConfig) -> tuple[list[str], list[str]]:
+    """(differences that make another run, differences a run may be continued with), each as
+    `field old -> new`. Fields a store written by an older version did not record are not compared."""
+    found: list[tuple[str, Any, Any]] = []
+    _compare(_plain(stored), _plain(new), "", found)
+    refused, allowed = [], []
+    for path, old, value in found:
+        if path.split(".")[0] in LOCATIONS:
+            continue
+        continuable = path in CONTINUABLE or any(path.startswith(p) for p in CONTINUABLE if p.endswith("."))
+        (allowed if continuable else refused).append(f"{path} {_short(old)} -> {_short(value)}")
+    return refused, allowed
+
+
+def _compare(
+    old: dict[str, Any], new: dict[str, Any], prefix: str, found: list[tuple[str, Any, Any]]
+) -> None:
+    # top level: only what the store recorded (an older store lacks newer fields); below it: every key
+    keys = list(old) if not prefix else list(dict.fromkeys([*old, *new]))
+    for key in keys:
+        a, b = old.get(key, _MISSING), new.get(key, _MISSING)
+        if not prefix and key in RECORDED_LATER and a is None:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            _compare(a, b, f"{prefix}{key}.", found)
+        elif a != b:
+            found.append((f"{prefix}{key}", a, b))
+
+
+def _plain(config: RunConfig) -> dict[str, Any]:
+    """The configuration as the store keeps it (JSON: tuples are lists)."""
+    return json.loads(json.dumps(config.to_dict()))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def refuse_other_run(run_dir: Path, refused: list[str]) -> CodesignError:
+    shown = "; ".join(refused[:4]) + (f"; and {len(refused) - 4} more" if len(refused) > 4 else "")
+    return CodesignError(
+        f"{run_dir}: run.db: expected the settings this run was started with, but {shown}; start a new run "
+        f"in another folder (--run-dir or --runs), or continue this one unchanged with --resume {run_dir}"
+    )
+
+
+class RunLock:
+    """An exclusive lock on `run_dir/run.lock` (flock): the operating system releases it when the owning
+    process ends, however it ends, so a killed run never leaves its folder locked."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 32).decode(errors="replace").strip() or "another"
+            os.close(fd)
+            raise CodesignError(
+                f"{self.path.parent}: {LOCK_NAME}: expected a run folder no other process is using, but codesign "
+                f"process {owner} is running in it; wait for it to finish, or use another --run-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
