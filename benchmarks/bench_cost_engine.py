@@ -2,7 +2,9 @@
 
 Prints: direct `zigzag.api.get_hardware_performance_zigzag` time and totals; our cold time (empty
 layer-cost cache, 1 and N worker processes); our warm time (cache filled) for costing the layer list,
-with ONNX parsing timed separately; and the relative difference of the totals (extras off).
+with ONNX parsing timed separately; and the relative difference of the totals (extras off). Then the
+whole network with residency `auto` against `offchip` (ZigZag's assumption): cold and warm times (target:
+cold auto within 1.2x of cold offchip), totals, and the share of the energy spent in the off-chip memory.
 
     .venv/bin/python benchmarks/bench_cost_engine.py --network mobilenetv2 --lpf-limit 4
 """
@@ -102,6 +104,45 @@ def main() -> None:
         f"speed-up cold vs direct: {direct_s / min(results.values()):.2f}x; warm vs direct: "
         f"{direct_s / statistics.median(times):,.0f}x"
     )
+    residency_modes(layers, target, options, work, max(results))
+
+
+def residency_modes(layers, target, options: CostOptions, work: Path, jobs: int) -> None:  # noqa: ANN001
+    """Cold and warm network costs with residency auto vs offchip, and where the energy goes."""
+    from codesign.cost.network import network_costs
+    from codesign.cost.residency import off_chip_level
+    from codesign.cost.settings import CostModelSettings
+
+    outer = off_chip_level(target).name
+    cold = {}
+    for mode in ("offchip", "auto"):
+        settings = CostModelSettings(precision_aware_mac=False, non_compute_ops=False, residency=mode)
+        cache_path = work / f"residency-{mode}.sqlite"
+        start = time.perf_counter()
+        with CostEngine(target, options, LayerCostCache(cache_path), jobs=jobs) as engine:
+            items = network_costs(layers, [], engine, settings)
+        cold[mode] = time.perf_counter() - start
+        warm = []
+        for _ in range(10):
+            start = time.perf_counter()
+            engine = CostEngine(target, options, LayerCostCache(cache_path))
+            network_costs(layers, [], engine, settings)
+            warm.append(time.perf_counter() - start)
+            assert engine.stats.zigzag_calls == 0
+        energy = sum(i.energy_pj for i in items)
+        off = sum(m.read_pj + m.write_pj for i in items for m in i.memory if m.level == outer)
+        on_chip = (
+            sum(i.weights_at == "on-chip" for i in items),
+            sum(i.activations_at == "on-chip" for i in items),
+        )
+        print(
+            f"residency {mode:8}: cold {cold[mode]:7.2f} s ({jobs} workers), warm median {statistics.median(warm) * 1e3:6.1f} ms | "
+            f"energy {energy:.4e} pJ, latency {sum(i.latency_cycles for i in items):.4e} cycles | "
+            f"{100 * off / energy:5.1f}% of the energy in {outer} | layers with weights / activations on chip: "
+            f"{on_chip[0]} / {on_chip[1]} of {len(items)}"
+        )
+    ratio = cold["auto"] / cold["offchip"]
+    print(f"cold auto / cold offchip: {ratio:.2f}x (target <= 1.2x): {'met' if ratio <= 1.2 else 'NOT met'}")
 
 
 if __name__ == "__main__":

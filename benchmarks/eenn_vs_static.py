@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ import torch
 
 from codesign.config.workload import Workload
 from codesign.cost.cache import default_cache_path
+from codesign.cost.residency import off_chip_level
 from codesign.evaluation.evaluator import with_test
 from codesign.evaluation.result import CandidateResult
 from codesign.files import atomic_write
@@ -58,14 +60,18 @@ class Network:
     val_energy_pj: float
     test_accuracy: float
     test_energy_pj: float
+    test_offchip_pj: float = float("nan")  # the part of test_energy_pj spent in the off-chip memory
+    # an early-exit network's own static counterpart (the same backbone, final exit only), on test
+    own_static_accuracy: float = float("nan")
+    own_static_energy_pj: float = float("nan")
 
 
 def test_figures(
-    run: Path, data_dir: Path | None, accelerator: str | None = None
+    run: Path, data_dir: Path | None, accelerator: str | None = None, residency: str | None = None
 ) -> tuple[list[Network], list[Network], str, str]:
     """A run's early-exit networks and static counterparts with validation and test figures; with the
-    accelerator's and the dataset's names. `accelerator`: energies re-costed on that library accelerator
-    (same networks, same exit fractions) instead of the run's own.
+    accelerator's and the dataset's names. `accelerator` / `residency`: energies re-costed on that library
+    accelerator / with that residency mode (same networks, same exit fractions) instead of the run's own.
 
     Test figures (accuracy, expected energy, static accuracy, exit fractions) are kept in
     RUN/test_figures.json, written atomically every few candidates, so a second comparison, or one resumed
@@ -100,15 +106,33 @@ def test_figures(
             }
             checkpoint(run, done, len(missing), "on the test split", start, save)
     results = [(r, cached[r.spec.key()]) for _, r in items]
-    if accelerator is not None:
-        return *recosted(run, workload, results, accelerator, data_dir, save), workload.dataset
+    if accelerator is not None or residency is not None:
+        recost = recosted(
+            run, workload, results, accelerator or workload.accelerator, residency, data_dir, save
+        )
+        return *recost, workload.dataset
+    outer = off_chip_level(target).name
     early = [
-        Network(r.val.accuracy, r.expected_val.energy_pj, test["accuracy"], test["energy_pj"])
+        Network(
+            r.val.accuracy,
+            r.expected_val.energy_pj,
+            test["accuracy"],
+            test["energy_pj"],
+            expected_energy([e.energy_by_part.get(outer, float("nan")) for e in r.exits], test["fractions"]),
+            test["static_accuracy"],
+            r.static.energy_pj,
+        )
         for r, test in results
         if r.num_exits > 1
     ]
     static = [
-        Network(r.static_val_accuracy, r.static.energy_pj, test["static_accuracy"], r.static.energy_pj)
+        Network(
+            r.static_val_accuracy,
+            r.static.energy_pj,
+            test["static_accuracy"],
+            r.static.energy_pj,
+            r.static.energy_by_part.get(outer, float("nan")),
+        )
         for r, test in results
     ]
     return early, static, target.name, workload.dataset
@@ -126,6 +150,7 @@ def recosted(
     workload: Workload,
     results: list[tuple[CandidateResult, dict]],
     accelerator: str,
+    residency: str | None,
     data_dir: Path | None,
     save: Callable[[], None],
 ) -> tuple[list[Network], list[Network], str]:
@@ -139,21 +164,28 @@ def recosted(
             f"{accelerator} would drop those"
         )
     target = load_hardware(accelerator)
-    missing = [(r, test) for r, test in results if target.name not in test.get("recost", {})]
+    outer = off_chip_level(target).name
+    label = target.name + (f" (residency {residency})" if residency else "")
+    missing = [(r, test) for r, test in results if label not in test.get("recost", {})]
     if missing:
-        _, evaluator = open_run_evaluator(run, default_cache_path(), data_dir, accelerator=accelerator)
+        _, evaluator = open_run_evaluator(
+            run, default_cache_path(), data_dir, accelerator=accelerator, residency=residency
+        )
         start = time.perf_counter()
         for done, (result, test) in enumerate(missing, 1):
             spec = result.spec
-            final = (spec.num_stages - 1,)
-            test.setdefault("recost", {})[target.name] = {
-                "exits": [e.energy_pj for e in evaluator.exit_costs(spec)],
-                "static": evaluator.exit_costs(spec, final)[0].energy_pj,
+            exits = evaluator.exit_costs(spec)
+            final = evaluator.exit_costs(spec, (spec.num_stages - 1,))[0]
+            test.setdefault("recost", {})[label] = {
+                "exits": [e.energy_pj for e in exits],
+                "static": final.energy_pj,
+                "exits_offchip": [e.energy_by_part.get(outer, 0.0) for e in exits],
+                "static_offchip": final.energy_by_part.get(outer, 0.0),
             }
-            checkpoint(run, done, len(missing), f"re-costed on {target.name}", start, save)
+            checkpoint(run, done, len(missing), f"re-costed on {label}", start, save)
     early, static = [], []
     for result, test in results:
-        costs = test["recost"][target.name]
+        costs = test["recost"][label]
         if result.num_exits > 1:
             early.append(
                 Network(
@@ -161,12 +193,21 @@ def recosted(
                     expected_energy(costs["exits"], result.val.fractions),
                     test["accuracy"],
                     expected_energy(costs["exits"], test["fractions"]),
+                    expected_energy(costs["exits_offchip"], test["fractions"]),
+                    test["static_accuracy"],
+                    costs["static"],
                 )
             )
         static.append(
-            Network(result.static_val_accuracy, costs["static"], test["static_accuracy"], costs["static"])
+            Network(
+                result.static_val_accuracy,
+                costs["static"],
+                test["static_accuracy"],
+                costs["static"],
+                costs["static_offchip"],
+            )
         )
-    return early, static, target.name
+    return early, static, label
 
 
 def expected_energy(exit_energies: list[float], fractions: list[float] | tuple[float, ...]) -> float:
@@ -183,14 +224,21 @@ def main() -> None:
         help="re-cost both sides' networks on this library accelerator (same networks and exit fractions; "
         "the searches chose them on their own accelerator)",
     )
+    parser.add_argument(
+        "--residency",
+        choices=["auto", "offchip"],
+        help="re-cost both sides' networks with this residency mode (same networks and exit fractions)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
-    early, static, accelerator, dataset = test_figures(args.run, args.data_dir, args.accelerator)
+    early, static, accelerator, dataset = test_figures(
+        args.run, args.data_dir, args.accelerator, args.residency
+    )
     candidates = len(static)  # one static counterpart per candidate of the run
     sources = f"{candidates} static counterparts from {args.run}"
     if args.static_run:
         _, searched, static_accelerator, static_dataset = test_figures(
-            args.static_run, args.data_dir, args.accelerator
+            args.static_run, args.data_dir, args.accelerator, args.residency
         )
         if (static_accelerator, static_dataset) != (accelerator, dataset):
             sys.exit(
@@ -201,7 +249,7 @@ def main() -> None:
         sources += f" + {len(searched)} networks of the static search {args.static_run}"
     with RunStore.of_run(args.run) as store:
         searched_on = stored_workload(store).accelerator
-    recost = f" (re-costed: the searches ran on {searched_on})" if args.accelerator else ""
+    recost = f" (re-costed: the searches ran on {searched_on})" if args.accelerator or args.residency else ""
     print(
         f"{args.run}: {candidates} candidates on {accelerator}{recost}; weights as evaluated by the search\n"
         f"static side: {sources}"
@@ -213,6 +261,21 @@ def main() -> None:
         f"validation - test accuracy, mean over networks: early exit {gap(early):+.2f} points, "
         f"static {gap(static):+.2f} points"
     )
+    print(
+        f"share of the expected test energy spent off chip, mean over networks: early exit "
+        f"{offchip_share(early):.1f}%, static {offchip_share(static):.1f}%"
+    )
+    per_network = [
+        n.test_energy_pj / n.own_static_energy_pj
+        for n in early
+        if n.test_accuracy >= n.own_static_accuracy - 0.001  # at most 0.1 point below its counterpart
+    ]
+    if per_network:
+        print(
+            f"early-exit networks within 0.1 point of their own static counterpart's test accuracy: "
+            f"{len(per_network)} of {len(early)}, test energy against it: median "
+            f"{statistics.median(per_network):.2f}x, best {min(per_network):.2f}x"
+        )
     static_on_test = on_test(static)
     report(
         "fronts chosen on the test split",
@@ -230,6 +293,11 @@ def main() -> None:
         front(on_test(early_chosen)),
         best=max(static_chosen, key=lambda n: (n.val_accuracy, -n.val_energy_pj)).test_accuracy,
     )
+
+
+def offchip_share(networks: list[Network]) -> float:
+    shares = [100 * n.test_offchip_pj / n.test_energy_pj for n in networks if n.test_energy_pj > 0]
+    return statistics.fmean(shares) if shares else float("nan")
 
 
 def gap(networks: list[Network]) -> float:

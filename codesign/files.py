@@ -90,11 +90,13 @@ def open_database(
     what: str,
     remedy: str,
     create: bool = True,
+    upgrades: dict[str, tuple[str, ...]] | None = None,
 ) -> sqlite3.Connection:
     """An SQLite database in WAL mode (many readers, serialised writers, safe across processes) holding
     `tables` (name -> columns). A file that is not such a database, or cannot be opened, is a one-line
     error naming it, what it should be (`what`) and what to do (`remedy`). `create`: make the tables if
-    missing (else a database without them is refused)."""
+    missing (else a database without them is refused). `upgrades`: columns added to a table since its
+    first version, added to an older file in place (its rows get NULL there)."""
     problem = None
     connection = None
     try:
@@ -112,6 +114,11 @@ def open_database(
         for table, columns in tables.items():
             if problem is None:
                 found = tuple(row[1] for row in connection.execute(f"PRAGMA table_info({table})"))
+                added = (upgrades or {}).get(table, ())
+                if create and added and found == tuple(c for c in columns if c not in added):
+                    for column in added:
+                        connection.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+                    found = columns
                 if found != columns:
                     problem = f"table {table} has columns {list(found)}"
     except sqlite3.Error as exc:

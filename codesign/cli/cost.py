@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from codesign.cli.options import positive_int
-from codesign.cost.settings import ZIGZAG_CRITERIA, CostModelSettings, CostOptions
+from codesign.cost.settings import RESIDENCY_MODES, ZIGZAG_CRITERIA, CostModelSettings, CostOptions
 from codesign.errors import CodesignError
 
 
@@ -22,6 +22,11 @@ def add_command(sub: Any) -> None:
     )
     co.add_argument("--exit-fractions", help="fraction of inputs leaving at each exit, e.g. 0.6,0.3,0.1")
     co.add_argument(
+        "--mapping",
+        "-m",
+        help="mapping YAML (default: <accelerator>.mapping.yaml beside the accelerator file)",
+    )
+    co.add_argument(
         "--hw", action="append", default=[], metavar="FIELD=VALUE", help="override an accelerator field"
     )
     co.add_argument(
@@ -32,9 +37,15 @@ def add_command(sub: Any) -> None:
         "--lpf-limit", type=positive_int, default=6, help="ZigZag LOMA loop-prime-factor limit (default 6)"
     )
     co.add_argument(
+        "--residency",
+        choices=list(RESIDENCY_MODES),
+        default="auto",
+        help="auto (default): weights and activations stay on chip where they fit; offchip: ZigZag's assumption",
+    )
+    co.add_argument(
         "--zigzag-only",
         action="store_true",
-        help="plain ZigZag numbers: no precision-aware MAC energy, no cost for pooling/Add",
+        help="plain ZigZag numbers: no precision-aware MAC energy, no cost for pooling/Add, operands off chip",
     )
     co.add_argument(
         "--input-shape", help="sizes after the batch of an input exported with symbolic ones, e.g. 1,28,28"
@@ -79,11 +90,12 @@ def run(args: argparse.Namespace) -> int:
     report = cost_onnx(
         args.model,
         args.accelerator,
+        mapping=args.mapping,
         exit_fractions=parse_fractions(args.exit_fractions) if args.exit_fractions else None,
         options=CostOptions(opt=args.opt, lpf_limit=args.lpf_limit),
-        settings=CostModelSettings(
-            precision_aware_mac=not args.zigzag_only, non_compute_ops=not args.zigzag_only
-        ),
+        settings=CostModelSettings.zigzag_only()
+        if args.zigzag_only
+        else CostModelSettings(residency=args.residency),
         overrides=dict(parse_override(text) for text in args.hw),
         allocation=allocation,
         cache_path=Path(args.cost_cache) if args.cost_cache else default_cache_path(),

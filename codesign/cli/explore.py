@@ -26,6 +26,11 @@ def add_command(sub: Any) -> None:
     )
     ex.add_argument("--accelerator", "-a", help="library name in accelerators/ or an accelerator YAML path")
     ex.add_argument(
+        "--mapping",
+        "-m",
+        help="mapping YAML (default: <accelerator>.mapping.yaml beside the accelerator file)",
+    )
+    ex.add_argument(
         "--run-dir", help="run folder (an existing one is resumed); default: runs/<workload>-<time>"
     )
     ex.add_argument("--runs", default="runs", help="parent folder for new runs (default: runs)")
@@ -111,8 +116,10 @@ def run(args: argparse.Namespace) -> int:
         args.run_dir = args.resume
     else:
         workload = load_workload(args.workload or "digits")
-    if args.accelerator:
-        workload = replace(workload, accelerator=args.accelerator)
+    if args.accelerator:  # its own mapping unless one is given with it
+        workload = replace(workload, accelerator=args.accelerator, mapping=None)
+    if args.mapping:
+        workload = replace(workload, mapping=str(Path(args.mapping).resolve()))
     if args.hw:
         overrides = dict(workload.hardware_overrides)
         overrides.update(parse_override(text) for text in args.hw)

@@ -15,15 +15,26 @@ from typing import Any
 from codesign.config.fields import dataclass_section, is_number, known_keys, section
 from codesign.config.search import parse_search
 from codesign.config.space import parse_space
-from codesign.cost.settings import ZIGZAG_CRITERIA, CostOptions
+from codesign.cost.settings import RESIDENCY_MODES, ZIGZAG_CRITERIA, CostModelSettings, CostOptions
 from codesign.data.registry import DATASETS
 from codesign.errors import CodesignError, input_error
 from codesign.files import library_dir, read_yaml
+from codesign.hardware.target import MAPPING_FIELD
 from codesign.network.settings import FinetuneConfig, SupernetConfig, TrainingConfig
 from codesign.search.settings import SearchSettings
 from codesign.space import SearchSpace
 
-WORKLOAD_KEYS = {"name", "dataset", "accelerator", "hardware", "space", "training", "cost", "search"}
+WORKLOAD_KEYS = {
+    "name",
+    "dataset",
+    "accelerator",
+    "mapping",
+    "hardware",
+    "space",
+    "training",
+    "cost",
+    "search",
+}
 TRAINING_KEYS = {
     "mode",
     "epochs",
@@ -58,6 +69,8 @@ class Workload:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     cost: CostOptions = field(default_factory=CostOptions)
     search: SearchSettings = field(default_factory=SearchSettings)
+    cost_model: CostModelSettings = field(default_factory=CostModelSettings)
+    mapping: str | None = None  # None: <accelerator>.mapping.yaml beside the accelerator file
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,9 @@ def parse_workload(data: Any, source: str) -> Workload:
         raise input_error(
             source, "accelerator", "a library name or a path to an accelerator YAML", accelerator
         )
+    mapping = data.get("mapping")
+    if mapping is not None and not isinstance(mapping, str):
+        raise input_error(source, "mapping", "a path to a ZigZag mapping YAML", mapping)
     hardware = _parse_hardware(source, section(source, data, "hardware"))
     space = parse_space(source, data, hardware.searched)
     training = _parse_training(source, dict(section(source, data, "training")), len(space.stages))
@@ -104,6 +120,8 @@ def parse_workload(data: Any, source: str) -> Workload:
         finetune=training.finetune,
         cost=_parse_cost(source, section(source, data, "cost")),
         search=parse_search(source, section(source, data, "search")),
+        cost_model=_parse_cost_model(source, section(source, data, "cost")),
+        mapping=_beside(source, mapping) if mapping else None,
     )
 
 
@@ -122,6 +140,13 @@ def _parse_hardware(source: str, hardware_data: dict[str, Any]) -> _HardwareSect
     for path, choices in searched.items():
         if not isinstance(choices, list) or len(choices) < 1:
             raise input_error(source, f"hardware.search.{path}", "a non-empty list of choices", choices)
+    if MAPPING_FIELD in searched:  # dataflow as a gene: mapping files, relative to the workload file
+        files = searched[MAPPING_FIELD]
+        if not all(isinstance(f, str) for f in files):
+            raise input_error(
+                source, f"hardware.search.{MAPPING_FIELD}", "a list of mapping YAML paths", files
+            )
+        searched = {**searched, MAPPING_FIELD: [_beside(source, f) for f in files]}
     allocate = hardware_data.get("allocate_cores", True)
     if not isinstance(allocate, bool):
         raise input_error(source, "hardware.allocate_cores", "true or false", allocate)
@@ -130,6 +155,12 @@ def _parse_hardware(source: str, hardware_data: dict[str, Any]) -> _HardwareSect
         searched=tuple((str(path), tuple(choices)) for path, choices in searched.items()),
         allocate_cores=allocate,
     )
+
+
+def _beside(source: str, path: str) -> str:
+    """A path from a workload file: as given if absolute, else relative to the workload's folder."""
+    given = Path(path).expanduser()
+    return str(given if given.is_absolute() else (Path(source).parent / given).resolve())
 
 
 def _parse_training(source: str, training_data: dict[str, Any], num_stages: int) -> _TrainingSection:
@@ -166,7 +197,8 @@ def _parse_training(source: str, training_data: dict[str, Any], num_stages: int)
 
 
 def _parse_cost(source: str, cost_data: dict[str, Any]) -> CostOptions:
-    known_keys(source, "cost.", cost_data, {"opt", "lpf_limit", "nb_spatial_mappings"})
+    known_keys(source, "cost.", cost_data, {"opt", "lpf_limit", "nb_spatial_mappings", "residency"})
+    cost_data = {k: v for k, v in cost_data.items() if k != "residency"}
     opt = cost_data.get("opt", CostOptions.opt)
     if opt not in ZIGZAG_CRITERIA:
         raise input_error(source, "cost.opt", f"one of {list(ZIGZAG_CRITERIA)}", opt)
@@ -178,6 +210,13 @@ def _parse_cost(source: str, cost_data: dict[str, Any]) -> CostOptions:
         frozenset({"lpf_limit", "nb_spatial_mappings"}),
     )
     return replace(numbers, opt=opt)
+
+
+def _parse_cost_model(source: str, cost_data: dict[str, Any]) -> CostModelSettings:
+    residency = cost_data.get("residency", CostModelSettings.residency)
+    if residency not in RESIDENCY_MODES:
+        raise input_error(source, "cost.residency", f"one of {list(RESIDENCY_MODES)}", residency)
+    return CostModelSettings(residency=residency)
 
 
 def workload_dir() -> Path:

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS layer_costs (
     utilization REAL NOT NULL,
     layer_json TEXT NOT NULL,
     accelerator TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    detail_json TEXT
 )
 """
 
@@ -49,6 +50,7 @@ COLUMNS = (
     "layer_json",
     "accelerator",
     "created",
+    "detail_json",  # breakdowns by memory level and latency part; added later (older rows hold NULL)
 )
 
 
@@ -81,6 +83,7 @@ class LayerCostCache:
             {"layer_costs": COLUMNS},
             "codesign's layer-cost cache",
             "delete the file (it only holds ZigZag results that are computed again) or choose another with --cost-cache",
+            upgrades={"layer_costs": ("detail_json",)},
         )
 
     def get_many(self, keys: Iterable[str]) -> dict[str, LayerCost]:
@@ -89,12 +92,12 @@ class LayerCostCache:
         for begin in range(0, len(keys), 500):
             chunk = keys[begin : begin + 500]
             rows = self._connection.execute(
-                "SELECT key, energy_pj, latency_cycles, mac_energy_pj, memory_energy_pj, ideal_cycles, utilization "
-                f"FROM layer_costs WHERE key IN ({','.join('?' * len(chunk))})",
+                "SELECT key, energy_pj, latency_cycles, mac_energy_pj, memory_energy_pj, ideal_cycles, utilization, "
+                f"detail_json FROM layer_costs WHERE key IN ({','.join('?' * len(chunk))}) AND detail_json IS NOT NULL",
                 chunk,
             ).fetchall()
-            for key, *values in rows:
-                found[key] = LayerCost(*values)
+            for key, *values, detail in rows:  # rows from before breakdowns were kept are evaluated again
+                found[key] = LayerCost.from_cache(values, json.loads(detail))
         return found
 
     def put_many(self, items: Iterable[tuple[str, LayerSpec, str, LayerCost]]) -> None:
@@ -110,6 +113,7 @@ class LayerCostCache:
                 json.dumps(layer.geometry_key(), sort_keys=True),
                 accelerator,
                 time.time(),
+                json.dumps(cost.detail_json()),
             )
             for key, layer, accelerator, cost in items
         ]
@@ -118,7 +122,7 @@ class LayerCostCache:
         with self._connection:
             self._connection.execute("BEGIN IMMEDIATE")
             self._connection.executemany(
-                "INSERT OR IGNORE INTO layer_costs VALUES (?,?,?,?,?,?,?,?,?,?)", rows
+                "INSERT OR REPLACE INTO layer_costs VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows
             )
 
     def __len__(self) -> int:

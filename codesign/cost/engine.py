@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from codesign.cost.cache import LayerCostCache, layer_cost_key
 from codesign.cost.graph import SOURCE_INPUT_FROM_LAYER, LayerSpec, conv_layer, gemm_layer
+from codesign.cost.imc import imc_layer_costs, is_imc, network_key
 from codesign.cost.records import LayerCost
 from codesign.cost.settings import CostOptions
 from codesign.cost.zigzag import zigzag_layer_cost
@@ -121,10 +122,46 @@ class CostEngine:
                 )
         return [self._memory[k] for k in keys]
 
+    def imc_layer_costs(
+        self, layers: list[LayerSpec], target: HardwareTarget | None = None
+    ) -> list[LayerCost]:
+        """Per-layer costs of a whole network on an in-memory-computing accelerator (see `cost.imc`),
+        cached per network: ZigZag's decisions for one layer depend on its neighbours there."""
+        target = target or self.target
+        network = network_key(layers, target, self.options)
+        keys = [f"{network}:{index}" for index in range(len(layers))]
+        found = {**self._memory, **(self.cache.get_many(keys) if self.cache is not None else {})}
+        if all(key in found for key in keys):
+            self.stats.cache_hits += len(keys)
+            return [found[key] for key in keys]
+        start = time.perf_counter()
+        try:
+            costs = imc_layer_costs(layers, target, self.options)
+        except Exception as exc:
+            detail = str(exc).splitlines()[0][:160] if str(exc) else ""
+            raise CodesignError(
+                f"{target.accelerator_path}: document: expected an in-memory-computing accelerator and mapping "
+                f"({target.mapping_path.name}) ZigZag can map this network onto; ZigZag failed with "
+                f"{type(exc).__name__}: {detail}"
+            ) from exc
+        self.stats.zigzag_seconds += time.perf_counter() - start
+        self.stats.zigzag_calls += len(layers)
+        self._memory.update(zip(keys, costs, strict=True))
+        if self.cache is not None:
+            self.cache.put_many(
+                (key, layer, self.target.name, cost)
+                for key, layer, cost in zip(keys, layers, costs, strict=True)
+            )
+        return costs
+
     def check_mappable(self, target: HardwareTarget | None = None) -> None:
         """Fail now, with one line naming the accelerator file, if ZigZag cannot map small layers onto it
         (cached like any layer cost, so a warm check is free)."""
-        self.layer_costs(probe_layers(), target)
+        target = target or self.target
+        if is_imc(target):
+            self.imc_layer_costs(probe_layers(), target)
+        else:
+            self.layer_costs(probe_layers(), target)
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:

@@ -13,7 +13,7 @@ that is abandoned when the input leaves), as are the transfers that fed it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from codesign.cost.records import ExitCost, ExpectedCost, ItemCost
 from codesign.hardware.target import Interconnect
@@ -30,11 +30,19 @@ class Allocation:
     def single_core(cls, num_stages: int) -> Allocation:
         return cls(tuple(0 for _ in range(num_stages)), tuple(0 for _ in range(num_stages)))
 
+    def core_of(self, segment: str) -> int:
+        """The core of a network segment (`stage<i>`, `head<i>`)."""
+        kind, index = segment_index(segment)
+        return (self.stage_cores if kind == "stage" else self.head_cores)[index]
+
     def describe(self) -> str:
         return " ".join(
             f"S{i}:c{s}/H{i}:c{h}"
             for i, (s, h) in enumerate(zip(self.stage_cores, self.head_cores, strict=True))
         )
+
+
+MAC, INTERCONNECT, STATIC, UNSPLIT = "MAC", "interconnect", "static", "memory (not split)"
 
 
 def segment_index(segment: str) -> tuple[str, int]:
@@ -58,6 +66,7 @@ class _Task:
     start: float = 0.0
     finish: float = 0.0
     transfer_energy: float = 0.0
+    parts: dict[str, float] = field(default_factory=dict)  # energy by memory level and "MAC"
 
 
 def _tasks(items: list[ItemCost], exit_stages: tuple[int, ...]) -> list[_Task]:
@@ -68,6 +77,8 @@ def _tasks(items: list[ItemCost], exit_stages: tuple[int, ...]) -> list[_Task]:
             continue
         task = tasks.setdefault((kind, index), _Task(kind, index))
         task.energy += item.energy_pj
+        for part, energy in energy_parts(item).items():
+            task.parts[part] = task.parts.get(part, 0.0) + energy
         task.latency += item.latency_cycles
         task.macs += item.macs
         if item.macs > 0:  # a stage hands on the output of its last compute layer
@@ -81,8 +92,10 @@ def per_exit_costs(
     exit_stages: tuple[int, ...],
     allocation: Allocation | None = None,
     interconnect: Interconnect | None = None,
+    static_pj_per_cycle: float = 0.0,
 ) -> list[ExitCost]:
-    """Cost of reaching and taking each active exit (earliest first, final last)."""
+    """Cost of reaching and taking each active exit (earliest first, final last). `static_pj_per_cycle`:
+    leakage energy of the accelerator per cycle, paid until the exit's decision is known."""
     tasks = _tasks(items, exit_stages)
     stage_finish: dict[int, float] = {}
     stage_task: dict[int, _Task] = {}
@@ -121,6 +134,7 @@ def per_exit_costs(
         energy = 0.0
         transfer = 0.0
         macs = 0
+        parts: dict[str, float] = {}
         for task in tasks:
             if task.start > decided or (task.start == decided and task.latency > 0):
                 continue
@@ -128,8 +142,26 @@ def per_exit_costs(
             energy += share * task.energy + task.transfer_energy
             transfer += task.transfer_energy
             macs += round(share * task.macs)
-        result.append(ExitCost(exit_stage, energy, decided, macs, transfer))
+            for part, value in task.parts.items():
+                parts[part] = parts.get(part, 0.0) + share * value
+        if transfer:
+            parts[INTERCONNECT] = transfer
+        if static_pj_per_cycle:
+            parts[STATIC] = static_pj_per_cycle * decided
+            energy += parts[STATIC]
+        result.append(ExitCost(exit_stage, energy, decided, macs, transfer, parts))
     return result
+
+
+def energy_parts(item: ItemCost) -> dict[str, float]:
+    """An item's energy by where it is spent: each memory level, and "MAC" (the array's arithmetic). Items
+    without a memory breakdown (from caches written before breakdowns were kept) count as one "unsplit" part."""
+    if not item.memory:
+        return {MAC: item.mac_energy_pj, UNSPLIT: item.memory_energy_pj}
+    parts = {MAC: item.mac_energy_pj}
+    for entry in item.memory:
+        parts[entry.level] = parts.get(entry.level, 0.0) + entry.read_pj + entry.write_pj
+    return parts
 
 
 def expected_cost(exits: list[ExitCost], fractions: tuple[float, ...]) -> ExpectedCost:

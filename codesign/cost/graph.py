@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,9 @@ class LayerSpec:
     partial_sum_bits: int = 2 * ZIGZAG_DEFAULT_BITS
     operand_source: str = SOURCE_INPUT_FROM_LAYER
     quantized: bool = False
+    # The compute layers whose outputs feed this one (through pooling, activations, re/dequantization...),
+    # by name: the network's graph, for costs that depend on neighbouring layers (in-memory computing).
+    inputs_from: tuple[str, ...] = ()
 
     @property
     def macs(self) -> int:
@@ -86,6 +89,15 @@ class LayerSpec:
     def output_elements(self) -> int:
         """Size of the output tensor: the product of the loop dimensions indexing O in the equation."""
         return self._operand_elements("O")
+
+    @property
+    def input_elements(self) -> int:
+        """Size of the input activation tensor (for a convolution: its full, unpadded input map)."""
+        if self.pr_loop_sizes is not None:
+            sizes = dict(zip(self.loop_dims, self.loop_sizes, strict=True))
+            channels = max(1, sizes.get("C", 1)) * max(1, sizes.get("G", 1)) * max(1, sizes.get("B", 1))
+            return int(channels * self.pr_loop_sizes[0] * self.pr_loop_sizes[1])
+        return self._operand_elements("I")
 
     @property
     def weight_elements(self) -> int:
@@ -365,6 +377,26 @@ class _Graph:
     def has_predecessor_node(self, name: str) -> bool:
         return name in self.producer
 
+    def compute_sources(self, node: onnx.NodeProto) -> tuple[str, ...]:
+        """Names of the compute nodes whose results reach `node`'s variable inputs, looking through every
+        other node (activations, pooling, Add, Q/DQ...); nearest first."""
+        found: list[str] = []
+        queue = [name for name in node.input if name and name not in self.initializers]
+        seen: set[str] = set()
+        while queue:
+            tensor = queue.pop(0)
+            producer = self.producer.get(tensor)
+            if producer is None or tensor in seen:
+                continue
+            seen.add(tensor)
+            if producer.op_type in COMPUTE_OPS:
+                name = producer.name or f"{producer.op_type}_{producer.output[0]}"
+                if name not in found:
+                    found.append(name)
+                continue
+            queue.extend(i for i in producer.input if i and i not in self.initializers)
+        return tuple(found)
+
 
 def _named_segment(node: onnx.NodeProto) -> str | None:
     match = SEGMENT_PATTERN.match(node.name)
@@ -525,7 +557,8 @@ def parse_onnx(
         if segment is None:
             segment = _structural_segment(reach[position], exit_stages)
         if node.op_type in COMPUTE_OPS:
-            layers.append(_layer_from_node(node, graph, segment))
+            layer = _layer_from_node(node, graph, segment)
+            layers.append(replace(layer, inputs_from=graph.compute_sources(node)))
         else:
             operators.append(_operator_from_node(node, graph, segment))
     if not layers:

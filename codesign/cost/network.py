@@ -18,10 +18,14 @@ Models (all switchable, so that plain ZigZag numbers can be reproduced exactly):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import replace
 
 from codesign.cost.engine import CostEngine
 from codesign.cost.graph import LayerSpec, OperatorSpec
-from codesign.cost.records import ItemCost, LayerCost
+from codesign.cost.imc import MODEL_IMC, is_imc
+from codesign.cost.records import OFF_CHIP, ON_CHIP, ItemCost, LayerCost, MemoryEnergy
+from codesign.cost.residency import plan_residency, resident_target
 from codesign.cost.settings import CostModelSettings
 from codesign.hardware.memory import activation_buffer
 from codesign.hardware.target import HardwareTarget
@@ -39,6 +43,9 @@ def precision_adjusted(raw: LayerCost, layer: LayerSpec, target: HardwareTarget)
     latency = (
         raw.latency_cycles - raw.ideal_cycles * (1.0 - 1.0 / factor) if factor > 1 else raw.latency_cycles
     )
+    parts = raw.latency_parts
+    if parts is not None and factor > 1:  # the compute-bound part shrinks; memory-bound stalls stay
+        parts = replace(parts, ideal_cycles=parts.ideal_cycles / factor)
     adjusted = LayerCost(
         energy_pj=raw.energy_pj - raw.mac_energy_pj + mac_energy,
         latency_cycles=latency,
@@ -46,6 +53,8 @@ def precision_adjusted(raw: LayerCost, layer: LayerSpec, target: HardwareTarget)
         memory_energy_pj=raw.memory_energy_pj,
         ideal_cycles=raw.ideal_cycles / factor,
         utilization=raw.utilization,
+        memory=raw.memory,
+        latency_parts=parts,
     )
     return adjusted, MODEL_PRECISION_SCALABLE if factor > 1 else MODEL_PRECISION
 
@@ -68,6 +77,10 @@ def operator_cost(op: OperatorSpec, target: HardwareTarget) -> LayerCost:
         memory_energy_pj=memory_energy,
         ideal_cycles=0.0,
         utilization=0.0,
+        memory=(
+            MemoryEnergy(buffer.name, "I", read_bits * buffer.read_pj_per_bit, 0.0),
+            MemoryEnergy(buffer.name, "O", 0.0, write_bits * buffer.write_pj_per_bit),
+        ),
     )
 
 
@@ -77,54 +90,131 @@ def network_costs(
     engine: CostEngine,
     settings: CostModelSettings | None = None,
     target: HardwareTarget | None = None,
+    core_of: Callable[[str], int] | None = None,
 ) -> list[ItemCost]:
-    """Costs of every compute layer (and, if enabled, every non-compute operator), in the given order."""
+    """Costs of every compute layer (and, if enabled, every non-compute operator), in the given order.
+
+    Each compute layer is costed on the hierarchy its residency leaves it (see `cost.residency`);
+    `core_of` gives the core of a segment on a multi-core accelerator (weights are resident per core)."""
     settings = settings or CostModelSettings()
     target = target or engine.target
+    items = (
+        _imc_items(layers, operators, engine, settings, target)
+        if is_imc(target)
+        else _digital_items(layers, operators, engine, settings, target, core_of)
+    )
+    if target.energy_scale == 1.0:
+        return items
+    return [_at_operating_point(item, target) for item in items]
+
+
+def _at_operating_point(item: ItemCost, target: HardwareTarget) -> ItemCost:
+    """Dynamic energy at the accelerator's DVFS operating point (see `hardware.target.OperatingPoint`)."""
+    scale, point = target.energy_scale, target.operating_point
+    return replace(
+        item,
+        energy_pj=item.energy_pj * scale,
+        mac_energy_pj=item.mac_energy_pj * scale,
+        memory_energy_pj=item.memory_energy_pj * scale,
+        memory=tuple(replace(m, read_pj=m.read_pj * scale, write_pj=m.write_pj * scale) for m in item.memory),
+        model=f"{item.model}; DVFS point {point.index if point else '-'} (dynamic energy x{scale:.3g})",
+    )
+
+
+def _digital_items(
+    layers: list[LayerSpec],
+    operators: list[OperatorSpec],
+    engine: CostEngine,
+    settings: CostModelSettings,
+    target: HardwareTarget,
+    core_of: Callable[[str], int] | None,
+) -> list[ItemCost]:
+    plan = plan_residency(layers, target, settings.residency, core_of or (lambda segment: 0))
+    raws: dict[int, LayerCost] = {}
+    by_variant: dict[HardwareTarget, list[int]] = {}
+    for index in range(len(layers)):
+        variant = resident_target(target, plan.weights_on_chip[index], plan.activations_on_chip[index])
+        by_variant.setdefault(variant, []).append(index)
+    for variant, indices in by_variant.items():
+        for index, cost in zip(
+            indices, engine.layer_costs([layers[i] for i in indices], variant), strict=True
+        ):
+            raws[index] = cost
     items = []
-    for layer, raw in zip(layers, engine.layer_costs(layers, target), strict=True):
-        cost, model = (raw, MODEL_ZIGZAG)
+    for index, layer in enumerate(layers):
+        cost, model = (raws[index], MODEL_ZIGZAG)
         if settings.precision_aware_mac:
-            cost, model = precision_adjusted(raw, layer, target)
+            cost, model = precision_adjusted(raws[index], layer, target)
+        weights = ON_CHIP if plan.weights_on_chip[index] else OFF_CHIP
+        activations = ON_CHIP if plan.activations_on_chip[index] else OFF_CHIP
+        items.append(_item(layer, cost, model, weights, activations))
+    return items + (_operator_items(operators, target) if settings.non_compute_ops else [])
+
+
+def _imc_items(
+    layers: list[LayerSpec],
+    operators: list[OperatorSpec],
+    engine: CostEngine,
+    settings: CostModelSettings,
+    target: HardwareTarget,
+) -> list[ItemCost]:
+    """An in-memory-computing accelerator: ZigZag's IMC path for the whole network (see `cost.imc`);
+    precision-aware MAC energy and residency do not apply there."""
+    items = [
+        _item(layer, cost, MODEL_IMC, "zigzag", "zigzag")
+        for layer, cost in zip(layers, engine.imc_layer_costs(layers, target), strict=True)
+    ]
+    return items + (_operator_items(operators, target) if settings.non_compute_ops else [])
+
+
+def _item(layer: LayerSpec, cost: LayerCost, model: str, weights_at: str, activations_at: str) -> ItemCost:
+    return ItemCost(
+        name=layer.name,
+        op_type=layer.op_type,
+        segment=layer.segment,
+        macs=layer.macs,
+        weight_bits=layer.weight_bits,
+        act_bits=layer.act_bits,
+        output_bits=layer.output_bits,
+        output_elements=layer.output_elements,
+        weight_elements=layer.weight_elements,
+        energy_pj=cost.energy_pj,
+        latency_cycles=cost.latency_cycles,
+        mac_energy_pj=cost.mac_energy_pj,
+        memory_energy_pj=cost.memory_energy_pj,
+        utilization=cost.utilization,
+        model=model,
+        memory=cost.memory,
+        latency_parts=cost.latency_parts,
+        weights_at=weights_at,
+        activations_at=activations_at,
+    )
+
+
+def _operator_items(operators: list[OperatorSpec], target: HardwareTarget) -> list[ItemCost]:
+    items = []
+    for op in operators:
+        cost = operator_cost(op, target)
         items.append(
             ItemCost(
-                name=layer.name,
-                op_type=layer.op_type,
-                segment=layer.segment,
-                macs=layer.macs,
-                weight_bits=layer.weight_bits,
-                act_bits=layer.act_bits,
-                output_bits=layer.output_bits,
-                output_elements=layer.output_elements,
-                weight_elements=layer.weight_elements,
+                name=op.name,
+                op_type=op.op_type,
+                segment=op.segment,
+                macs=0,
+                weight_bits=0,
+                act_bits=op.act_bits,
+                output_bits=op.output_bits,
+                output_elements=op.output_elements,
+                weight_elements=0,
                 energy_pj=cost.energy_pj,
                 latency_cycles=cost.latency_cycles,
                 mac_energy_pj=cost.mac_energy_pj,
                 memory_energy_pj=cost.memory_energy_pj,
-                utilization=cost.utilization,
-                model=model,
+                utilization=0.0,
+                model=MODEL_ANALYTIC,
+                memory=cost.memory,
+                weights_at="-",
+                activations_at=ON_CHIP,
             )
         )
-    if settings.non_compute_ops:
-        for op in operators:
-            cost = operator_cost(op, target)
-            items.append(
-                ItemCost(
-                    name=op.name,
-                    op_type=op.op_type,
-                    segment=op.segment,
-                    macs=0,
-                    weight_bits=0,
-                    act_bits=op.act_bits,
-                    output_bits=op.output_bits,
-                    output_elements=op.output_elements,
-                    weight_elements=0,
-                    energy_pj=cost.energy_pj,
-                    latency_cycles=cost.latency_cycles,
-                    mac_energy_pj=cost.mac_energy_pj,
-                    memory_energy_pj=cost.memory_energy_pj,
-                    utilization=0.0,
-                    model=MODEL_ANALYTIC,
-                )
-            )
     return items

@@ -3,7 +3,43 @@ and the expected cost under exit fractions. Plain dataclasses, shared by every l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+OFF_CHIP = "off-chip"  # residency label of an operand served by the hierarchy's outermost memory
+ON_CHIP = "on-chip"
+
+
+@dataclass(frozen=True)
+class MemoryEnergy:
+    """Energy one memory level spends on one operand of a layer, by direction (ZigZag's four-way data
+    movement folded into reads and writes)."""
+
+    level: str  # memory name in the accelerator file, e.g. sram_2MB
+    operand: str  # layer operand: W (weights), I (input activations), O (outputs / partial sums)
+    read_pj: float
+    write_pj: float
+
+
+@dataclass(frozen=True)
+class LatencyParts:
+    """A layer's latency split as ZigZag accounts it; the parts sum to the layer's latency."""
+
+    ideal_cycles: float  # MACs / peak MACs per cycle
+    spatial_stall_cycles: float  # the array is not fully used by the spatial mapping
+    temporal_stall_cycles: float  # memories cannot keep up with the computation
+    onloading_cycles: float  # first data in before computing starts
+    offloading_cycles: float  # last results out after computing ends
+
+    @property
+    def total(self) -> float:
+        return (
+            self.ideal_cycles
+            + self.spatial_stall_cycles
+            + self.temporal_stall_cycles
+            + self.onloading_cycles
+            + self.offloading_cycles
+        )
 
 
 @dataclass(frozen=True)
@@ -14,9 +50,27 @@ class LayerCost:
     memory_energy_pj: float
     ideal_cycles: float
     utilization: float  # MAC utilisation including data on/off-loading (ZigZag's mac_utilization1)
+    memory: tuple[MemoryEnergy, ...] = ()  # memory_energy_pj by level x operand x direction
+    latency_parts: LatencyParts | None = None
 
-    def to_dict(self) -> dict[str, float]:
-        return dict(self.__dict__)
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def detail_json(self) -> dict[str, Any]:
+        """The breakdowns, as the layer-cost cache keeps them."""
+        return {
+            "memory": [[m.level, m.operand, m.read_pj, m.write_pj] for m in self.memory],
+            "latency": asdict(self.latency_parts) if self.latency_parts else None,
+        }
+
+    @classmethod
+    def from_cache(cls, values: list[float], detail: dict[str, Any]) -> LayerCost:
+        latency = detail.get("latency")
+        return cls(
+            *values,
+            memory=tuple(MemoryEnergy(*entry) for entry in detail.get("memory", [])),
+            latency_parts=LatencyParts(**latency) if latency else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -38,6 +92,11 @@ class ItemCost:
     memory_energy_pj: float
     utilization: float
     model: str
+    memory: tuple[MemoryEnergy, ...] = ()
+    latency_parts: LatencyParts | None = None
+    # where the layer's weights and activations live between inferences / layers (see `cost.residency`)
+    weights_at: str = OFF_CHIP
+    activations_at: str = OFF_CHIP
 
 
 @dataclass(frozen=True)
@@ -47,6 +106,8 @@ class ExitCost:
     latency_cycles: float
     macs: int
     transfer_energy_pj: float = 0.0
+    # energy_pj by where it is spent: each memory level, "MAC", "interconnect" (empty in older run stores)
+    energy_by_part: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

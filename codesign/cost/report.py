@@ -1,9 +1,12 @@
 """Cost an ONNX early-exit network on an accelerator: per-layer and per-exit tables (pandas).
 
 report = cost_onnx("model.onnx", "edge_tpu_like", exit_fractions=(0.6, 0.3, 0.1))
-report.layers   # one row per operator: segment, MACs, bit widths, energy, latency, how it was modelled
-report.exits    # one row per exit: cumulative energy/latency of reaching and taking it
-report.expected # expected energy, latency, EDP, worst-case latency under the exit fractions
+report.layers     # one row per operator: segment, MACs, bit widths, energy, latency (and its parts), utilisation,
+                  # where its weights and activations live, how it was modelled
+report.breakdown  # one row per operator x memory level x operand: read and write energy (plus MAC energy rows)
+report.exits      # one row per exit: cumulative energy/latency of reaching and taking it, energy by part
+report.expected   # expected energy, latency, EDP, worst-case latency under the exit fractions
+report.weight_load  # the one-time load of weights kept on chip (None: weights come from off chip)
 """
 
 from __future__ import annotations
@@ -18,9 +21,13 @@ import pandas as pd
 
 from codesign.cost.cache import LayerCostCache
 from codesign.cost.engine import CostEngine
-from codesign.cost.exits import Allocation, expected_cost, per_exit_costs
+from codesign.cost.exits import MAC, Allocation, expected_cost, per_exit_costs
 from codesign.cost.graph import parse_onnx
+from codesign.cost.imc import is_imc
 from codesign.cost.network import network_costs
+from codesign.cost.plots import plot_layer_energy
+from codesign.cost.records import ItemCost
+from codesign.cost.residency import ResidencyPlan, plan_residency
 from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.errors import CodesignError
 from codesign.files import atomic_write
@@ -37,6 +44,8 @@ class CostReport:
     exits: pd.DataFrame
     expected: dict[str, float] | None
     notes: tuple[str, ...]
+    breakdown: pd.DataFrame
+    weight_load: dict[str, float] | None = None
 
 
 def parse_fractions(text: str) -> tuple[float, ...]:
@@ -58,6 +67,7 @@ def cost_onnx(
     model: str | Path,
     accelerator: str | Path | HardwareTarget = "edge_tpu_like",
     *,
+    mapping: str | Path | None = None,
     exit_fractions: tuple[float, ...] | None = None,
     options: CostOptions | None = None,
     settings: CostModelSettings | None = None,
@@ -70,7 +80,7 @@ def cost_onnx(
     target = (
         accelerator
         if isinstance(accelerator, HardwareTarget)
-        else load_hardware(accelerator, overrides=overrides)
+        else load_hardware(accelerator, mapping, overrides=overrides)
     )
     network = parse_onnx(model, input_shape=input_shape)
     settings = settings or CostModelSettings()
@@ -90,13 +100,18 @@ def cost_onnx(
     if allocation is not None:
         _check_allocation(allocation, network.exit_stages[-1] + 1, target)
     cache = LayerCostCache(cache_path) if cache_path else None
+    core_of = allocation.core_of if allocation is not None else (lambda segment: 0)
     with CostEngine(target, options or CostOptions(), cache, jobs=jobs) as engine:
-        items = network_costs(network.layers, network.operators, engine, settings, target)
+        items = network_costs(network.layers, network.operators, engine, settings, target, core_of)
     if cache is not None:
         cache.close()
-    exits = per_exit_costs(items, network.exit_stages, allocation, target.interconnect)
-    layers = pd.DataFrame([asdict(i) for i in items])
-    layers["latency_s"] = layers["latency_cycles"] / target.clock_hz
+    plan = plan_residency(
+        network.layers, target, "offchip" if is_imc(target) else settings.residency, core_of
+    )
+    exits = per_exit_costs(
+        items, network.exit_stages, allocation, target.interconnect, target.static_pj_per_cycle
+    )
+    layers = layer_table(items, target.clock_hz)
     exit_frame = pd.DataFrame(
         {
             "exit": list(network.output_names),
@@ -106,6 +121,10 @@ def cost_onnx(
             "latency_s": [e.latency_cycles / target.clock_hz for e in exits],
             "macs": [e.macs for e in exits],
             "transfer_energy_pj": [e.transfer_energy_pj for e in exits],
+            **{
+                f"energy_{part}_pj": [e.energy_by_part.get(part, 0.0) for e in exits]
+                for part in dict.fromkeys(part for e in exits for part in e.energy_by_part)
+            },
         }
     )
     expected = None
@@ -124,6 +143,13 @@ def cost_onnx(
             "static_latency_cycles": exits[-1].latency_cycles,
         }
     notes = [f"compute layers: {', '.join(sorted(set(layers.loc[layers['macs'] > 0, 'model'])))}"]
+    if is_imc(target):
+        notes.append(
+            "in-memory computing: ZigZag's IMC path decides where operands live (residency does not apply) and "
+            "prices bit precision itself (precision-aware MAC energy does not apply)"
+        )
+    else:
+        notes.append(_residency_note(settings.residency, plan, target))
     if settings.non_compute_ops and (layers["macs"] == 0).any():
         notes.append(
             "pooling/Add: activation-buffer read+write traffic plus adder energy (analytic, see network_cost)"
@@ -133,10 +159,25 @@ def cost_onnx(
     notes.append(
         "batch norm, activations and re/dequantization: fused into the producing layer (no extra cost)"
     )
+    if target.operating_point is not None:
+        point = target.operating_point
+        notes.append(
+            f"DVFS point {point.index}: {point.clock_mhz:g} MHz at {point.voltage:g} V (reference "
+            f"{point.reference_voltage:g} V): dynamic energy x{point.energy_scale:.3g}, static power "
+            f"{point.static_power_w * 1e3:.3g} mW per core, paid per cycle until each exit's decision"
+        )
+    elif not is_imc(target):
+        notes.append(
+            "static (leakage) power: not modelled (the accelerator file has no codesign.dvfs section)"
+        )
+    notes.extend(target.notes)
     if target.clock_assumed:
         notes.append(
             f"{target.accelerator_path.name} states no clock: seconds assume {target.clock_hz / 1e6:g} MHz"
         )
+    load = None
+    if plan.weight_load is not None:
+        load = {**asdict(plan.weight_load), "latency_s": plan.weight_load.cycles / target.clock_hz}
     return CostReport(
         str(model),
         target.name,
@@ -146,6 +187,81 @@ def cost_onnx(
         exit_frame,
         expected,
         tuple(notes),
+        breakdown_table(items),
+        load,
+    )
+
+
+def layer_table(items: list[ItemCost], clock_hz: float) -> pd.DataFrame:
+    """One row per operator: what it is, its energy and latency, latency split into ZigZag's parts."""
+    rows = []
+    for item in items:
+        row = {k: v for k, v in asdict(item).items() if k not in ("memory", "latency_parts")}
+        row["latency_s"] = item.latency_cycles / clock_hz
+        parts = item.latency_parts
+        for name in LATENCY_PARTS:
+            row[name] = getattr(parts, name) if parts is not None else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+LATENCY_PARTS = (
+    "ideal_cycles",
+    "spatial_stall_cycles",
+    "temporal_stall_cycles",
+    "onloading_cycles",
+    "offloading_cycles",
+)
+
+
+def breakdown_table(items: list[ItemCost]) -> pd.DataFrame:
+    """Long table of energy by operator x memory level x operand x direction, and each operator's MAC energy."""
+    rows = []
+    for item in items:
+        for entry in item.memory:
+            for direction, energy in (("read", entry.read_pj), ("write", entry.write_pj)):
+                rows.append(
+                    {
+                        "name": item.name,
+                        "segment": item.segment,
+                        "part": entry.level,
+                        "operand": entry.operand,
+                        "direction": direction,
+                        "energy_pj": energy,
+                    }
+                )
+        rows.append(
+            {
+                "name": item.name,
+                "segment": item.segment,
+                "part": MAC,
+                "operand": "-",
+                "direction": "compute",
+                "energy_pj": item.mac_energy_pj,
+            }
+        )
+    return pd.DataFrame(rows, columns=["name", "segment", "part", "operand", "direction", "energy_pj"])
+
+
+def _residency_note(mode: str, plan: ResidencyPlan, target: HardwareTarget) -> str:
+    if mode == "offchip":
+        return "residency offchip: every operand from the outermost memory, every inference (ZigZag's assumption)"
+    weights = (
+        "weights on chip"
+        if all(plan.weights_on_chip)
+        else (
+            "weights off chip (too large for the on-chip weight memories)"
+            if not any(plan.weights_on_chip)
+            else "weights on chip on some cores"
+        )
+    )
+    kept = sum(plan.activations_on_chip)
+    load = ""
+    if plan.weight_load is not None:
+        load = f"; one-time weight load {plan.weight_load.energy_pj / 1e3:.1f} nJ, {plan.weight_load.cycles:.0f} cycles"
+    return (
+        f"residency auto: {weights}; activations on chip for {kept} of {len(plan.activations_on_chip)} "
+        f"layers{load}"
     )
 
 
@@ -169,9 +285,17 @@ def _check_allocation(allocation: Allocation, stages: int, target: HardwareTarge
 def write_cost_report(report: CostReport, out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "layers.csv", out / "exits.csv", out / "cost.json"]
+    paths = [
+        out / "layers.csv",
+        out / "exits.csv",
+        out / "breakdown.csv",
+        out / "cost.json",
+        out / "layers.png",
+    ]
     atomic_write(paths[0], lambda tmp: report.layers.to_csv(tmp, index=False))
     atomic_write(paths[1], lambda tmp: report.exits.to_csv(tmp, index=False))
+    atomic_write(paths[2], lambda tmp: report.breakdown.to_csv(tmp, index=False))
+    plot_layer_energy(paths[4], report.breakdown, f"{Path(report.model).name} on {report.accelerator}")
     summary = {
         "model": report.model,
         "accelerator": report.accelerator,
@@ -181,9 +305,10 @@ def write_cost_report(report: CostReport, out_dir: str | Path) -> list[Path]:
         "total_latency_cycles": float(report.layers["latency_cycles"].sum()),
         "exits": report.exits.to_dict(orient="records"),
         "expected": report.expected,
+        "weight_load": report.weight_load,
         "notes": list(report.notes),
     }
-    atomic_write(paths[2], lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
+    atomic_write(paths[3], lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
     return paths
 
 

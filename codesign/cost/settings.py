@@ -23,11 +23,22 @@ class CostOptions:
             raise ValueError(f"opt must be energy, latency or EDP, got {self.opt!r}")
 
 
+RESIDENCY_MODES = ("auto", "offchip")
+
+
 @dataclass(frozen=True)
 class CostModelSettings:
+    """codesign's additions to ZigZag's cost model (each can be switched off to reproduce plain ZigZag)."""
+
     precision_aware_mac: bool = True
     non_compute_ops: bool = True
+    # where operands live between layers and inferences (see `codesign.cost.residency`)
+    residency: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.residency not in RESIDENCY_MODES:
+            raise ValueError(f"residency must be one of {RESIDENCY_MODES}, got {self.residency!r}")
 
     @classmethod
     def zigzag_only(cls) -> CostModelSettings:
-        return cls(precision_aware_mac=False, non_compute_ops=False)
+        return cls(precision_aware_mac=False, non_compute_ops=False, residency="offchip")

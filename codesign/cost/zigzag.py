@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from codesign.cost.graph import LayerSpec
-from codesign.cost.records import LayerCost
+from codesign.cost.records import LatencyParts, LayerCost, MemoryEnergy
 from codesign.cost.settings import CostOptions
 from codesign.hardware.target import HardwareTarget
 
@@ -21,13 +21,13 @@ logging.getLogger("zigzag").setLevel(logging.ERROR)
 
 
 @lru_cache(maxsize=8)
-def _accelerator(target: HardwareTarget) -> Any:
+def accelerator_of(target: HardwareTarget) -> Any:
     from zigzag.parser.accelerator_factory import AcceleratorFactory
 
     return AcceleratorFactory(target.accelerator_data).create()
 
 
-def _reduce_stage(opt: str) -> Any:
+def reduce_stage(opt: str) -> Any:
     from zigzag.stages.results.reduce_stages import MinimalEDPStage, MinimalEnergyStage, MinimalLatencyStage
 
     return {"energy": MinimalEnergyStage, "latency": MinimalLatencyStage, "EDP": MinimalEDPStage}[opt]
@@ -42,16 +42,16 @@ def zigzag_layer_cost(layer: LayerSpec, target: HardwareTarget, options: CostOpt
     from zigzag.stages.mapping.temporal_mapping_generator_stage import TemporalMappingGeneratorStage
 
     node = LayerNodeFactory(layer.zigzag_dict(), target.mapping_data).create()
-    reduce_stage = _reduce_stage(options.opt)
+    reduce = reduce_stage(options.opt)
     main = MainStage(
         [
-            reduce_stage,
+            reduce,
             SpatialMappingGeneratorStage,
-            reduce_stage,
+            reduce,
             TemporalMappingGeneratorStage,
             CostModelStage,
         ],
-        accelerator=_accelerator(target),
+        accelerator=accelerator_of(target),
         layer=node,
         loma_lpf_limit=options.lpf_limit,
         loma_show_progress_bar=False,
@@ -60,7 +60,28 @@ def zigzag_layer_cost(layer: LayerSpec, target: HardwareTarget, options: CostOpt
         access_same_data_considered_as_no_access=True,
         temporal_mapping_type=TemporalMappingType("uneven"),
     )
-    cme = main.run()[0][0]
+    return layer_cost_of(main.run()[0][0])
+
+
+def layer_cost_of(cme: Any) -> LayerCost:
+    """Our record of a ZigZag cost model evaluation, with its energy and latency breakdowns."""
+    from zigzag.hardware.architecture.memory_port import DataDirection
+
+    links = cme.layer.memory_operand_links
+    memory = []
+    for operand, moves in cme.mem_energy_breakdown_further.items():
+        levels = cme.mem_hierarchy_dict[links.layer_to_mem_op(operand)]
+        for level, energy in zip(levels, moves, strict=True):
+            read = energy.get(DataDirection.RD_OUT_TO_HIGH) + energy.get(DataDirection.RD_OUT_TO_LOW)
+            write = energy.get(DataDirection.WR_IN_BY_HIGH) + energy.get(DataDirection.WR_IN_BY_LOW)
+            memory.append(MemoryEnergy(level.name, str(operand), float(read), float(write)))
+    parts = LatencyParts(
+        ideal_cycles=float(cme.ideal_cycle),
+        spatial_stall_cycles=float(cme.ideal_temporal_cycle - cme.ideal_cycle),
+        temporal_stall_cycles=float(cme.latency_total0 - cme.ideal_temporal_cycle),
+        onloading_cycles=float(cme.latency_total1 - cme.latency_total0),
+        offloading_cycles=float(cme.latency_total2 - cme.latency_total1),
+    )
     return LayerCost(
         energy_pj=float(cme.energy_total),
         latency_cycles=float(cme.latency_total2),
@@ -68,4 +89,6 @@ def zigzag_layer_cost(layer: LayerSpec, target: HardwareTarget, options: CostOpt
         memory_energy_pj=float(cme.mem_energy),
         ideal_cycles=float(cme.ideal_cycle),
         utilization=float(cme.mac_utilization1),
+        memory=tuple(memory),
+        latency_parts=parts,
     )

@@ -36,6 +36,7 @@ class EvaluatorRecipe:
     data_dir: Path | None
     data_seed: int
     accelerator: str
+    mapping: str | None
     hardware_overrides: tuple[tuple[str, Any], ...]
     cost_options: CostOptions
     settings: EvaluationSettings
@@ -55,7 +56,7 @@ def build_evaluator(
     import torch
 
     overrides = dict(recipe.hardware_overrides)
-    target = target or load_hardware(recipe.accelerator, overrides=overrides)
+    target = target or load_hardware(recipe.accelerator, recipe.mapping, overrides=overrides)
     dataset = dataset or load_dataset(recipe.dataset, seed=recipe.data_seed, data_dir=recipe.data_dir)
     engine = CostEngine(target, recipe.cost_options, LayerCostCache(recipe.cache_path), jobs=recipe.cost_jobs)
     state = (

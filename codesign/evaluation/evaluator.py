@@ -26,6 +26,7 @@ from codesign.cost.exits import Allocation, expected_cost, per_exit_costs
 from codesign.cost.graph import ParsedNetwork, parse_onnx
 from codesign.cost.network import network_costs
 from codesign.cost.records import ExitCost, ItemCost
+from codesign.cost.residency import ResidencyPlan, plan_residency
 from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.data.splits import Dataset, Split, resize_split
 from codesign.deploy.qcdq import export_qcdq
@@ -33,7 +34,7 @@ from codesign.evaluation.result import CandidateResult
 from codesign.exits import CachedExits, ExitStats, tune_thresholds
 from codesign.files import atomic_torch_save
 from codesign.hardware.memory import on_chip_weight_bytes
-from codesign.hardware.target import HardwareTarget, load_hardware
+from codesign.hardware.target import HardwareTarget, load_hardware, load_variant
 from codesign.network.finetune import calibrate, finetune
 from codesign.network.model import build_model, load_shared_weights
 from codesign.network.settings import FinetuneConfig, TrainingConfig
@@ -136,7 +137,7 @@ class Evaluator:
         if spec.hardware not in self._targets:
             base = self.engine.target
             overrides = {**self.base_overrides, **spec.hardware_overrides()}
-            self._targets[spec.hardware] = load_hardware(base.accelerator_path, base.mapping_path, overrides)
+            self._targets[spec.hardware] = load_variant(base, overrides)
         return self._targets[spec.hardware]
 
     def trained(self, spec: CandidateSpec) -> TrainedArchitecture:
@@ -225,13 +226,22 @@ class Evaluator:
         """Per-item costs of the candidate's network (or of the same backbone with only `exit_stages`)."""
         network = self.trained(spec).network
         exit_stages = exit_stages or spec.active_exit_stages
+        allocation = _allocation(spec)
         return network_costs(
             candidate_layers(network.layers, exit_stages),
             candidate_layers(network.operators, exit_stages),
             self.engine,
             self.settings.cost_model,
             self.target(spec),
+            allocation.core_of if allocation else None,
         )
+
+    def residency(self, spec: CandidateSpec) -> ResidencyPlan:
+        """Where the candidate's weights and activations live, and the one-time weight load."""
+        layers = candidate_layers(self.trained(spec).network.layers, spec.active_exit_stages)
+        allocation = _allocation(spec)
+        core_of = allocation.core_of if allocation else (lambda segment: 0)
+        return plan_residency(layers, self.target(spec), self.settings.cost_model.residency, core_of)
 
     def exit_costs(
         self,
@@ -242,9 +252,9 @@ class Evaluator:
         """Per-exit costs; `items`: the per-item costs of the same network when already computed."""
         exit_stages = exit_stages or spec.active_exit_stages
         target = self.target(spec)
-        allocation = Allocation(spec.stage_cores, spec.head_cores) if spec.stage_cores else None
+        allocation = _allocation(spec)
         items = items if items is not None else self.costs(spec, exit_stages)
-        return per_exit_costs(items, exit_stages, allocation, target.interconnect)
+        return per_exit_costs(items, exit_stages, allocation, target.interconnect, target.static_pj_per_cycle)
 
     def exit_statistics(
         self,
@@ -287,6 +297,7 @@ class Evaluator:
         final = spec.num_stages - 1
         static = self.exit_costs(spec, (final,))[0]
         target = self.target(spec)
+        load = self.residency(spec).weight_load
         return CandidateResult(
             spec=spec,
             val=val,
@@ -303,8 +314,14 @@ class Evaluator:
             clock_hz=target.clock_hz,
             weight_bytes=sum(i.weight_elements * i.weight_bits for i in items) / 8,
             weight_capacity_bytes=on_chip_weight_bytes(target, len(_cores_used(spec))),
+            weight_load_energy_pj=load.energy_pj if load else None,
+            weight_load_cycles=load.cycles if load else None,
             timings={"train_s": trained_at - start, "cost_s": time.perf_counter() - trained_at},
         )
+
+
+def _allocation(spec: CandidateSpec) -> Allocation | None:
+    return Allocation(spec.stage_cores, spec.head_cores) if spec.stage_cores else None
 
 
 def _cores_used(spec: CandidateSpec) -> set[int]:

@@ -30,6 +30,9 @@ class CandidateResult:
     clock_hz: float = 1e9
     weight_bytes: float = 0.0  # the candidate network's weights at their bit widths
     weight_capacity_bytes: float | None = None  # on-chip memory that can hold weights (all cores)
+    # Weights resident on chip (see `cost.residency`): their one-time load from off chip, not per inference.
+    weight_load_energy_pj: float | None = None
+    weight_load_cycles: float | None = None
     # After the final quantization-aware fine-tuning: the test/validation accuracy it started from.
     test_accuracy_before_finetune: float | None = None
     val_accuracy_before_finetune: float | None = None
@@ -78,6 +81,8 @@ class CandidateResult:
             clock_hz=data.get("clock_hz", 1e9),
             weight_bytes=data.get("weight_bytes", 0.0),
             weight_capacity_bytes=data.get("weight_capacity_bytes"),
+            weight_load_energy_pj=data.get("weight_load_energy_pj"),
+            weight_load_cycles=data.get("weight_load_cycles"),
             test_accuracy_before_finetune=data.get("test_accuracy_before_finetune"),
             val_accuracy_before_finetune=data.get("val_accuracy_before_finetune"),
             test_accuracy_finetuned_search_thresholds=data.get("test_accuracy_finetuned_search_thresholds"),

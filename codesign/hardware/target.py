@@ -25,7 +25,15 @@ from codesign.hardware.zigzag_files import validate_accelerator, validate_mappin
 
 MAPPING_SUFFIX = ".mapping.yaml"
 DEFAULT_CLOCK_MHZ = 1000.0
-METADATA_FIELDS = ("description", "clock_mhz", "cores", "interconnect", "mac_energy", "precision_scalable")
+METADATA_FIELDS = (
+    "description",
+    "clock_mhz",
+    "cores",
+    "interconnect",
+    "mac_energy",
+    "precision_scalable",
+    "dvfs",
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,26 @@ class Interconnect:
 
 
 @dataclass(frozen=True)
+class OperatingPoint:
+    """A DVFS operating point and what it does to costs (see `_operating_point` for the model).
+
+    Dynamic energy (MACs, memory accesses) scales with (V / V_ref)^2 from the energies in the accelerator
+    file, which are taken to hold at `reference_voltage`; static (leakage) power scales linearly with V,
+    a first-order model (leakage current roughly constant over a small voltage range), and is paid for
+    every cycle an inference takes, so a slower clock is not free."""
+
+    index: int
+    clock_mhz: float
+    voltage: float
+    reference_voltage: float
+    static_power_w: float  # at this operating point
+
+    @property
+    def energy_scale(self) -> float:
+        return (self.voltage / self.reference_voltage) ** 2
+
+
+@dataclass(frozen=True)
 class HardwareTarget:
     """An accelerator as ZigZag sees it, plus codesign's metadata.
 
@@ -84,6 +112,9 @@ class HardwareTarget:
     precision_scalable: tuple[tuple[int, float], ...] = ()
     description: str = ""
     overrides: tuple[tuple[str, str], ...] = ()
+    # None: no DVFS model (energies as in the file, no static power)
+    operating_point: OperatingPoint | None = None
+    notes: tuple[str, ...] = ()  # what a user should know about how these files are costed
     accelerator_data: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     mapping_data: list[dict[str, Any]] = field(default_factory=list, compare=False, repr=False)
 
@@ -96,10 +127,31 @@ class HardwareTarget:
         return cycles / self.clock_hz
 
     @property
+    def energy_scale(self) -> float:
+        """Dynamic energy at the operating point relative to the file's energies (1 without DVFS)."""
+        return self.operating_point.energy_scale if self.operating_point else 1.0
+
+    @property
+    def static_pj_per_cycle(self) -> float:
+        """Static (leakage) energy per clock cycle of all cores, in pJ (0 without DVFS)."""
+        if self.operating_point is None:
+            return 0.0
+        return self.operating_point.static_power_w * self.cores / self.clock_hz * 1e12
+
+    @property
     def fingerprint(self) -> str:
         """Everything about the target that changes a cost: ZigZag's view of both files (`digest`), the
         clock, the cores, the interconnect and the MAC-energy and precision-scaling models."""
-        extra = repr((self.clock_hz, self.cores, self.interconnect, self.mac_energy, self.precision_scalable))
+        extra = repr(
+            (
+                self.clock_hz,
+                self.cores,
+                self.interconnect,
+                self.mac_energy,
+                self.precision_scalable,
+                self.operating_point,
+            )
+        )
         return hashlib.sha256((self.digest + extra).encode()).hexdigest()[:16]
 
 
@@ -138,7 +190,8 @@ def load_hardware(
     meta = _metadata(accel_path, accel_raw.get(METADATA_KEY))
     zigzag_raw = {k: v for k, v in accel_raw.items() if k != METADATA_KEY}
     accel_data = validate_accelerator(accel_path, zigzag_raw)
-    mapping_data = validate_mapping(mapping_path, mapping_raw)
+    notes: list[str] = []
+    mapping_data = validate_mapping(mapping_path, mapping_raw, notes)
     digest = hashlib.sha256(
         yaml.safe_dump(zigzag_raw, sort_keys=True).encode()
         + b"\0"
@@ -151,6 +204,9 @@ def load_hardware(
             f"{accel_path}: {METADATA_KEY}.interconnect: expected an interconnect for {cores} cores"
         )
     clock_mhz = _positive(accel_path, f"{METADATA_KEY}.clock_mhz", meta.get("clock_mhz", DEFAULT_CLOCK_MHZ))
+    point = _operating_point(accel_path, meta.get("dvfs"))
+    if point is not None:
+        clock_mhz = point.clock_mhz
     name = str(accel_raw.get("name") or accel_path.stem)
     return HardwareTarget(
         name=name if not overrides else f"{name}[{','.join(f'{k}={v}' for k, v in overrides.items())}]",
@@ -158,16 +214,29 @@ def load_hardware(
         mapping_path=Path(mapping_path).resolve(),
         digest=digest,
         clock_hz=clock_mhz * 1e6,
-        clock_assumed="clock_mhz" not in meta,
+        clock_assumed="clock_mhz" not in meta and point is None,
         cores=cores,
         interconnect=interconnect,
         mac_energy=_mac_energy(accel_path, meta.get("mac_energy") or {}),
         precision_scalable=_precision_scalable(accel_path, meta.get("precision_scalable") or {}),
         description=str(meta.get("description", "")),
         overrides=tuple((k, repr(v)) for k, v in (overrides or {}).items()),
+        operating_point=point,
+        notes=tuple(notes),
         accelerator_data=accel_data,
         mapping_data=mapping_data,
     )
+
+
+MAPPING_FIELD = "mapping"  # a hardware field naming another mapping file: the dataflow, as a gene
+
+
+def load_variant(base: HardwareTarget, fields: dict[str, Any]) -> HardwareTarget:
+    """`base`'s accelerator file with these fields set: numeric fields by dotted path (`--hw`), and
+    `mapping`: another mapping file for the same accelerator (a searched dataflow)."""
+    fields = dict(fields)
+    mapping = fields.pop(MAPPING_FIELD, None)
+    return load_hardware(base.accelerator_path, mapping or base.mapping_path, fields)
 
 
 def _resolve_files(accelerator: str | Path, mapping: str | Path | None) -> tuple[Path, Path]:
@@ -297,6 +366,42 @@ def _precision_scalable(path: Path, data: Any) -> tuple[tuple[int, float], ...]:
             )
         table.append((int(bits), float(factor)))
     return tuple(sorted(table))
+
+
+def _operating_point(path: Path, data: Any) -> OperatingPoint | None:
+    """`codesign.dvfs`: {reference_voltage, static_power_mw (at the reference voltage), points: [{clock_mhz,
+    voltage}, ...], point: index of the one in use}; `codesign.dvfs.point` is searchable like any field."""
+    if data is None:
+        return None
+    where = f"{METADATA_KEY}.dvfs"
+    keys = {"reference_voltage", "static_power_mw", "points", "point"}
+    if not isinstance(data, dict) or set(data) - keys or "points" not in data:
+        raise CodesignError(f"{path}: {where}: expected a mapping with {sorted(keys)}, got {data!r}")
+    reference = _positive(path, f"{where}.reference_voltage", data.get("reference_voltage"))
+    static_mw = _number(path, f"{where}.static_power_mw", data.get("static_power_mw", 0.0), strict=False)
+    points = data["points"]
+    if not isinstance(points, list) or not points:
+        raise CodesignError(
+            f"{path}: {where}.points: expected a list of {{clock_mhz, voltage}}, got {points!r}"
+        )
+    index = data.get("point", 0)
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(points):
+        raise CodesignError(
+            f"{path}: {where}.point: expected an index in 0..{len(points) - 1}, got {index!r}"
+        )
+    chosen = points[index]
+    if not isinstance(chosen, dict) or set(chosen) != {"clock_mhz", "voltage"}:
+        raise CodesignError(
+            f"{path}: {where}.points.{index}: expected {{clock_mhz, voltage}}, got {chosen!r}"
+        )
+    voltage = _positive(path, f"{where}.points.{index}.voltage", chosen["voltage"])
+    return OperatingPoint(
+        index=index,
+        clock_mhz=_positive(path, f"{where}.points.{index}.clock_mhz", chosen["clock_mhz"]),
+        voltage=voltage,
+        reference_voltage=reference,
+        static_power_w=static_mw * 1e-3 * voltage / reference,
+    )
 
 
 def zigzag_accelerator_file(target: HardwareTarget, folder: Path | None = None) -> Path:

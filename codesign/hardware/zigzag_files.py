@@ -7,6 +7,7 @@ collected here and the first one is reported.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,8 @@ def _check_sizes(path: Path, data: dict[str, Any]) -> None:
                 )
 
 
-def validate_mapping(path: Path, data: Any) -> list[dict[str, Any]]:
+def validate_mapping(path: Path, data: Any, notes: list[str] | None = None) -> list[dict[str, Any]]:
+    """The mapping, validated by ZigZag; `notes` receives what it may do that the user should know."""
     from zigzag.parser.mapping_validator import MappingValidator
 
     if not isinstance(data, list) or not all(isinstance(entry, dict) for entry in data):
@@ -103,35 +105,50 @@ def validate_mapping(path: Path, data: Any) -> list[dict[str, Any]]:
     schema_ok = validator.validator.validate(validator.data, schema=validator.schema)
     _zigzag_validate(path, validator, schema_ok, "mapping")
     normalized = validator.normalized_data
-    _check_loop_dimensions(path, normalized)
+    generic = _check_loop_dimensions(path, normalized)
+    if generic and notes is not None:
+        notes.append(
+            f"{path.name} maps ZigZag's generic loop dimensions {', '.join(sorted(generic))} (of its own YAML "
+            f"workloads), which no layer codesign costs has: ZigZag ignores those entries and chooses itself"
+        )
     return normalized
 
 
-# The loop dimensions of the layers codesign hands to ZigZag (convolutions and matrix products); ZigZag
-# ignores a mapping entry for any other name, which silently changes the mapping.
+# The loop dimensions of the layers codesign hands to ZigZag (convolutions and matrix products). ZigZag
+# ignores a mapping entry for any other name, which silently changes the mapping, so other names are
+# refused, except ZigZag's generic D0, D1, ... (its shipped GEMM mappings use them), which are noted.
 LOOP_DIMENSIONS = ("B", "K", "G", "OX", "OY", "C", "FX", "FY", "D", "H")
 LAYER_OPERANDS = ("W", "I", "O")
+GENERIC_DIMENSION = re.compile(r"^D\d+$")
 
 
-def _check_loop_dimensions(path: Path, entries: list[dict[str, Any]]) -> None:
+def _check_loop_dimensions(path: Path, entries: list[dict[str, Any]]) -> set[str]:
+    """Refuses unknown loop dimensions; returns the generic ones (`D0`, ...) found."""
+    generic: set[str] = set()
+
+    def check(dim: str, where: str) -> None:
+        if dim in LOOP_DIMENSIONS:
+            return
+        if GENERIC_DIMENSION.match(dim):
+            generic.add(dim)
+            return
+        raise CodesignError(
+            f"{path}: {where}: expected loop dimensions among {list(LOOP_DIMENSIONS)}, got {dim!r}"
+        )
+
     for index, entry in enumerate(entries):
         where = f"[{index}] ({entry.get('name')})"
         for array_dim, factors in (entry.get("spatial_mapping") or {}).items():
             for factor in factors:
-                dim = str(factor).partition(",")[0].strip()
-                if dim not in LOOP_DIMENSIONS:
-                    raise CodesignError(
-                        f"{path}: {where}.spatial_mapping.{array_dim}: expected loop dimensions among "
-                        f"{list(LOOP_DIMENSIONS)}, got {dim!r}"
-                    )
+                check(str(factor).partition(",")[0].strip(), f"{where}.spatial_mapping.{array_dim}")
         for step in entry.get("temporal_ordering") or []:
-            dim = step[0] if isinstance(step, list | tuple) and step else step
-            if dim not in LOOP_DIMENSIONS:
-                raise CodesignError(
-                    f"{path}: {where}.temporal_ordering: expected loop dimensions among {list(LOOP_DIMENSIONS)}, got {dim!r}"
-                )
+            check(
+                str(step[0] if isinstance(step, list | tuple) and step else step),
+                f"{where}.temporal_ordering",
+            )
         for operand in entry.get("memory_operand_links") or {}:
             if operand not in LAYER_OPERANDS:
                 raise CodesignError(
                     f"{path}: {where}.memory_operand_links.{operand}: expected layer operands among {list(LAYER_OPERANDS)}"
                 )
+    return generic

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from codesign.cost.plots import part_colors
 from codesign.evaluation.result import CandidateResult
 from codesign.files import atomic_write
 
@@ -114,31 +115,43 @@ def plot_hypervolume(path: Path, volumes: list[float], objectives: tuple[str, ..
 
 
 def plot_exit_breakdown(path: Path, front: list[CandidateResult], limit: int = 8) -> None:
-    """Per-exit cumulative energy of the returned networks, with the share of inputs leaving at each exit."""
+    """Per-exit cumulative energy of the returned networks, stacked by where it is spent (each memory level,
+    MAC, interconnect, static), with the share of inputs leaving at each exit."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     chosen = front[:limit]
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(chosen)), 4))
+    parts = list(dict.fromkeys(part for r in chosen for e in r.exits for part in e.energy_by_part))
+    colors = part_colors(parts)
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(chosen) + 2), 4.2))
     width = 0.8 / max(len(e.exits) for e in chosen) if chosen else 0.8
     for i, r in enumerate(chosen):
         stats, expected, _ = r.reported
         for k, (cost, fraction) in enumerate(zip(r.exits, stats.fractions, strict=True)):
             x = i + (k - (len(r.exits) - 1) / 2) * width
-            ax.bar(x, cost.energy_pj / 1e3, width=width * 0.9, color=plt.cm.viridis(k / 3), alpha=0.85)
+            split = cost.energy_by_part or {"energy": cost.energy_pj}
+            bottom = 0.0
+            for part, energy in split.items():
+                ax.bar(x, energy / 1e3, width=width * 0.9, bottom=bottom, color=colors.get(part, "tab:gray"))
+                bottom += energy / 1e3
             ax.text(x, cost.energy_pj / 1e3, f"{100 * fraction:.0f}%", ha="center", va="bottom", fontsize=7)
         ax.plot([i - 0.4, i + 0.4], [expected.energy_pj / 1e3] * 2, color="red", lw=1.5)
         ax.plot([i - 0.4, i + 0.4], [r.static.energy_pj / 1e3] * 2, color="black", lw=1, ls="--")
+    for part in parts:
+        ax.bar([], [], color=colors[part], label=part)
     ax.set_xticks(range(len(chosen)))
     ax.set_xticklabels(
         [f"{100 * r.reported[0].accuracy:.1f}%\n{r.num_exits} exits" for r in chosen], fontsize=8
     )
     ax.set_ylabel("energy to reach and take the exit [nJ]")
     ax.set_title(
-        "Per-exit energy (bars, % = inputs leaving there); red: expected; dashed: no early exit", fontsize=9
+        "Per-exit energy by part (bars, % = inputs leaving there); red: expected; dashed: no early exit",
+        fontsize=9,
     )
+    if parts:
+        ax.legend(fontsize=7, ncol=2, loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))

@@ -19,7 +19,7 @@ from codesign.data.splits import Dataset
 from codesign.errors import CodesignError
 from codesign.evaluation.backends import EvaluatorRecipe, build_evaluator
 from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
-from codesign.hardware.target import HardwareTarget, load_hardware
+from codesign.hardware.target import HardwareTarget, load_hardware, load_variant
 from codesign.network.model import exit_pool_kernel, feature_map_sizes
 from codesign.network.supernet import supernet_checkpoint
 from codesign.runs.store import RunConfig, RunStore
@@ -57,6 +57,7 @@ class RunSetup:
             supernet=workload.supernet,
             finetune=workload.finetune,
             cost=workload.cost,
+            cost_model=workload.cost_model,
             search=workload.search,
             early_exits=space.early_exits,
             hardware_overrides=dict(workload.hardware_overrides),
@@ -90,6 +91,7 @@ class RunSetup:
         settings = EvaluationSettings(
             training=workload.training,
             finetune=workload.finetune,
+            cost_model=workload.cost_model,
             threshold_tuning=space.max_accuracy_drop if space.tune_thresholds else None,
             tuning_confidence=space.tuning_confidence,
             weights_tag=hashlib.sha256(produced_by.encode()).hexdigest()[:8],
@@ -99,6 +101,7 @@ class RunSetup:
             data_dir=self.data_dir,
             data_seed=workload.training.seed,
             accelerator=workload.accelerator,
+            mapping=workload.mapping,
             hardware_overrides=workload.hardware_overrides,
             cost_options=workload.cost,
             settings=settings,
@@ -118,10 +121,7 @@ class RunSetup:
             engine.check_mappable()
             for path, choices in self.space.hardware:
                 for choice in choices:
-                    target = load_hardware(
-                        self.target.accelerator_path, self.target.mapping_path, {**overrides, path: choice}
-                    )
-                    engine.check_mappable(target)
+                    engine.check_mappable(load_variant(self.target, {**overrides, path: choice}))
         finally:
             cache.close()
 
@@ -131,7 +131,9 @@ class RunSetup:
 
 
 def prepare_run(workload: Workload, data_dir: Path | None = None) -> RunSetup:
-    target = load_hardware(workload.accelerator, overrides=dict(workload.hardware_overrides))
+    target = load_hardware(
+        workload.accelerator, workload.mapping, overrides=dict(workload.hardware_overrides)
+    )
     dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=data_dir)
     return RunSetup(workload, target, dataset, prepare_space(workload, dataset, target), data_dir)
 
@@ -150,11 +152,7 @@ def prepare_space(workload: Workload, dataset: Dataset, target: HardwareTarget) 
     _check_memory(workload, space)
     for path, choices in space.hardware:  # fail before any training if a searched value is invalid
         for choice in choices:
-            load_hardware(
-                target.accelerator_path,
-                target.mapping_path,
-                {**dict(workload.hardware_overrides), path: choice},
-            )
+            load_variant(target, {**dict(workload.hardware_overrides), path: choice})
     return space
 
 
@@ -233,6 +231,8 @@ def stored_workload(store: RunStore, workload_name: str | None = None) -> Worklo
     return replace(
         workload,
         accelerator=config.accelerator_file,
+        mapping=config.mapping_file,
+        cost_model=config.cost_model,
         hardware_overrides=tuple(config.hardware_overrides.items()),
         training=config.training,
         search=config.search,
@@ -245,15 +245,19 @@ def open_run_evaluator(
     cache_path: Path,
     data_dir: Path | None = None,
     accelerator: str | None = None,
+    residency: str | None = None,
     report: Reporter = print,
 ) -> tuple[RunSetup, Evaluator]:
     """A stored run set up again with an evaluator for its networks: the weights the run kept, else (supernet
     mode) the supernet beside the layer-cost cache at `cache_path`. For comparisons after a run;
-    `accelerator`: cost the same networks on another accelerator (without the run's hardware overrides)."""
+    `accelerator`: cost the same networks on another accelerator (without the run's hardware overrides);
+    `residency`: with another residency mode."""
     with RunStore.of_run(run_dir) as store:
         workload = stored_workload(store)
-    if accelerator is not None:
-        workload = replace(workload, accelerator=accelerator, hardware_overrides=())
+    if accelerator is not None and accelerator != workload.accelerator:
+        workload = replace(workload, accelerator=accelerator, mapping=None, hardware_overrides=())
+    if residency is not None:
+        workload = replace(workload, cost_model=replace(workload.cost_model, residency=residency))
     setup = prepare_run(workload, data_dir)
     supernet = setup.supernet(cache_path, report)
     return setup, setup.evaluator(setup.recipe(run_dir, cache_path, supernet))

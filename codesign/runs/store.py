@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codesign.cost.settings import CostOptions
+from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.errors import CodesignError
 from codesign.evaluation.result import CandidateResult
 from codesign.files import open_database
@@ -67,6 +67,9 @@ class RunConfig:
         None  # the accelerator's fingerprint after overrides (files' contents, clock, cores, models)
     )
     versions: dict[str, str] | None = None  # of the libraries that compute results
+    # codesign's additions to ZigZag's cost model; stores written before they were recorded used what is
+    # now residency "offchip" (and precision-aware MAC energy and non-compute costs, as now)
+    cost_model: CostModelSettings = field(default_factory=lambda: CostModelSettings(residency="offchip"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +100,7 @@ class RunConfig:
             space=data.get("space"),
             hardware=data.get("hardware"),
             versions=data.get("versions"),
+            cost_model=CostModelSettings(**data.get("cost_model", {"residency": "offchip"})),
         )
 
 

@@ -1,0 +1,233 @@
+"""Costs an architect can trust: every ZigZag example through `codesign cost` equals ZigZag itself (in-memory
+computing included), residency, DVFS, breakdowns that add up, and a searched dataflow (mapping gene)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import onnx
+import pandas as pd
+import pytest
+import torch
+import zigzag
+from torch import nn
+
+from codesign.cli.main import main
+from codesign.cost.engine import CostEngine
+from codesign.cost.exits import STATIC
+from codesign.cost.graph import parse_onnx
+from codesign.cost.network import network_costs
+from codesign.cost.report import cost_onnx
+from codesign.cost.residency import plan_residency
+from codesign.cost.settings import CostModelSettings, CostOptions
+from codesign.hardware.target import load_hardware
+
+ZIGZAG_INPUTS = Path(zigzag.__file__).parent / "inputs"
+# ZigZag 3.9.1's shipped hardware files, each with the mapping file it is meant for
+SHIPPED = {
+    "tpu_like": "tpu_like",
+    "edge_tpu_like": "edge_tpu_like",
+    "ascend_like": "ascend_like",
+    "meta_prototype": "meta_prototype_like",
+    "tesla_npu_like": "tesla_npu_like",
+    "eyeriss_like": "default",
+    "generic_array_cacti": "default",
+    "gemm_l1": "gemm_l1",
+    "gemm_l1_l3": "gemm_l1_l3",
+    "aimc": "default_imc",
+    "dimc": "default_imc",
+}
+FAST = CostOptions(opt="EDP", lpf_limit=3)
+PLAIN = CostModelSettings.zigzag_only()
+
+
+def float_network(path: Path, width: int = 32, flat: int = 64) -> Path:
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, width, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(width, flat, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(flat * 8 * 8, 10),
+    )
+    torch.onnx.export(net, torch.zeros(1, 3, 16, 16), str(path), dynamo=False, opset_version=13)
+    return path
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return float_network(tmp_path_factory.mktemp("net") / "net.onnx")
+
+
+@pytest.mark.parametrize("hardware", list(SHIPPED))
+def test_every_shipped_zigzag_example_through_codesign_cost_equals_zigzag(
+    hardware: str, network: Path, tmp: Path
+):
+    from zigzag.api import get_hardware_performance_zigzag
+
+    accelerator = ZIGZAG_INPUTS / "hardware" / f"{hardware}.yaml"
+    mapping = ZIGZAG_INPUTS / "mapping" / f"{SHIPPED[hardware]}.yaml"
+    imc = hardware in ("aimc", "dimc")
+    proto = onnx.shape_inference.infer_shapes(onnx.load(str(network)))
+    result = get_hardware_performance_zigzag(
+        proto,
+        str(accelerator),
+        str(mapping),
+        opt=FAST.opt,
+        lpf_limit=FAST.lpf_limit,
+        in_memory_compute=imc,
+        dump_folder=str(tmp / "zigzag"),
+        loma_show_progress_bar=False,
+    )
+    logging.disable(logging.CRITICAL)  # ZigZag's API switches INFO logging on for everyone
+    per_layer = {cme.layer.name: cme for cme, _ in result[-1][0][1]}
+    out = tmp / "cost"
+    argv = [
+        "cost", str(network), "-a", str(accelerator), "--mapping", str(mapping), "--zigzag-only",
+        "--opt", FAST.opt, "--lpf-limit", str(FAST.lpf_limit), "--out", str(out), "--cost-cache", str(tmp / "c.sqlite"),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    layers = pd.read_csv(out / "layers.csv").set_index("name")
+    for name, cme in per_layer.items():
+        assert layers.loc[name, "energy_pj"] == pytest.approx(cme.energy_total, rel=1e-6), name
+        assert layers.loc[name, "latency_cycles"] == pytest.approx(cme.latency_total2, rel=1e-6), name
+    assert layers["energy_pj"].sum() == pytest.approx(result[0], rel=1e-6)
+    assert layers["latency_cycles"].sum() == pytest.approx(result[1], rel=1e-6)
+
+
+def test_breakdowns_add_up_to_each_layer_and_exit(network: Path):
+    report = cost_onnx(network, "edge_tpu_like", exit_fractions=(1.0,), options=FAST)
+    by_layer = report.breakdown.groupby("name", sort=False)["energy_pj"].sum()
+    layers = report.layers.set_index("name")
+    assert by_layer.to_dict() == pytest.approx(layers["energy_pj"].to_dict(), rel=1e-9)
+    latency_parts = layers[
+        [
+            "ideal_cycles",
+            "spatial_stall_cycles",
+            "temporal_stall_cycles",
+            "onloading_cycles",
+            "offloading_cycles",
+        ]
+    ].sum(axis=1)
+    computed = layers["macs"] > 0
+    assert latency_parts[computed].to_dict() == pytest.approx(
+        layers.loc[computed, "latency_cycles"].to_dict()
+    )
+    assert set(report.breakdown["direction"]) == {"read", "write", "compute"}
+    exit_parts = report.exits.filter(like="energy_").drop(columns=["energy_pj"]).sum(axis=1)
+    assert exit_parts.tolist() == pytest.approx(report.exits["energy_pj"].tolist())
+
+
+def test_residency_auto_on_edge_tpu_like_equals_edge_tpu_resident_when_weights_do_not_fit(tmp: Path):
+    big = float_network(
+        tmp / "big.onnx", width=128, flat=64
+    )  # 147 KB of 8-bit weights > the 32 KB weight SRAM
+    layers = parse_onnx(big).layers
+    auto = replace(PLAIN, residency="auto")
+    like = network_costs(layers, [], CostEngine(load_hardware("edge_tpu_like"), FAST), auto)
+    resident = network_costs(layers, [], CostEngine(load_hardware("edge_tpu_resident"), FAST), PLAIN)
+    assert all(item.weights_at == "off-chip" and item.activations_at == "on-chip" for item in like)
+    assert [i.energy_pj for i in like] == [i.energy_pj for i in resident]
+    assert [i.latency_cycles for i in like] == [i.latency_cycles for i in resident]
+
+
+@pytest.mark.parametrize("accelerator", ["edge_tpu_like", "eyeriss_like", "mcu_npu", "tpu_like_edge"])
+def test_residency_never_makes_a_layer_cost_more_than_off_chip(accelerator: str, network: Path):
+    layers = parse_onnx(network).layers
+    engine = CostEngine(load_hardware(accelerator), FAST)
+    auto = network_costs(layers, [], engine, replace(PLAIN, residency="auto"))
+    off = network_costs(layers, [], engine, PLAIN)
+    assert any(a.weights_at == "on-chip" or a.activations_at == "on-chip" for a in auto)
+    for a, o in zip(auto, off, strict=True):
+        assert a.energy_pj <= o.energy_pj * (1 + 1e-9), a.name
+        assert a.latency_cycles <= o.latency_cycles * (1 + 1e-9), a.name
+
+
+def test_resident_weights_report_their_one_time_load(tmp: Path):
+    small = float_network(tmp / "small.onnx", width=8, flat=8)  # 6 KB of weights: they fit the 32 KB SRAM
+    target = load_hardware("edge_tpu_like")
+    layers = parse_onnx(small).layers
+    plan = plan_residency(layers, target, "auto")
+    assert all(plan.weights_on_chip) and plan.weight_load is not None
+    weight_bits = sum(layer.weight_elements * layer.weight_bits for layer in layers)
+    assert plan.weight_load.bits == weight_bits
+    # every bit read once off chip (700 pJ per 64-bit access) and written once into the 32 KB SRAM (52.01 pJ
+    # per 512-bit access), at the off-chip port's 64 bits per cycle
+    assert plan.weight_load.energy_pj == pytest.approx(weight_bits * (700 / 64 + 52.01 / 512))
+    assert plan.weight_load.cycles == -(-weight_bits // 64)
+    report = cost_onnx(small, target, exit_fractions=(1.0,), options=FAST)
+    assert report.weight_load["energy_pj"] == pytest.approx(plan.weight_load.energy_pj)
+    assert "one-time weight load" in " ".join(report.notes)
+
+
+def test_dvfs_points_scale_energy_and_latency_as_documented(network: Path):
+    reports = [
+        cost_onnx(
+            network,
+            "edge_tpu_dvfs",
+            exit_fractions=(1.0,),
+            options=FAST,
+            overrides={"codesign.dvfs.point": p},
+        )
+        for p in (0, 1, 2)
+    ]
+    nominal = reports[0]
+    for point, report in zip((0, 1, 2), reports, strict=True):
+        target = load_hardware("edge_tpu_dvfs", overrides={"codesign.dvfs.point": point})
+        op = target.operating_point
+        assert report.clock_hz == op.clock_mhz * 1e6
+        scale = (op.voltage / op.reference_voltage) ** 2
+        # dynamic energy x (V / V_ref)^2, latency in cycles unchanged, seconds follow the clock
+        assert report.layers["energy_pj"].sum() == pytest.approx(nominal.layers["energy_pj"].sum() * scale)
+        assert report.exits["latency_cycles"].tolist() == nominal.exits["latency_cycles"].tolist()
+        static = report.exits[f"energy_{STATIC}_pj"].iloc[-1]
+        seconds = report.exits["latency_cycles"].iloc[-1] / report.clock_hz
+        assert static == pytest.approx(5e-3 * op.voltage / 0.8 * seconds * 1e12)  # 5 mW at 0.8 V, linear in V
+        assert report.expected["energy_pj"] == pytest.approx(report.layers["energy_pj"].sum() + static)
+    assert [r.expected["latency_s"] for r in reports] == sorted(r.expected["latency_s"] for r in reports)
+
+
+def test_a_mapping_gene_reaches_the_evaluated_candidates(tmp: Path, digits):
+    import yaml
+
+    from codesign.config.workload import parse_workload
+    from codesign.cost.cache import LayerCostCache
+    from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
+    from codesign.network.settings import TrainingConfig
+    from codesign.runs.setup import prepare_space
+
+    library = Path(__file__).resolve().parents[1] / "accelerators"
+    mapping = yaml.safe_load((library / "edge_tpu_like.mapping.yaml").read_text())
+    mapping[0]["spatial_mapping"] = {"D1": ["K, 8"], "D2": ["C, 8"], "D3": ["OX, 1"], "D4": ["OY, 1"]}
+    (tmp / "narrow.mapping.yaml").write_text(yaml.safe_dump(mapping))
+    default = str(library / "edge_tpu_like.mapping.yaml")
+    workload = parse_workload(
+        {
+            "space": {"stages": [{"depth": 1, "width": 8}, {"depth": 1, "width": 16, "stride": 2}]},
+            "hardware": {"search": {"mapping": [default, "narrow.mapping.yaml"]}},
+        },
+        str(tmp / "w.yaml"),
+    )
+    target = load_hardware(workload.accelerator)
+    space = prepare_space(workload, digits, target)
+    gene = next(g for g in space.genes if g.name == "hw.mapping")
+    assert gene.choices == (default, str(tmp / "narrow.mapping.yaml"))
+    evaluator = Evaluator(
+        digits,
+        CostEngine(target, FAST, LayerCostCache(tmp / "c.sqlite")),
+        EvaluationSettings(training=TrainingConfig(epochs=1)),
+    )
+    indices = [0] * len(space.genes)
+    results = []
+    for choice in (0, 1):
+        indices[space.genes.index(gene)] = choice
+        spec = space.decode(indices)
+        assert evaluator.target(spec).mapping_path.name == Path(gene.choices[choice]).name
+        results.append(evaluator.evaluate(spec))
+    assert (
+        results[0].exits[-1].latency_cycles < results[1].exits[-1].latency_cycles
+    )  # 16x fewer MACs in parallel
+    assert "mapping=" in results[1].spec.describe_hardware()
