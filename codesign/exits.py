@@ -14,6 +14,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
@@ -44,33 +45,135 @@ def entropy_confidence(logits: np.ndarray) -> np.ndarray:
     return 1.0 - entropy / np.log(p.shape[-1])
 
 
-Policy = Callable[[np.ndarray], np.ndarray]  # logits N x classes -> confidence N
-POLICIES: Registry[Policy] = Registry(
-    "exit policy", {"score_margin": score_margin, "max_prob": max_probability, "entropy": entropy_confidence}
+def _features(logits: np.ndarray) -> np.ndarray:
+    """What the learned policy sees of an exit's logits: max probability, score margin, entropy confidence
+    and the top logit's distance from the mean logit (N x 4)."""
+    return np.stack(
+        [
+            max_probability(logits),
+            score_margin(logits),
+            entropy_confidence(logits),
+            logits.max(axis=-1) - logits.mean(axis=-1),
+        ],
+        axis=1,
+    )
+
+
+@dataclass(frozen=True)
+class LearnedConfidence:
+    """A learned exit policy's fitted model (as in NACHOS and EENet): per exit, a logistic regression of
+    "this exit's prediction is right" on features of the exit's logits (`_features`), fitted on training-
+    split logits, never on the split that tunes thresholds. Confidence = its predicted probability.
+
+    Only the exit's own logits are used, so the policy of an exit does not depend on which earlier exits
+    are switched on (the search compares exit subsets from one set of cached logits)."""
+
+    # exit (stage index) -> (feature means, feature scales, weights, bias)
+    exits: dict[int, tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...], float]]
+
+    @classmethod
+    def fit(
+        cls, exit_logits: Sequence[np.ndarray], labels: np.ndarray, exit_ids: Sequence[int]
+    ) -> LearnedConfidence:
+        from sklearn.linear_model import LogisticRegression
+
+        fitted = {}
+        for exit_id, logits in zip(exit_ids, exit_logits, strict=True):
+            x = _features(logits)
+            mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
+            right = logits.argmax(axis=-1) == labels
+            if right.all() or not right.any():  # one class only: a constant confidence
+                weights, bias = np.zeros(x.shape[1]), (20.0 if right.all() else -20.0)
+            else:
+                model = LogisticRegression(C=1.0, max_iter=1000).fit((x - mean) / scale, right)
+                weights, bias = model.coef_[0], float(model.intercept_[0])
+            fitted[int(exit_id)] = (
+                tuple(float(v) for v in mean),
+                tuple(float(v) for v in scale),
+                tuple(float(v) for v in weights),
+                float(bias),
+            )
+        return cls(fitted)
+
+    def confidence(self, logits: np.ndarray, exit_id: int) -> np.ndarray:
+        if exit_id not in self.exits:
+            raise ValueError(
+                f"the learned exit policy has no model for exit {exit_id} (has {sorted(self.exits)})"
+            )
+        mean, scale, weights, bias = self.exits[exit_id]
+        z = ((_features(logits) - np.asarray(mean)) / np.asarray(scale)) @ np.asarray(weights) + bias
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {str(k): [list(m), list(s), list(w), b] for k, (m, s, w, b) in self.exits.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LearnedConfidence:
+        return cls({int(k): (tuple(m), tuple(s), tuple(w), float(b)) for k, (m, s, w, b) in data.items()})
+
+
+@dataclass(frozen=True)
+class ExitPolicy:
+    """An exit policy (extension point: one entry of `POLICIES`): a confidence in [0, 1] per input from an
+    exit's logits. A fixed policy is a function of the logits; a `learned` one needs its fitted model."""
+
+    description: str
+    function: Callable[[np.ndarray], np.ndarray] | None = None
+    learned: bool = False
+
+    def confidence(
+        self, logits: np.ndarray, exit_id: int = 0, model: LearnedConfidence | None = None
+    ) -> np.ndarray:
+        if self.function is not None:
+            return self.function(logits)
+        if model is None:
+            raise ValueError("a learned exit policy needs its fitted model (LearnedConfidence)")
+        return model.confidence(logits, exit_id)
+
+
+POLICIES: Registry[ExitPolicy] = Registry(
+    "exit policy",
+    {
+        "score_margin": ExitPolicy("top-1 minus top-2 softmax probability", score_margin),
+        "max_prob": ExitPolicy("largest softmax probability", max_probability),
+        "entropy": ExitPolicy("1 - normalised entropy of the softmax", entropy_confidence),
+        "learned": ExitPolicy(
+            "probability that the exit is right, from its logits (fitted per network)", learned=True
+        ),
+    },
 )
 DEFAULT_POLICY = "score_margin"
+LEARNED = "learned"
 
 
-def confidence(logits: np.ndarray, policy: str = DEFAULT_POLICY) -> np.ndarray:
+def confidence(
+    logits: np.ndarray, policy: str = DEFAULT_POLICY, exit_id: int = 0, model: LearnedConfidence | None = None
+) -> np.ndarray:
     """Per-input confidence of `logits` (N x classes) under `policy` (a key of `POLICIES`)."""
-    return POLICIES[policy](logits)
+    return POLICIES[policy].confidence(logits, exit_id, model)
 
 
 def exit_decisions(
-    exit_logits: Sequence[np.ndarray], thresholds: Sequence[float], policy: str = DEFAULT_POLICY
+    exit_logits: Sequence[np.ndarray],
+    thresholds: Sequence[float],
+    policy: str = DEFAULT_POLICY,
+    exit_ids: Sequence[int] | None = None,
+    model: LearnedConfidence | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Reference early-exit decisions from every exit's logits (earliest first, final last).
+    """Reference early-exit decisions from every exit's logits (earliest first, final last); `exit_ids`:
+    the stage index of each exit (for a learned policy's per-exit models; default 0, 1, ...).
 
     Returns (predictions, exit position taken) per input; an input leaves at the first early exit
     whose confidence is >= its threshold, else at the final exit.
     """
     if len(thresholds) != len(exit_logits) - 1:
         raise ValueError(f"expected {len(exit_logits) - 1} thresholds, got {len(thresholds)}")
+    ids = list(exit_ids) if exit_ids is not None else list(range(len(exit_logits)))
     n = int(exit_logits[0].shape[0])
     taken = np.full(n, len(exit_logits) - 1, dtype=np.int64)
     remaining = np.ones(n, dtype=bool)
     for position, threshold in enumerate(thresholds):
-        leave = remaining & (confidence(exit_logits[position], policy) >= threshold)
+        leave = remaining & (confidence(exit_logits[position], policy, ids[position], model) >= threshold)
         taken[leave] = position
         remaining &= ~leave
     stacked = np.stack([lg.argmax(axis=-1) for lg in exit_logits])
@@ -95,8 +198,21 @@ class CachedExits:
     correct: np.ndarray  # exits x N, bool
 
     @classmethod
-    def from_logits(cls, logits: list[np.ndarray], labels: np.ndarray) -> CachedExits:
-        confidences = {name: np.stack([fn(lg) for lg in logits]) for name, fn in POLICIES.items()}
+    def from_logits(
+        cls,
+        logits: list[np.ndarray],
+        labels: np.ndarray,
+        learned: LearnedConfidence | None = None,
+        exit_ids: Sequence[int] | None = None,
+    ) -> CachedExits:
+        """Confidences under every fixed policy, and under the learned one when its model is given
+        (`exit_ids`: the stage index of each exit, default 0, 1, ...)."""
+        ids = list(exit_ids) if exit_ids is not None else list(range(len(logits)))
+        confidences = {
+            name: np.stack([policy.confidence(lg, i, learned) for i, lg in zip(ids, logits, strict=True)])
+            for name, policy in POLICIES.items()
+            if not policy.learned or learned is not None
+        }
         correct = np.stack([lg.argmax(axis=-1) == labels for lg in logits])
         return cls(confidences=confidences, correct=correct)
 
@@ -115,6 +231,20 @@ class CachedExits:
         fractions = np.bincount(taken, minlength=len(active)) / self.num_inputs
         return ExitStats(
             accuracy=float(correct.mean()),
+            fractions=tuple(float(f) for f in fractions),
+            exit_accuracies=tuple(float(self.correct[i].mean()) for i in active),
+        )
+
+    def oracle(self, active: tuple[int, ...]) -> ExitStats:
+        """The limit of any exit policy on these exits: every input leaves at the earliest active exit that
+        classifies it correctly; one that no exit gets right goes on to the final exit (and is wrong)."""
+        correct = self.correct[np.asarray(active)]
+        n = self.num_inputs
+        any_correct = correct.any(axis=0)
+        taken = np.where(any_correct, correct.argmax(axis=0), len(active) - 1)
+        fractions = np.bincount(taken, minlength=len(active)) / n
+        return ExitStats(
+            accuracy=float(any_correct.mean()),
             fractions=tuple(float(f) for f in fractions),
             exit_accuracies=tuple(float(self.correct[i].mean()) for i in active),
         )

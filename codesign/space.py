@@ -34,6 +34,9 @@ class BranchChoices:
     # Stride of a conv head's first conv. Left out of the repr, which keys cached supernets: spaces
     # without strided heads keep the supernets they already trained (see `supernet.supernet_key`).
     stride: tuple[int, ...] = field(default=(1,), repr=False)
+    # Exit heads' own bit widths; () = their stage's (no gene). Out of the repr for the same reason.
+    weight_bits: tuple[int, ...] = field(default=(), repr=False)
+    act_bits: tuple[int, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,9 @@ class SearchSpace:
                 genes.append(Gene(f"exit{i}.{attr}", getattr(self.branches, attr)))
             if len(self.branches.stride) > 1:  # only then: the genomes of other spaces stay as they were
                 genes.append(Gene(f"exit{i}.stride", self.branches.stride))
+            for attr in ("weight_bits", "act_bits"):  # likewise: only spaces that give heads their own bits
+                if getattr(self.branches, attr):
+                    genes.append(Gene(f"exit{i}.{attr}", getattr(self.branches, attr)))
         if self.early_exits:
             genes.append(Gene("policy", self.policies))
         if self.early_exits and self.tune_thresholds and len(self.accuracy_drops) > 1:
@@ -132,6 +138,8 @@ class SearchSpace:
                 kernel=values[f"exit{i}.kernel"] if exits[i] else self.branches.kernel[0],
                 pool=values[f"exit{i}.pool"] if exits[i] else self.branches.pool[0],
                 stride=values.get(f"exit{i}.stride", self.branches.stride[0]) if exits[i] else 1,
+                weight_bits=values.get(f"exit{i}.weight_bits") if exits[i] else None,
+                act_bits=values.get(f"exit{i}.act_bits") if exits[i] else None,
             )
             for i in early
         ) + (self.final_branch,)

@@ -47,6 +47,10 @@ class ExitBranch:
     pool: int = 2
     # Out of the repr, which keys cached supernets (see `supernet.supernet_key`).
     stride: int = field(default=1, repr=False)
+    # The head's own weight / activation bit widths (None: its stage's), as Zniber et al. search them;
+    # out of the repr too: the float supernet does not depend on them.
+    weight_bits: int | None = field(default=None, repr=False)
+    act_bits: int | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,14 @@ class CandidateSpec:
 
     def branch(self, stage_index: int) -> ExitBranch:
         return self.branches[stage_index] if self.branches else ExitBranch()
+
+    def head_bits(self, stage_index: int) -> tuple[int, int]:
+        """(weight bits, activation bits) of the exit head after a stage: its own, else its stage's."""
+        branch, stage = self.branch(stage_index), self.stages[stage_index]
+        return (
+            branch.weight_bits if branch.weight_bits is not None else stage.weight_bits,
+            branch.act_bits if branch.act_bits is not None else stage.act_bits,
+        )
 
     @property
     def num_stages(self) -> int:
@@ -138,9 +150,12 @@ class CandidateSpec:
         data = asdict(self)
         if data["accuracy_drop"] is None:  # keeps the keys of specs without a searched drop unchanged
             del data["accuracy_drop"]
-        for branch in data["branches"]:  # likewise for heads without a strided conv
+        for branch in data["branches"]:  # likewise for heads without a strided conv or their own bits
             if branch["stride"] == 1:
                 del branch["stride"]
+            for bits in ("weight_bits", "act_bits"):
+                if branch[bits] is None:
+                    del branch[bits]
         return data
 
     @classmethod
@@ -181,8 +196,13 @@ class CandidateSpec:
         for i in self.active_exit_stages:
             b = self.branch(i)
             stride = f"s{b.stride}" if b.stride != 1 else ""
+            bits = ""
+            if b.weight_bits is not None or b.act_bits is not None:
+                w, a = self.head_bits(i)
+                bits = f"/W{w}A{a}"
             parts.append(
-                f"{i}:c{b.convs}x{b.channels}k{b.kernel}{stride}p{b.pool}" if b.convs else f"{i}:p{b.pool}"
+                (f"{i}:c{b.convs}x{b.channels}k{b.kernel}{stride}p{b.pool}" if b.convs else f"{i}:p{b.pool}")
+                + bits
             )
         drop = f" drop<={100 * self.accuracy_drop:g}%" if self.accuracy_drop is not None else ""
         return " ".join(parts) + f" @{self.policy}" + drop

@@ -291,3 +291,38 @@ def test_failed_export_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
         export_segments(model, tmp_path / "m")
     assert "head1" in _one_line(exc) and "ONNX export" in str(exc.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_learned_policy_decides_the_same_in_onnxruntime_as_in_pytorch(
+    trained_tiny, digits, torch_logits, tmp
+):
+    from codesign.exits import LearnedConfidence
+
+    spec, trained = trained_tiny
+    model = load_shared_weights(build_model(spec), trained.state_dict)
+    train_logits = exit_logits(model, digits.train)  # fitted on the training split, never on validation
+    fitted = LearnedConfidence.fit(train_logits, digits.train.labels.numpy(), spec.active_exit_stages)
+    confidences = [
+        fitted.confidence(lg, stage) for lg, stage in zip(torch_logits, spec.active_exit_stages, strict=True)
+    ]
+    assert all(((c >= 0) & (c <= 1)).all() for c in confidences)
+    right = torch_logits[0].argmax(axis=1) == digits.val.labels.numpy()
+    assert (
+        confidences[0][right].mean() > confidences[0][~right].mean()
+    )  # it ranks right above wrong on unseen data
+    thresholds = (_mid_threshold(confidences[0], 0.6), _mid_threshold(confidences[1], 0.6))
+    folder = export_segments(
+        model, tmp / "learned", thresholds=thresholds, policy="learned", policy_model=fitted
+    ).folder
+    runtime = EarlyExitRuntime(folder)
+    assert runtime.policy == "learned"
+    result = runtime.run(digits.val.images.numpy())
+    predictions, taken = exit_decisions(torch_logits, thresholds, "learned", spec.active_exit_stages, fitted)
+    assert (np.bincount(taken, minlength=3) > 0).all()
+    np.testing.assert_array_equal(result.exits, taken)
+    np.testing.assert_array_equal(result.predictions, predictions)
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    del manifest["policy_model"]
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(CodesignError, match="policy_model"):
+        EarlyExitRuntime(folder)

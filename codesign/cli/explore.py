@@ -59,6 +59,11 @@ def add_command(sub: Any) -> None:
         "--max-energy-uj", type=finite_float, help="constraint: expected energy per inference in uJ"
     )
     ex.add_argument(
+        "--max-exit-overhead-uj",
+        type=finite_float,
+        help="constraint: expected energy in exit heads the input went past, per inference, in uJ",
+    )
+    ex.add_argument(
         "--weights-on-chip", action="store_true", help="constraint: all weights fit the on-chip memories"
     )
     ex.add_argument(
@@ -67,6 +72,11 @@ def add_command(sub: Any) -> None:
         help="drop the workload's constraints (constraint options given with it still apply)",
     )
     ex.add_argument("--epochs", type=positive_int, help="override training.epochs")
+    ex.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also search the same space with every exit off and compare the fronts (RUN/baseline, baseline.csv)",
+    )
     ex.add_argument(
         "--static",
         action="store_true",
@@ -166,7 +176,7 @@ def _search_overrides(args: argparse.Namespace) -> dict:
         data["objectives"] = [name.strip() for name in args.objectives.split(",")]
     constraints = {
         key: getattr(args, key)
-        for key in ("min_accuracy", "max_latency_ms", "max_energy_uj")
+        for key in ("min_accuracy", "max_latency_ms", "max_energy_uj", "max_exit_overhead_uj")
         if getattr(args, key) is not None
     }
     if args.weights_on_chip:
@@ -175,4 +185,6 @@ def _search_overrides(args: argparse.Namespace) -> dict:
         data["constraints"] = constraints
     if args.surrogate is not None:
         data["surrogate"] = args.surrogate
+    if args.baseline:
+        data["baseline"] = "static"
     return data

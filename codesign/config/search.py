@@ -9,7 +9,13 @@ from codesign.config.fields import known_keys, section, str_list
 from codesign.errors import input_error
 from codesign.search.algorithms import ALGORITHMS
 from codesign.search.objectives import OBJECTIVES
-from codesign.search.settings import Constraints, SearchSettings, SurrogateSettings, default_surrogate
+from codesign.search.settings import (
+    BASELINES,
+    Constraints,
+    SearchSettings,
+    SurrogateSettings,
+    default_surrogate,
+)
 from codesign.search.surrogate import PREDICTORS
 
 
@@ -21,7 +27,16 @@ def parse_search(
         source,
         "search.",
         search_data,
-        {"population", "generations", "seed", "objectives", "algorithm", "constraints", "surrogate"},
+        {
+            "population",
+            "generations",
+            "seed",
+            "objectives",
+            "algorithm",
+            "constraints",
+            "surrogate",
+            "baseline",
+        },
     )
     search = base or SearchSettings()
     for key in ("population", "generations", "seed"):
@@ -51,6 +66,11 @@ def parse_search(
                 source, "search.algorithm", f"one of {list(ALGORITHMS)}", search_data["algorithm"]
             )
         search = replace(search, algorithm=search_data["algorithm"])
+    if "baseline" in search_data:
+        baseline = search_data["baseline"]
+        if baseline is not None and baseline not in BASELINES:
+            raise input_error(source, "search.baseline", f"one of {list(BASELINES)} or null", baseline)
+        search = replace(search, baseline=baseline)
     if "constraints" in search_data:
         search = replace(
             search,
@@ -79,10 +99,10 @@ def _constraints(source: str, data: dict[str, Any]) -> Constraints:
         source,
         "search.constraints.",
         data,
-        {"min_accuracy", "max_latency_ms", "max_energy_uj", "weights_on_chip"},
+        {"min_accuracy", "max_latency_ms", "max_energy_uj", "max_exit_overhead_uj", "weights_on_chip"},
     )
     values: dict[str, Any] = {}
-    for key in ("min_accuracy", "max_latency_ms", "max_energy_uj"):
+    for key in ("min_accuracy", "max_latency_ms", "max_energy_uj", "max_exit_overhead_uj"):
         if data.get(key) is None:
             continue
         value = data[key]

@@ -103,7 +103,12 @@ def _exit_branches(source: str, branch_data: Any) -> BranchChoices:
         raise input_error(
             source, "space.exit_branches", "a mapping with convs, channels, kernel, pool, stride", branch_data
         )
-    known_keys(source, "space.exit_branches.", branch_data, {"convs", "channels", "kernel", "pool", "stride"})
+    known_keys(
+        source,
+        "space.exit_branches.",
+        branch_data,
+        {"convs", "channels", "kernel", "pool", "stride", "weight_bits", "act_bits"},
+    )
     return BranchChoices(
         convs=int_list(
             source, "space.exit_branches.convs", branch_data.get("convs", 0), (0, 1, 2, 3), minimum=0
@@ -112,7 +117,16 @@ def _exit_branches(source: str, branch_data: Any) -> BranchChoices:
         kernel=int_list(source, "space.exit_branches.kernel", branch_data.get("kernel", 3), (1, 3, 5)),
         pool=int_list(source, "space.exit_branches.pool", branch_data.get("pool", 2), (1, 2, 3, 4)),
         stride=int_list(source, "space.exit_branches.stride", branch_data.get("stride", 1), (1, 2)),
+        weight_bits=_head_bits(source, "weight_bits", branch_data),
+        act_bits=_head_bits(source, "act_bits", branch_data),
     )
+
+
+def _head_bits(source: str, name: str, branch_data: dict[str, Any]) -> tuple[int, ...]:
+    """The exit heads' own bit widths (searched when several); absent: each head takes its stage's."""
+    if name not in branch_data:
+        return ()
+    return int_list(source, f"space.exit_branches.{name}", branch_data[name], BIT_WIDTHS)
 
 
 def _final_head(source: str, final_data: Any) -> ExitBranch:

@@ -149,7 +149,8 @@ def per_exit_costs(
         if static_pj_per_cycle:
             parts[STATIC] = static_pj_per_cycle * decided
             energy += parts[STATIC]
-        result.append(ExitCost(exit_stage, energy, decided, macs, transfer, parts))
+        head_energy = head.energy if head is not None else 0.0
+        result.append(ExitCost(exit_stage, energy, decided, macs, transfer, parts, head_energy))
     return result
 
 
@@ -168,9 +169,15 @@ def expected_cost(exits: list[ExitCost], fractions: tuple[float, ...]) -> Expect
     if len(exits) != len(fractions):
         raise ValueError(f"{len(fractions)} exit fractions for {len(exits)} exits")
     taken = [e.latency_cycles for e, f in zip(exits, fractions, strict=True) if f > 0]
+    # an input that goes on past early exit k has paid for head k for nothing
+    overhead, left = 0.0, 0.0
+    for exit_cost, fraction in zip(exits[:-1], fractions[:-1], strict=True):
+        left += fraction
+        overhead += (1.0 - left) * exit_cost.head_energy_pj
     return ExpectedCost(
         energy_pj=sum(f * e.energy_pj for f, e in zip(fractions, exits, strict=True)),
         latency_cycles=sum(f * e.latency_cycles for f, e in zip(fractions, exits, strict=True)),
         worst_latency_cycles=max(taken) if taken else exits[-1].latency_cycles,
         macs=sum(f * e.macs for f, e in zip(fractions, exits, strict=True)),
+        exit_overhead_pj=max(0.0, overhead),
     )

@@ -108,6 +108,7 @@ class ExitCost:
     transfer_energy_pj: float = 0.0
     # energy_pj by where it is spent: each memory level, "MAC", "interconnect" (empty in older run stores)
     energy_by_part: dict[str, float] = field(default_factory=dict)
+    head_energy_pj: float = 0.0  # this exit's own head (0 for an exit without one, and in older run stores)
 
 
 @dataclass(frozen=True)
@@ -116,3 +117,5 @@ class ExpectedCost:
     latency_cycles: float
     worst_latency_cycles: float
     macs: float
+    # energy spent in early-exit heads whose inputs did not leave there (Zniber et al.'s exit overhead)
+    exit_overhead_pj: float = 0.0

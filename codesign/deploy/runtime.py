@@ -19,7 +19,7 @@ import numpy as np
 from codesign.deploy.qcdq import onnxruntime_session
 from codesign.deploy.segments import SegmentedModel
 from codesign.errors import CodesignError, input_error
-from codesign.exits import POLICIES
+from codesign.exits import POLICIES, LearnedConfidence
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,15 @@ class EarlyExitRuntime:
         self.policy = self.model.policy if policy is None else policy
         if self.policy not in POLICIES:
             raise CodesignError(f"policy: expected one of {list(POLICIES)}, got {self.policy!r}")
-        self._confidence = POLICIES[self.policy]
+        policy_model = self.model.policy_model
+        if POLICIES[self.policy].learned and policy_model is None:
+            raise input_error(
+                self.model.manifest_path,
+                "policy_model",
+                "the learned policy's fitted model for --policy learned",
+            )
+        self._policy = POLICIES[self.policy]
+        self._policy_model = LearnedConfidence.from_dict(policy_model) if policy_model else None
         self.threads = threads
         self.segments = [onnxruntime_session(p, threads) for p in self.model.segment_paths()]
         self.heads = [onnxruntime_session(p, threads) for p in self.model.head_paths()]
@@ -137,7 +145,8 @@ class EarlyExitRuntime:
             if position == last:
                 predictions[index] = logits.argmax(axis=-1)
                 break
-            leave = self._confidence(logits) >= self.thresholds[position]
+            stage = self.model.exit_stages[position]
+            leave = self._policy.confidence(logits, stage, self._policy_model) >= self.thresholds[position]
             if leave.any():
                 predictions[index[leave]] = logits[leave].argmax(axis=-1)
                 exits[index[leave]] = position

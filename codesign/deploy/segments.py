@@ -21,7 +21,7 @@ from typing import Any
 
 from codesign.deploy.qcdq import export_module_qcdq
 from codesign.errors import CodesignError, input_error
-from codesign.exits import DEFAULT_POLICY, POLICIES
+from codesign.exits import DEFAULT_POLICY, POLICIES, LearnedConfidence
 from codesign.files import replace_folder
 
 MANIFEST_NAME = "manifest.json"
@@ -47,6 +47,7 @@ class SegmentedModel:
     num_classes: int
     spec_key: str
     spec: dict[str, Any] | None = None
+    policy_model: dict[str, Any] | None = None  # the learned policy's fitted model (`LearnedConfidence`)
 
     @property
     def manifest_path(self) -> Path:
@@ -73,6 +74,7 @@ class SegmentedModel:
             "exit_stages": list(self.exit_stages),
             "thresholds": list(self.thresholds),
             "policy": self.policy,
+            "policy_model": self.policy_model,
             "segments": [
                 {"file": f, "stages": list(s), "input": INPUT_NAME, "output": FEATURES_NAME}
                 for f, s in zip(self.segment_files, self.segment_stages, strict=True)
@@ -138,6 +140,21 @@ class SegmentedModel:
         policy = data.get("policy")
         if policy not in POLICIES:
             raise input_error(path, "policy", f"one of {list(POLICIES)}", policy)
+        policy_model = data.get("policy_model")
+        if policy_model is not None or POLICIES[policy].learned:
+            try:
+                fitted = LearnedConfidence.from_dict(policy_model)
+            except (TypeError, ValueError, AttributeError):
+                raise input_error(
+                    path,
+                    "policy_model",
+                    "the learned policy's fitted model (one entry per exit stage)",
+                    policy_model,
+                ) from None
+            if not set(exit_stages) <= set(fitted.exits):
+                raise input_error(
+                    path, "policy_model", f"a model for every exit stage {exit_stages}", sorted(fitted.exits)
+                )
         num_classes = data.get("num_classes")
         if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
             raise input_error(path, "num_classes", "a positive integer", num_classes)
@@ -184,6 +201,7 @@ class SegmentedModel:
             exit_stages=tuple(exit_stages),
             thresholds=tuple(float(t) for t in thresholds),
             policy=policy,
+            policy_model=policy_model,
             input_shape=tuple(input_shape),
             num_classes=num_classes,
             spec_key=spec_key,
@@ -250,6 +268,7 @@ def export_segments(
     *,
     thresholds: Sequence[float] | None = None,
     policy: str | None = None,
+    policy_model: LearnedConfidence | None = None,
 ) -> SegmentedModel:
     """Write `model` cut at its active exits to `folder` (segment ONNX files, head ONNX files, manifest).
 
@@ -267,6 +286,8 @@ def export_segments(
     policy = _model_policy(model) if policy is None else policy
     if policy not in POLICIES:
         raise CodesignError(f"policy: expected one of {list(POLICIES)}, got {policy!r}")
+    if POLICIES[policy].learned and policy_model is None:
+        raise CodesignError("policy_model: expected the learned policy's fitted model for policy 'learned'")
     if len(thresholds) != len(exit_stages) - 1:
         raise CodesignError(
             f"thresholds: expected {len(exit_stages) - 1} values (one per early exit), got {len(thresholds)}"
@@ -323,6 +344,7 @@ def export_segments(
             num_classes=int(spec.num_classes),
             spec_key=spec.key(),
             spec=spec.to_dict() if hasattr(spec, "to_dict") else None,
+            policy_model=policy_model.to_dict() if policy_model is not None else None,
         )
         (tmp / MANIFEST_NAME).write_text(json.dumps(segmented.to_manifest(), indent=2) + "\n")
         replace_folder(tmp, folder)

@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 
@@ -31,7 +31,7 @@ from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.data.splits import Dataset, Split, resize_split
 from codesign.deploy.qcdq import export_qcdq
 from codesign.evaluation.result import CandidateResult
-from codesign.exits import CachedExits, ExitStats, tune_thresholds
+from codesign.exits import LEARNED, CachedExits, ExitStats, LearnedConfidence, tune_thresholds
 from codesign.files import atomic_torch_save
 from codesign.hardware.memory import on_chip_weight_bytes
 from codesign.hardware.target import HardwareTarget, load_hardware, load_variant
@@ -62,6 +62,9 @@ class EvaluationSettings:
     # Names what produced stored weights (supernet, training and fine-tuning settings): part of their
     # file names, so weights are never read back for other settings ("" for direct use of an Evaluator).
     weights_tag: str = ""
+    # Fit the learned exit policy of every network (on training-split logits), so "learned" can be searched.
+    learned_policy: bool = False
+    learned_policy_images: int = 4096  # training images its model is fitted on
 
 
 @dataclass
@@ -72,6 +75,7 @@ class TrainedArchitecture:
     test: CachedExits | None  # computed on first use
     network: ParsedNetwork
     train_seconds: float
+    learned: LearnedConfidence | None = None  # the learned exit policy's model (when the search uses it)
 
 
 class Evaluator:
@@ -165,10 +169,34 @@ class Evaluator:
         finetune(model, train, self.finetune_config.head_steps, self.finetune_config, heads_only=True)
         return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-    def cached_exits(self, model: torch.nn.Module, resolution: int, split: str) -> CachedExits:
-        """Per-exit confidences and correctness on a split (test: reporting only, never searched on)."""
+    def cached_exits(
+        self,
+        model: torch.nn.Module,
+        resolution: int,
+        split: str,
+        learned: LearnedConfidence | None = None,
+        exit_ids: tuple[int, ...] | None = None,
+    ) -> CachedExits:
+        """Per-exit confidences and correctness on a split (test: reporting only, never searched on);
+        `exit_ids`: the stage index of each of the model's exits (default: every stage, an architecture)."""
         data = self.split(split, resolution)
-        return CachedExits.from_logits(exit_logits(model, data), data.labels.numpy())
+        return CachedExits.from_logits(exit_logits(model, data), data.labels.numpy(), learned, exit_ids)
+
+    def learned_policy(
+        self, model: torch.nn.Module, resolution: int, exit_ids: tuple[int, ...] | None = None
+    ) -> LearnedConfidence | None:
+        """The learned exit policy's model for this network, fitted on training-split logits (None when the
+        search does not use the learned policy)."""
+        if not self.settings.learned_policy:
+            return None
+        train = self.split("train", resolution)
+        subset = Split(
+            train.images[: self.settings.learned_policy_images],
+            train.labels[: self.settings.learned_policy_images],
+        )
+        logits = exit_logits(model, subset)
+        ids = exit_ids if exit_ids is not None else tuple(range(len(logits)))
+        return LearnedConfidence.fit(logits, subset.labels.numpy(), ids)
 
     def test_exits(self, spec: CandidateSpec) -> CachedExits:
         """The architecture's cached exits on the test split. Weights a run already stored are read back
@@ -180,12 +208,13 @@ class Evaluator:
         stored = self._stored_weights(architecture) if key not in self._architectures else None
         if stored is not None:
             model = load_shared_weights(build_model(architecture), stored)
-            self._stored_test_exits[key] = self.cached_exits(model, architecture.resolution, "test")
+            learned = self.learned_policy(model, architecture.resolution)
+            self._stored_test_exits[key] = self.cached_exits(model, architecture.resolution, "test", learned)
             return self._stored_test_exits[key]
         trained = self.trained(spec)
         if trained.test is None:
             model = load_shared_weights(build_model(trained.spec), trained.state_dict)
-            trained.test = self.cached_exits(model, trained.spec.resolution, "test")
+            trained.test = self.cached_exits(model, trained.spec.resolution, "test", trained.learned)
         return trained.test
 
     def _weights_path(self, architecture: CandidateSpec) -> Path | None:
@@ -212,11 +241,16 @@ class Evaluator:
                 atomic_torch_save(state, path)
         train_seconds = time.perf_counter() - start
         model = load_shared_weights(build_model(architecture), state)
-        val = self.cached_exits(model, architecture.resolution, "val")
-        test = self.cached_exits(model, architecture.resolution, "test") if self.test_during_search else None
+        learned = self.learned_policy(model, architecture.resolution)
+        val = self.cached_exits(model, architecture.resolution, "val", learned)
+        test = (
+            self.cached_exits(model, architecture.resolution, "test", learned)
+            if self.test_during_search
+            else None
+        )
         with tempfile.TemporaryDirectory() as tmp:
             network = parse_onnx(export_qcdq(model, Path(tmp) / "architecture.onnx"))
-        return TrainedArchitecture(architecture, state, val, test, network, train_seconds)
+        return TrainedArchitecture(architecture, state, val, test, network, train_seconds, learned)
 
     def model(self, spec: CandidateSpec) -> torch.nn.Module:
         """The candidate's network with its trained weights (only its active heads)."""
@@ -305,6 +339,7 @@ class Evaluator:
             exits=tuple(exits),
             expected_val=expected_cost(exits, val.fractions),
             expected_test=expected_cost(exits, test.fractions) if test is not None else None,
+            **_oracle(trained.test, active, exits),
             static=static,
             static_val_accuracy=float(trained.val.correct[final].mean()),
             static_test_accuracy=float(trained.test.correct[final].mean())
@@ -316,6 +351,7 @@ class Evaluator:
             weight_capacity_bytes=on_chip_weight_bytes(target, len(_cores_used(spec))),
             weight_load_energy_pj=load.energy_pj if load else None,
             weight_load_cycles=load.cycles if load else None,
+            learned_policy=trained.learned.to_dict() if trained.learned and spec.policy == LEARNED else None,
             timings={"train_s": trained_at - start, "cost_s": time.perf_counter() - trained_at},
         )
 
@@ -345,9 +381,11 @@ def finalize(evaluator: Evaluator, result: CandidateResult) -> tuple[CandidateRe
     seconds = finetune(
         model, train, steps, replace(config, learning_rate=config.final_learning_rate), heads_only=False
     )
-    val_cache = evaluator.cached_exits(model, spec.resolution, "val")
-    test_cache = evaluator.cached_exits(model, spec.resolution, "test")
-    positions = tuple(range(len(spec.active_exit_stages)))  # the candidate model has only its active exits
+    stages = spec.active_exit_stages  # the candidate model has only its active exits
+    learned = evaluator.learned_policy(model, spec.resolution, stages)  # refitted on the fine-tuned network
+    val_cache = evaluator.cached_exits(model, spec.resolution, "val", learned, stages)
+    test_cache = evaluator.cached_exits(model, spec.resolution, "test", learned, stages)
+    positions = tuple(range(len(stages)))
     searched = test_cache.simulate(positions, spec.active_thresholds, spec.policy)
     spec, val, test = evaluator.exit_statistics(spec, result.exits, val_cache, test_cache, positions)
     final = positions[-1]
@@ -363,6 +401,8 @@ def finalize(evaluator: Evaluator, result: CandidateResult) -> tuple[CandidateRe
         test_accuracy_before_finetune=result.test.accuracy if result.test is not None else None,
         val_accuracy_before_finetune=result.val.accuracy,
         test_accuracy_finetuned_search_thresholds=searched.accuracy,
+        learned_policy=learned.to_dict() if learned and spec.policy == LEARNED else None,
+        **_oracle(test_cache, positions, result.exits),
         timings={**result.timings, "final_finetune_s": seconds},
     )
     return finalized, model
@@ -380,7 +420,18 @@ def with_test(evaluator: Evaluator, result: CandidateResult) -> CandidateResult:
         test=test,
         expected_test=expected_cost(list(result.exits), test.fractions),
         static_test_accuracy=float(cached.correct[spec.num_stages - 1].mean()),
+        **_oracle(cached, spec.active_exit_stages, result.exits),
     )
+
+
+def _oracle(
+    cached: CachedExits | None, positions: tuple[int, ...], exits: list[ExitCost] | tuple[ExitCost, ...]
+) -> dict[str, Any]:
+    """The oracle policy's test figures (see `CachedExits.oracle`), as CandidateResult fields."""
+    if cached is None:
+        return {}
+    oracle = cached.oracle(positions)
+    return {"oracle_test": oracle, "expected_oracle_test": expected_cost(list(exits), oracle.fractions)}
 
 
 def with_thresholds(spec: CandidateSpec, active_thresholds: tuple[float, ...]) -> CandidateSpec:

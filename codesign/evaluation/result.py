@@ -39,6 +39,12 @@ class CandidateResult:
     # After the final fine-tuning but with the thresholds the search chose (before re-tuning them): the
     # change from `test_accuracy_before_finetune` is the fine-tuning's alone.
     test_accuracy_finetuned_search_thresholds: float | None = None
+    # The oracle exit policy on test (each input out at its earliest correct active exit): the limit of any
+    # policy on this network; None where the test split was not evaluated.
+    oracle_test: ExitStats | None = None
+    expected_oracle_test: ExpectedCost | None = None
+    # The learned exit policy's fitted model (`exits.LearnedConfidence.to_dict`), for a candidate that uses it
+    learned_policy: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     def seconds(self, cycles: float) -> float:
@@ -86,6 +92,11 @@ class CandidateResult:
             test_accuracy_before_finetune=data.get("test_accuracy_before_finetune"),
             val_accuracy_before_finetune=data.get("val_accuracy_before_finetune"),
             test_accuracy_finetuned_search_thresholds=data.get("test_accuracy_finetuned_search_thresholds"),
+            oracle_test=_stats(data["oracle_test"]) if data.get("oracle_test") else None,
+            learned_policy=data.get("learned_policy"),
+            expected_oracle_test=ExpectedCost(**data["expected_oracle_test"])
+            if data.get("expected_oracle_test")
+            else None,
             timings=dict(data.get("timings", {})),
         )
 

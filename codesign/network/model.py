@@ -110,8 +110,7 @@ class EarlyExitNet(nn.Module):
                     spec.stages[i].width,
                     spec.branch(i),
                     spec.num_classes,
-                    spec.stages[i].weight_bits,
-                    spec.stages[i].act_bits,
+                    *spec.head_bits(i),
                     sizes[i],
                 )
                 for i in spec.active_exit_stages

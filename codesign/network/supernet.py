@@ -216,10 +216,12 @@ def _trained_part(space: SearchSpace, spec: CandidateSpec) -> CandidateSpec:
 
 def _shapes_weights(gene_name: str) -> bool:
     """Genes that change the network's weights (not thresholds, policy, tuning, hardware or cores)."""
+    head_bits = gene_name.startswith("exit") and gene_name.endswith(("weight_bits", "act_bits"))
     return not (
         gene_name.endswith(".threshold")
         or gene_name in ("policy", "accuracy_drop")
         or gene_name.startswith(("hw.", "core."))
+        or head_bits  # a float supernet has no bit widths (stage bits are drawn as they always were)
     )
 
 

@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from codesign.config.workload import Workload
@@ -26,6 +26,8 @@ from codesign.deploy.segments import export_segments
 from codesign.evaluation.backends import EvaluatorRecipe, make_backend
 from codesign.evaluation.evaluator import Evaluator, finalize, with_test
 from codesign.evaluation.result import CandidateResult
+from codesign.exits import LearnedConfidence
+from codesign.runs.baseline import BASELINE_FOLDER
 from codesign.runs.identity import LOCK_NAME, RunLock, differences, refuse_other_run
 from codesign.runs.outputs import Reporter, describe_constraints, pareto_keys, write_config, write_outputs
 from codesign.runs.setup import RunSetup, prepare_run
@@ -102,6 +104,24 @@ def explore(
             _finalise(setup, store, evaluator, run_dir, front_keys, progress, report)
         finally:
             engine.close()
+        if workload.search.baseline == "static" and setup.space.early_exits:
+            static = replace(
+                workload,
+                space=replace(workload.space, early_exits=False),
+                search=replace(workload.search, baseline=None),
+            )
+            report(f"\nstatic baseline: the same space with every exit off, in {run_dir / BASELINE_FOLDER}")
+            explore(
+                static,
+                run_dir / BASELINE_FOLDER,
+                jobs=jobs,
+                cache_path=cache_path,
+                progress=progress,
+                report=report,
+                data_dir=data_dir,
+                workers=workers,
+                dask=dask,
+            )
         front = write_outputs(run_dir, store, report=report)
         seconds = time.perf_counter() - start
         stats = counts.stats
@@ -280,7 +300,8 @@ def _finalise(
         comparison = compare_outputs(
             model, path, evaluator.split("test", result.spec.resolution).images[:256]
         )
-        segments = export_segments(model, run_dir / "segments" / result.spec.key())
+        policy_model = LearnedConfidence.from_dict(result.learned_policy) if result.learned_policy else None
+        segments = export_segments(model, run_dir / "segments" / result.spec.key(), policy_model=policy_model)
         record = FinalRecord(
             result=result,
             onnx=str(path.relative_to(run_dir)),

@@ -30,6 +30,7 @@ CONTINUABLE = (
     "search.surrogate.per_iteration",
     "search.surrogate.iterations",
     "search.constraints.",
+    "search.baseline",
 )
 # Recorded since run identity was introduced: absent (None) in older stores, and then not compared.
 RECORDED_LATER = ("space", "hardware", "versions")

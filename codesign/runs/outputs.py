@@ -11,8 +11,10 @@ import pandas as pd
 
 from codesign.evaluation.result import CandidateResult
 from codesign.files import atomic_write, atomic_write_text
+from codesign.runs.baseline import BASELINE_FOLDER, compare_fronts
+from codesign.runs.baseline import summary as baseline_summary
 from codesign.runs.plots import plot_exit_breakdown, plot_hypervolume, plot_pareto
-from codesign.runs.store import RunConfig, RunStore
+from codesign.runs.store import STORE_NAME, RunConfig, RunStore
 from codesign.search.objectives import (
     constraint_values,
     feasible,
@@ -62,6 +64,16 @@ def result_row(result: CandidateResult, searched: CandidateResult | None = None)
         "static_latency_cycles": result.static.latency_cycles,
         "energy_vs_static": expected.energy_pj / result.static.energy_pj,
         "latency_vs_static": expected.latency_cycles / result.static.latency_cycles,
+        "exit_overhead_pj": expected.exit_overhead_pj,
+        "oracle_accuracy": result.oracle_test.accuracy if result.oracle_test else None,
+        "oracle_exit_fractions": " ".join(f"{f:.3f}" for f in result.oracle_test.fractions)
+        if result.oracle_test
+        else None,
+        "oracle_energy_pj": result.expected_oracle_test.energy_pj if result.expected_oracle_test else None,
+        "energy_vs_oracle": expected.energy_pj / result.expected_oracle_test.energy_pj
+        if result.expected_oracle_test and on_test
+        else None,
+        "weight_load_energy_pj": result.weight_load_energy_pj,
         "per_exit_energy_pj": " ".join(f"{e.energy_pj:.4g}" for e in result.exits),
         "per_exit_latency_cycles": " ".join(f"{e.latency_cycles:.6g}" for e in result.exits),
         "accuracy_val": seen.val.accuracy,
@@ -81,13 +93,17 @@ def write_table(path: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def summary_lines(front: list[CandidateResult], limit: int = 8) -> list[str]:
     lines = [
-        f"{'acc%':>6} {'exits':>5} {'fractions':>18} {'E[nJ]':>9} {'static':>9} {'E/static':>8} {'lat[cyc]':>9}  backbone"
+        f"{'acc%':>6} {'exits':>5} {'fractions':>18} {'E[nJ]':>9} {'static':>9} {'E/static':>8} "
+        f"{'E/oracle':>8} {'lat[cyc]':>9}  backbone"
     ]
     for r in front[:limit]:
+        oracle = r.expected_oracle_test
+        vs_oracle = f"{r.expected_test.energy_pj / oracle.energy_pj:8.2f}" if oracle else f"{'-':>8}"
         lines.append(
             f"{100 * r.test.accuracy:6.1f} {r.num_exits:5d} {' '.join(f'{f:.2f}' for f in r.test.fractions):>18} "
             f"{r.expected_test.energy_pj / 1e3:9.1f} {r.static.energy_pj / 1e3:9.1f} "
-            f"{r.expected_test.energy_pj / r.static.energy_pj:8.2f} {r.expected_test.latency_cycles:9.0f}  {r.spec.describe()}"
+            f"{r.expected_test.energy_pj / r.static.energy_pj:8.2f} {vs_oracle} {r.expected_test.latency_cycles:9.0f}  "
+            f"{r.spec.describe()}"
         )
     if len(front) > limit:
         lines.append(f"... {len(front) - limit} more in pareto.csv")
@@ -114,6 +130,7 @@ def describe_constraints(constraints: Constraints) -> str:
         "min_accuracy": f"validation accuracy >= {constraints.min_accuracy}",
         "max_latency_ms": f"worst-case latency <= {constraints.max_latency_ms} ms",
         "max_energy_uj": f"expected energy <= {constraints.max_energy_uj} uJ",
+        "max_exit_overhead_uj": f"exit overhead <= {constraints.max_exit_overhead_uj} uJ",
         "weights_on_chip": "weights fit on chip",
     }
     return ", ".join(parts[name] for name in constraints.active) or "none"
@@ -177,11 +194,19 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
         written.append("surrogate.csv")
     results = [r for _, r in items]
     accelerators = sorted({r.accelerator for r in results})
+    static_front = _baseline_front(run_dir)
+    if static_front is not None:
+        rows = compare_fronts(front, static_front)
+        write_table(run_dir / "baseline.csv", [row.row() for row in rows])
+        written.append("baseline.csv")
+        for line in baseline_summary(rows):
+            report(line)
     plot_pareto(
         run_dir / "pareto.png",
         front,
         results,
         ", ".join(accelerators[:3]) + ("..." if len(accelerators) > 3 else ""),
+        static_front or [],
     )
     if front:
         plot_exit_breakdown(run_dir / "exit_costs.png", front)
@@ -210,6 +235,15 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
         f"wrote {run_dir}/{', '.join(written)}" + (f"; onnx/ holds {exported} networks" if exported else "")
     )
     return front
+
+
+def _baseline_front(run_dir: Path) -> list[CandidateResult] | None:
+    """The static baseline's returned networks (final figures), None for a run without a baseline."""
+    path = run_dir / BASELINE_FOLDER / STORE_NAME
+    if not path.is_file():
+        return None
+    with RunStore(path, create=False) as store:
+        return [final.result for final in store.finals().values()]
 
 
 def _candidate_rows(

@@ -10,8 +10,15 @@ from codesign.files import atomic_write
 
 
 def plot_pareto(
-    path: Path, front: list[CandidateResult], results: list[CandidateResult], accelerator: str
+    path: Path,
+    front: list[CandidateResult],
+    results: list[CandidateResult],
+    accelerator: str,
+    static_front: list[CandidateResult] = (),  # type: ignore[assignment]
 ) -> None:
+    """Test accuracy against expected energy and latency: every evaluated candidate, the returned networks
+    (by number of exits and accelerator), each one's own static counterpart, and the static baseline's
+    returned networks when the run has one."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -85,6 +92,29 @@ def plot_pareto(
         ax.scatter(
             [], [], marker="s", facecolors="none", edgecolors="black", label="same network, no early exit"
         )
+        baseline = sorted(
+            (r for r in static_front if r.test is not None and r.expected_test is not None),
+            key=lambda r: getattr(r.expected_test, attr),
+        )
+        if baseline:
+            ax.step(
+                [getattr(r.expected_test, attr) * scale for r in baseline],
+                [100 * r.test.accuracy for r in baseline],
+                where="post",
+                color="black",
+                lw=0.8,
+                ls=":",
+                zorder=2,
+            )
+            ax.scatter(
+                [getattr(r.expected_test, attr) * scale for r in baseline],
+                [100 * r.test.accuracy for r in baseline],
+                marker="X",
+                s=45,
+                color="black",
+                label="static baseline (search with exits off)",
+                zorder=5,
+            )
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy [%]")
         ax.grid(alpha=0.3)

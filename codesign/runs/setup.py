@@ -19,6 +19,7 @@ from codesign.data.splits import Dataset
 from codesign.errors import CodesignError
 from codesign.evaluation.backends import EvaluatorRecipe, build_evaluator
 from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
+from codesign.exits import LEARNED
 from codesign.hardware.target import HardwareTarget, load_hardware, load_variant
 from codesign.network.model import exit_pool_kernel, feature_map_sizes
 from codesign.network.supernet import supernet_checkpoint
@@ -95,6 +96,7 @@ class RunSetup:
             threshold_tuning=space.max_accuracy_drop if space.tune_thresholds else None,
             tuning_confidence=space.tuning_confidence,
             weights_tag=hashlib.sha256(produced_by.encode()).hexdigest()[:8],
+            learned_policy=LEARNED in space.policies,
         )
         return EvaluatorRecipe(
             dataset=workload.dataset,

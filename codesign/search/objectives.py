@@ -39,6 +39,10 @@ OBJECTIVES: Registry[Objective] = Registry(
             lambda r: r.seconds(r.expected_val.worst_latency_cycles),
         ),
         "size": Objective("weights at their bit widths [bytes]", lambda r: r.weight_bytes),
+        "exit_overhead": Objective(
+            "expected energy in exit heads the input went past [pJ]",
+            lambda r: r.expected_val.exit_overhead_pj,
+        ),
     },
 )
 
@@ -58,6 +62,9 @@ def constraint_values(result: CandidateResult, constraints: Constraints) -> list
             1e3 * result.seconds(expected.worst_latency_cycles) / constraints.max_latency_ms - 1.0
         ),
         "max_energy_uj": lambda: expected.energy_pj * 1e-6 / constraints.max_energy_uj - 1.0,
+        "max_exit_overhead_uj": lambda: (
+            expected.exit_overhead_pj * 1e-6 / constraints.max_exit_overhead_uj - 1.0
+        ),
         "weights_on_chip": lambda: (  # unknown capacity (results stored by an older version): not held against it
             0.0
             if not result.weight_capacity_bytes

@@ -12,6 +12,7 @@ from typing import Any
 from codesign.search.surrogate import PREDICTORS
 
 DEFAULT_OBJECTIVES = ("accuracy", "energy", "latency")
+BASELINES = ("static",)
 
 
 @dataclass(frozen=True)
@@ -22,11 +23,14 @@ class Constraints:
     max_latency_ms: float | None = None  # worst-case latency over the exits taken: the real-time budget
     max_energy_uj: float | None = None  # expected energy per inference
     weights_on_chip: bool = False  # all weights (at their bit widths) fit the accelerator's on-chip memories
+    max_exit_overhead_uj: float | None = None  # expected energy in exit heads inputs went past, per inference
 
     @property
     def active(self) -> tuple[str, ...]:
         names = [
-            n for n in ("min_accuracy", "max_latency_ms", "max_energy_uj") if getattr(self, n) is not None
+            n
+            for n in ("min_accuracy", "max_latency_ms", "max_energy_uj", "max_exit_overhead_uj")
+            if getattr(self, n) is not None
         ]
         return (*names, "weights_on_chip") if self.weights_on_chip else tuple(names)
 
@@ -60,6 +64,8 @@ class SearchSettings:
     algorithm: str = "nsga2"
     constraints: Constraints = field(default_factory=Constraints)
     surrogate: SurrogateSettings | None = None  # None: the algorithm evaluates every candidate for real
+    # "static": also search the same space with every exit off, as the baseline (see `runs.baseline`)
+    baseline: str | None = None
 
     @property
     def budget(self) -> int:
@@ -80,6 +86,7 @@ class SearchSettings:
             surrogate=SurrogateSettings(**{**surrogate, "predictors": tuple(surrogate["predictors"])})
             if surrogate
             else None,
+            baseline=data.get("baseline"),
         )
 
 

@@ -1,0 +1,108 @@
+"""Does early exit beat the best static network on this accelerator, and by how much?
+
+A run with a static baseline (`explore --baseline`, `search.baseline: static`) also searches the same space
+with every exit off, into `RUN/baseline/` (its own run store, the same data and layer-cost cache, its own
+supernet trained without exit heads). Both fronts are the networks each search returned, chosen on
+validation and measured on test after their final fine-tuning, as everywhere. At the static front's best
+test accuracy (that of its most accurate network on validation) and at 0.5 and 1 point below it, the
+cheapest network of each front that reaches the level is compared: early exit over static, in expected
+energy and in expected latency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codesign.evaluation.result import CandidateResult
+
+BASELINE_FOLDER = "baseline"
+LEVELS = (("static best", 0.0), ("best - 0.5 pt", 0.005), ("best - 1 pt", 0.01))
+
+
+@dataclass(frozen=True)
+class BaselineRow:
+    """One accuracy level: the cheapest network of each front that reaches it, and their ratios."""
+
+    level: str
+    accuracy_at_least: float
+    static_key: str | None
+    static_energy_pj: float | None
+    static_latency_s: float | None
+    early_exit_key: str | None
+    early_exit_energy_pj: float | None
+    early_exit_latency_s: float | None
+
+    @property
+    def energy_ratio(self) -> float | None:
+        if self.static_energy_pj and self.early_exit_energy_pj is not None:
+            return self.early_exit_energy_pj / self.static_energy_pj
+        return None
+
+    @property
+    def latency_ratio(self) -> float | None:
+        if self.static_latency_s and self.early_exit_latency_s is not None:
+            return self.early_exit_latency_s / self.static_latency_s
+        return None
+
+    def row(self) -> dict[str, object]:
+        return {**self.__dict__, "energy_ratio": self.energy_ratio, "latency_ratio": self.latency_ratio}
+
+
+def _test_energy(result: CandidateResult) -> float:
+    return result.expected_test.energy_pj if result.expected_test else result.expected_val.energy_pj
+
+
+def _test_latency(result: CandidateResult) -> float:
+    expected = result.expected_test or result.expected_val
+    return result.seconds(expected.latency_cycles)
+
+
+def _test_accuracy(result: CandidateResult) -> float:
+    return result.test.accuracy if result.test else result.val.accuracy
+
+
+def compare_fronts(early_exit: list[CandidateResult], static: list[CandidateResult]) -> list[BaselineRow]:
+    """The comparison at the three levels (see the module docstring); empty without static networks."""
+    if not static:
+        return []
+    best_on_validation = max(static, key=lambda r: (r.val.accuracy, -r.expected_val.energy_pj))
+    best = _test_accuracy(best_on_validation)
+    rows = []
+    for label, below in LEVELS:
+        level = best - below
+        reach_static = [r for r in static if _test_accuracy(r) >= level - 1e-12]
+        reach_early = [r for r in early_exit if _test_accuracy(r) >= level - 1e-12]
+        cheap_static = min(reach_static, key=_test_energy, default=None)
+        cheap_early = min(reach_early, key=_test_energy, default=None)
+        fast_static = min(reach_static, key=_test_latency, default=None)
+        fast_early = min(reach_early, key=_test_latency, default=None)
+        rows.append(
+            BaselineRow(
+                level=label,
+                accuracy_at_least=level,
+                static_key=cheap_static.spec.key() if cheap_static else None,
+                static_energy_pj=_test_energy(cheap_static) if cheap_static else None,
+                static_latency_s=_test_latency(fast_static) if fast_static else None,
+                early_exit_key=cheap_early.spec.key() if cheap_early else None,
+                early_exit_energy_pj=_test_energy(cheap_early) if cheap_early else None,
+                early_exit_latency_s=_test_latency(fast_early) if fast_early else None,
+            )
+        )
+    return rows
+
+
+def summary(rows: list[BaselineRow]) -> list[str]:
+    if not rows:
+        return ["static baseline: no static network was returned"]
+    lines = [
+        f"early exit against the static baseline (fronts chosen on validation, test figures): static best "
+        f"{100 * rows[0].accuracy_at_least:.2f}%",
+        f"{'level':>14} {'accuracy >=':>11} {'static nJ':>10} {'early-exit nJ':>13} {'energy':>7} {'latency':>8}",
+    ]
+    for r in rows:
+        static = f"{r.static_energy_pj / 1e3:10.1f}" if r.static_energy_pj else f"{'-':>10}"
+        early = f"{r.early_exit_energy_pj / 1e3:13.1f}" if r.early_exit_energy_pj else f"{'-':>13}"
+        energy = f"{r.energy_ratio:7.2f}" if r.energy_ratio is not None else f"{'-':>7}"
+        latency = f"{r.latency_ratio:8.2f}" if r.latency_ratio is not None else f"{'-':>8}"
+        lines.append(f"{r.level:>14} {100 * r.accuracy_at_least:10.2f}% {static} {early} {energy} {latency}")
+    return lines

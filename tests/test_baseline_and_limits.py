@@ -1,0 +1,202 @@
+"""Does early exit pay, and how close to the limit: the static baseline's ratios, the oracle bound, exit
+overhead, and exit heads with their own bit widths."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from codesign.cli.main import main
+from codesign.cost.exits import expected_cost
+from codesign.cost.graph import parse_onnx
+from codesign.cost.records import ExitCost, ExpectedCost
+from codesign.deploy.qcdq import export_qcdq
+from codesign.deploy.segments import SegmentedModel
+from codesign.evaluation.result import CandidateResult
+from codesign.exits import CachedExits, ExitStats
+from codesign.network.model import build_model
+from codesign.runs.baseline import compare_fronts
+from codesign.spec import ExitBranch
+
+from .conftest import tiny_spec
+
+
+def test_oracle_cost_equals_a_hand_summed_expectation():
+    # 3 exits, 5 inputs: input 0 right at exit 0; 1 only at exit 1; 2 at exits 1 and 2; 3 only final; 4 nowhere
+    correct = np.array(
+        [
+            [True, False, False, False, False],
+            [True, True, True, False, False],
+            [False, False, True, True, False],
+        ]
+    )
+    cached = CachedExits(confidences={"score_margin": np.zeros((3, 5))}, correct=correct)
+    oracle = cached.oracle((0, 1, 2))
+    assert oracle.fractions == (1 / 5, 2 / 5, 2 / 5)  # input 4 runs to the final exit, wrong
+    assert oracle.accuracy == pytest.approx(4 / 5)
+    exits = [
+        ExitCost(0, 10.0, 1, 0, head_energy_pj=2.0),
+        ExitCost(1, 30.0, 3, 0, head_energy_pj=3.0),
+        ExitCost(2, 60.0, 6, 0),
+    ]
+    cost = expected_cost(exits, oracle.fractions)
+    assert cost.energy_pj == pytest.approx((10 * 1 + 30 * 2 + 60 * 2) / 5)
+    # overhead: heads of exits the input went past: head0 for 4 of 5 inputs, head1 for 2 of 5
+    assert cost.exit_overhead_pj == pytest.approx(2.0 * 4 / 5 + 3.0 * 2 / 5)
+
+
+def test_a_network_without_early_exits_has_oracle_equal_to_achieved_equal_to_static(
+    trained_tiny, tmp, edge_tpu, digits
+):
+    from codesign.cost.engine import CostEngine
+    from codesign.cost.settings import CostOptions
+    from codesign.evaluation.evaluator import EvaluationSettings, Evaluator, with_test
+    from codesign.network.settings import TrainingConfig
+
+    evaluator = Evaluator(
+        digits,
+        CostEngine(edge_tpu, CostOptions(lpf_limit=2)),
+        EvaluationSettings(training=TrainingConfig(epochs=2)),
+    )
+    result = with_test(evaluator, evaluator.evaluate(tiny_spec(exits=(False, False))))
+    assert result.num_exits == 1
+    assert result.expected_oracle_test.energy_pj == result.expected_test.energy_pj == result.static.energy_pj
+    assert result.oracle_test.accuracy == result.test.accuracy == result.static_test_accuracy
+    assert result.expected_test.exit_overhead_pj == 0.0
+    early = with_test(evaluator, evaluator.evaluate(tiny_spec(exits=(True, True))))
+    assert early.expected_oracle_test.energy_pj <= early.expected_test.energy_pj
+    assert early.oracle_test.accuracy >= early.test.accuracy
+
+
+def _result(key_seed: int, val: float, test: float, energy: float, latency: float = 100.0) -> CandidateResult:
+    spec = replace(tiny_spec(), thresholds=(0.1 * key_seed, 0.2))
+    stats = lambda accuracy: ExitStats(accuracy, (1.0,), (accuracy,))  # noqa: E731
+    cost = ExpectedCost(energy, latency, latency, 0)
+    return CandidateResult(
+        spec=spec,
+        val=stats(val),
+        test=stats(test),
+        exits=(ExitCost(2, energy, latency, 0),),
+        expected_val=cost,
+        expected_test=cost,
+        static=ExitCost(2, energy, latency, 0),
+        static_val_accuracy=val,
+        static_test_accuracy=test,
+        clock_hz=1e9,
+    )
+
+
+def test_baseline_ratios_equal_a_hand_computation_from_the_two_fronts():
+    static = [
+        _result(1, 0.95, 0.940, 1000.0, 500),
+        _result(2, 0.97, 0.962, 4000.0, 900),
+        _result(3, 0.93, 0.925, 300.0, 200),
+    ]
+    early = [
+        _result(4, 0.96, 0.963, 1500.0, 300),
+        _result(5, 0.95, 0.955, 900.0, 250),
+        _result(6, 0.90, 0.90, 100.0, 50),
+    ]
+    rows = compare_fronts(early, static)
+    # static best = the test accuracy of its most accurate network on validation: 0.962
+    assert [r.accuracy_at_least for r in rows] == pytest.approx([0.962, 0.957, 0.952])
+    # 0.962: static 4000 nJ (only one), early exit 1500 (0.963) -> 0.375
+    assert rows[0].energy_ratio == pytest.approx(1500 / 4000) and rows[0].latency_ratio == pytest.approx(
+        300 / 900
+    )
+    # 0.957: static 4000, early 1500 (0.955 falls short) -> 0.375
+    assert rows[1].energy_ratio == pytest.approx(1500 / 4000)
+    # 0.952: static still only 4000 (0.940 short), early 900 (0.955) -> 0.225
+    assert rows[2].energy_ratio == pytest.approx(900 / 4000) and rows[2].latency_ratio == pytest.approx(
+        250 / 900
+    )
+    assert compare_fronts(early, []) == []
+
+
+def test_exit_head_bit_widths_reach_the_exported_onnx_and_the_costs(tmp: Path, edge_tpu):
+    from codesign.cost.engine import CostEngine
+    from codesign.cost.network import network_costs
+    from codesign.cost.settings import CostOptions
+
+    plain = tiny_spec(bits=(8, 8, 8))
+    own = replace(
+        plain,
+        branches=(ExitBranch(weight_bits=4, act_bits=4), ExitBranch(weight_bits=4, act_bits=4), ExitBranch()),
+    )
+    assert own.head_bits(0) == (4, 4) and own.head_bits(2) == (8, 8) and plain.head_bits(0) == (8, 8)
+    assert own.key() != plain.key() and "W4A4" in own.describe_exits()
+    costs = {}
+    for name, spec in (("plain", plain), ("own", own)):
+        layers = parse_onnx(export_qcdq(build_model(spec), tmp / f"{name}.onnx")).layers
+        heads = [layer for layer in layers if layer.segment in ("head0", "head1")]
+        backbone = [layer for layer in layers if layer.segment.startswith("stage")]
+        expected = 4 if name == "own" else 8
+        assert {layer.weight_bits for layer in heads} == {expected}
+        assert {layer.weight_bits for layer in backbone} == {8}
+        items = network_costs(layers, [], CostEngine(edge_tpu, CostOptions(lpf_limit=2)))
+        costs[name] = sum(i.energy_pj for i in items if i.segment.startswith("head0"))
+    assert costs["own"] < costs["plain"]
+
+
+def test_explore_with_a_static_baseline_writes_the_comparison(tmp: Path, capsys):
+    workload = tmp / "w.yaml"
+    workload.write_text(
+        """
+name: baseline-test
+dataset: digits
+space:
+  stages:
+    - {depth: 1, width: [8, 16], stride: 1, weight_bits: 8, act_bits: 8}
+    - {depth: 1, width: 16, stride: 2, weight_bits: [4, 8], act_bits: 8}
+    - {depth: 1, width: [16, 32], stride: 2, weight_bits: 8, act_bits: 8}
+  exit_branches: {weight_bits: [4, 8]}
+  policies: [learned]
+  threshold_tuning: {max_accuracy_drop: 0.01}
+training:
+  supernet: {epochs: 2, random_subnets: 1}
+  finetune: {head_steps: 5, final_epochs: 0.05}
+cost: {lpf_limit: 2}
+search: {population: 6, generations: 2, seed: 4, objectives: [accuracy, energy, exit_overhead]}
+"""
+    )
+    run = tmp / "run"
+    args = [
+        "explore",
+        "-w",
+        str(workload),
+        "--run-dir",
+        str(run),
+        "--cost-cache",
+        str(tmp / "c.sqlite"),
+        "-q",
+        "-j",
+        "1",
+    ]
+    assert main([*args, "--baseline"]) == 0
+    out = capsys.readouterr().out
+    assert "static baseline" in out and "early exit against the static baseline" in out
+    baseline = pd.read_csv(run / "baseline.csv")
+    assert len(baseline) == 3 and (run / "baseline" / "pareto.csv").is_file()
+    static_front = pd.read_csv(run / "baseline" / "pareto.csv")
+    assert (static_front["num_exits"] == 1).all()
+    pareto = pd.read_csv(run / "pareto.csv")
+    for _, row in baseline.dropna(subset=["energy_ratio"]).iterrows():  # the ratio of the two fronts' rows
+        early = pareto.set_index("key").loc[row["early_exit_key"], "expected_energy_pj"]
+        static = static_front.set_index("key").loc[row["static_key"], "expected_energy_pj"]
+        assert row["energy_ratio"] == pytest.approx(early / static)
+    assert {"oracle_energy_pj", "energy_vs_oracle", "oracle_accuracy", "exit_overhead_pj"} <= set(
+        pareto.columns
+    )
+    assert (pareto["energy_vs_oracle"] >= 1 - 1e-9).all()
+    assert (pareto.loc[pareto["num_exits"] > 1, "exits"].str.contains("@learned")).all()
+    for folder in pareto.loc[pareto["num_exits"] > 1, "segments"]:  # the fitted policy travels with the model
+        segmented = SegmentedModel.load(run / folder)
+        assert segmented.policy == "learned" and segmented.policy_model is not None
+        assert main(["infer", str(run / folder), "--split", "val", "--repeats", "1"]) == 0
+    (run / "baseline.csv").unlink()
+    assert main(["report", str(run)]) == 0  # rebuilt from the two run stores
+    assert pd.read_csv(run / "baseline.csv").equals(baseline)
