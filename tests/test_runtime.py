@@ -65,7 +65,7 @@ def _reference(torch_logits, thresholds):
 
 
 def test_runtime_agrees_with_pytorch_predictions_and_exits(segmented, torch_logits, thresholds, digits):
-    runtime = EarlyExitRuntime(segmented)
+    runtime = EarlyExitRuntime(segmented, mode="reference")
     assert runtime.thresholds == thresholds and runtime.policy == "score_margin"
     onnx_logits = runtime.exit_logits(digits.val.images.numpy())
     assert all(np.abs(a - b).max() < 1e-4 for a, b in zip(onnx_logits, torch_logits, strict=True))
@@ -87,7 +87,7 @@ def test_runtime_agrees_with_pytorch_predictions_and_exits(segmented, torch_logi
 
 
 def test_batch_shrinks_at_every_exit(segmented, digits):
-    runtime = EarlyExitRuntime(segmented)
+    runtime = EarlyExitRuntime(segmented, mode="reference")
     images = digits.val.images.numpy()
     result = runtime.run(images)
     counts = result.exit_counts
@@ -114,13 +114,15 @@ def test_batch_shrinks_at_every_exit(segmented, digits):
 
 def test_policies_and_threshold_overrides(segmented, torch_logits, digits):
     images = digits.val.images.numpy()
-    everyone_leaves = EarlyExitRuntime(segmented, thresholds=(0.0, 0.0)).run(images)
+    everyone_leaves = EarlyExitRuntime(segmented, thresholds=(0.0, 0.0), mode="reference").run(images)
     assert (everyone_leaves.exits == 0).all() and everyone_leaves.segment_inputs == (len(images), 0, 0)
     for policy in ("max_prob", "entropy"):
         conf = confidence(torch_logits[0], policy)
         assert ((conf >= 0) & (conf <= 1 + 1e-6)).all()
         thresholds = (_mid_threshold(conf, 0.5), _mid_threshold(confidence(torch_logits[1], policy), 0.5))
-        result = EarlyExitRuntime(segmented, thresholds=thresholds, policy=policy).run(images)
+        result = EarlyExitRuntime(segmented, thresholds=thresholds, policy=policy, mode="reference").run(
+            images
+        )
         predictions, taken = exit_decisions(torch_logits, thresholds, policy)
         np.testing.assert_array_equal(result.exits, taken)
         np.testing.assert_array_equal(result.predictions, predictions)
@@ -326,3 +328,42 @@ def test_the_learned_policy_decides_the_same_in_onnxruntime_as_in_pytorch(
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
     with pytest.raises(CodesignError, match="policy_model"):
         EarlyExitRuntime(folder)
+
+
+@pytest.mark.parametrize("policy", ["score_margin", "max_prob", "entropy", "learned"])
+def test_deployment_mode_decides_as_pytorch_does(policy, trained_tiny, digits, torch_logits, tmp):
+    """Integer kernels and in-graph decisions, one call per exit reached: decisions agree with PyTorch on at
+    least 99.5% of the inputs and accuracy stays within 0.2 point, at batch 1 and on a batch."""
+    from codesign.deploy.runtime import compare_modes
+    from codesign.exits import LearnedConfidence
+
+    spec, trained = trained_tiny
+    model = load_shared_weights(build_model(spec), trained.state_dict)
+    fitted = None
+    if policy == "learned":
+        fitted = LearnedConfidence.fit(
+            exit_logits(model, digits.train), digits.train.labels.numpy(), (0, 1, 2)
+        )
+    conf = [confidence(lg, policy, stage, fitted) for lg, stage in zip(torch_logits, (0, 1, 2), strict=True)]
+    thresholds = (_mid_threshold(conf[0], 0.6), _mid_threshold(conf[1], 0.6))
+    folder = export_segments(
+        model, tmp / policy, thresholds=thresholds, policy=policy, policy_model=fitted
+    ).folder
+    deployed, reference = EarlyExitRuntime(folder), EarlyExitRuntime(folder, mode="reference")
+    assert deployed.mode == "deploy" and deployed.threads == 1
+    images, labels = digits.val.images.numpy(), digits.val.labels.numpy()
+    predictions, taken = exit_decisions(torch_logits, thresholds, policy, (0, 1, 2), fitted)
+    assert (np.bincount(taken, minlength=3) > 0).all()
+    one_by_one = [deployed.run(images[i : i + 1]) for i in range(len(images))]
+    batch1 = np.array([r.predictions[0] for r in one_by_one]), np.array([r.exits[0] for r in one_by_one])
+    batched = deployed.run(images)
+    for got_predictions, got_exits in (batch1, (batched.predictions, batched.exits)):
+        agree = ((got_predictions == predictions) & (got_exits == taken)).mean()
+        assert agree >= 0.995, agree
+        assert abs((got_predictions == labels).mean() - (predictions == labels).mean()) <= 0.002
+    agreement = compare_modes(reference, deployed, digits.val)
+    assert agreement.same_exit_and_class >= 0.995 and agreement.num_images == len(labels)
+    static = deployed.run(images, static=True)  # the whole network in one graph, no exits
+    final = torch_logits[2].argmax(axis=1)
+    assert (static.predictions == final).mean() >= 0.995 and (static.exits == 2).all()
+    assert deployed.run(images[:1], static=True).predictions[0] == static.predictions[0]

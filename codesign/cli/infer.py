@@ -56,7 +56,7 @@ def _median_run(results: list[SplitResult]) -> SplitResult:
 
 def _infer(args: argparse.Namespace) -> int:
     from codesign.data.registry import load_dataset
-    from codesign.deploy.runtime import EarlyExitRuntime
+    from codesign.deploy.runtime import EarlyExitRuntime, batch1_latency, compare_modes
 
     thresholds = parse_thresholds(args.thresholds) if args.thresholds else None
     if args.batch_size < 1:
@@ -66,7 +66,7 @@ def _infer(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise CodesignError(f"--threads {args.threads}: value: expected a positive integer")
     runtime = EarlyExitRuntime(
-        args.model_dir, thresholds=thresholds, policy=args.policy, threads=args.threads
+        args.model_dir, thresholds=thresholds, policy=args.policy, threads=args.threads or 1, mode=args.mode
     )
     dataset = load_dataset(args.dataset, seed=0, data_dir=Path(args.data_dir) if args.data_dir else None)
     model = runtime.model
@@ -92,12 +92,38 @@ def _infer(args: argparse.Namespace) -> int:
         early_runs.append(runtime.run_split(split, args.batch_size, warmup=False))
         static_runs.append(runtime.run_split(split, args.batch_size, static=True, warmup=False))
     early, static = _median_run(early_runs), _median_run(static_runs)
-    threads = "default" if args.threads is None else args.threads
+    how = (
+        "deployment mode: integer kernels, one session call per exit reached"
+        if runtime.mode == "deploy"
+        else "reference mode: graph optimisations off, results equal PyTorch's"
+    )
     print(
         f"policy {runtime.policy}, thresholds {' '.join(f'{t:g}' for t in runtime.thresholds)}, "
-        f"onnxruntime threads {threads} (graph optimisations off)"
+        f"onnxruntime threads {runtime.threads} ({how})"
     )
     print(format_comparison(model, early, static, f"{args.dataset} {args.split}"))
+    if args.batch_size == 1:
+        latency = batch1_latency(runtime, split.images.numpy())
+        static_latency = batch1_latency(runtime, split.images.numpy(), static=True)
+        print(
+            f"latency per image at batch 1: early exit median {latency.median_s * 1e6:.1f} us (p90 "
+            f"{latency.p90_s * 1e6:.1f}), static median {static_latency.median_s * 1e6:.1f} us (p90 "
+            f"{static_latency.p90_s * 1e6:.1f})"
+        )
+    if runtime.mode == "deploy":
+        reference = EarlyExitRuntime(
+            args.model_dir,
+            thresholds=thresholds,
+            policy=args.policy,
+            threads=runtime.threads,
+            mode="reference",
+        )
+        agreement = compare_modes(reference, runtime, split)
+        print(
+            f"deployment vs reference mode (= PyTorch) on {agreement.num_images} images: same exit and class for "
+            f"{100 * agreement.same_exit_and_class:.2f}%, accuracy {agreement.deploy_accuracy:.4f} vs "
+            f"{agreement.reference_accuracy:.4f}"
+        )
     return 0
 
 
@@ -125,7 +151,14 @@ def add_command(subparsers: Any) -> argparse.ArgumentParser:
     inf.add_argument(
         "--threads",
         type=positive_int,
-        help="onnxruntime intra-op threads per session (default: onnxruntime's choice)",
+        help="onnxruntime intra-op threads per session (default: 1)",
+    )
+    inf.add_argument(
+        "--mode",
+        choices=["deploy", "reference"],
+        default="deploy",
+        help="deploy (default): integer kernels, decisions in the graphs, one call per exit reached; "
+        "reference: results equal PyTorch's",
     )
     inf.add_argument(
         "--repeats",

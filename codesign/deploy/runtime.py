@@ -3,7 +3,16 @@
 `EarlyExitRuntime` runs a batch the way a device would: every input goes through segment 0 and head 0;
 the inputs whose confidence reaches the exit's threshold stop there, and only the others continue into
 the next segment, so the batch shrinks at every exit. Confidence policies are `codesign.exits.POLICIES`
-(each compared with `>= threshold`).
+(each compared with `>= threshold`). Two modes:
+
+- `deploy` (the default): built for batch-1 latency. One session per exit position runs the segment, its
+  exit head and the exit decision (`codesign.deploy.decisions`), so an input costs one call per exit it
+  reaches; onnxruntime's full graph optimisation fuses QCDQ into integer kernels (QLinearConv, QGemm);
+  batch-1 inputs and outputs are preallocated and bound once (IO binding); one intra-op thread by default,
+  no spinning. Integer kernels round differently from fake-quantized PyTorch, so decisions can differ on
+  inputs right at a threshold: `compare_modes` measures how often;
+- `reference`: graph optimisations off, confidences computed in numpy from each head's logits: results
+  equal PyTorch's (to ~1e-6), for tests and for checking the deployment mode.
 """
 
 from __future__ import annotations
@@ -53,8 +62,21 @@ class SplitResult:
     exits: np.ndarray
 
 
+MODES = ("deploy", "reference")
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """What the deployment mode does on top of the reference mode, each switchable (to measure what each buys):
+    segment, head and decision merged into one graph per exit (always), integer kernels from onnxruntime's full
+    graph optimisation (`optimized`), batch-1 buffers bound once (`io_binding`)."""
+
+    optimized: bool = True
+    io_binding: bool = True
+
+
 class EarlyExitRuntime:
-    """onnxruntime sessions of a segmented model (see `onnxruntime_session`) and early-exit inference."""
+    """onnxruntime sessions of a segmented model and early-exit inference (see the module docstring)."""
 
     def __init__(
         self,
@@ -63,7 +85,12 @@ class EarlyExitRuntime:
         thresholds: Sequence[float] | None = None,
         policy: str | None = None,
         threads: int | None = None,
+        mode: str = "deploy",
+        deploy: DeployOptions | None = None,
     ):
+        if mode not in MODES:
+            raise CodesignError(f"mode: expected one of {list(MODES)}, got {mode!r}")
+        self.mode = mode
         self.model = SegmentedModel.load(folder)
         self.thresholds = self.model.thresholds if thresholds is None else tuple(float(t) for t in thresholds)
         if len(self.thresholds) != self.model.num_exits - 1:
@@ -83,11 +110,23 @@ class EarlyExitRuntime:
             )
         self._policy = POLICIES[self.policy]
         self._policy_model = LearnedConfidence.from_dict(policy_model) if policy_model else None
-        self.threads = threads
-        self.segments = [onnxruntime_session(p, threads) for p in self.model.segment_paths()]
-        self.heads = [onnxruntime_session(p, threads) for p in self.model.head_paths()]
+        self.threads = 1 if threads is None else threads  # small networks at batch 1: one thread is fastest
+        self.segments = [onnxruntime_session(p, self.threads) for p in self.model.segment_paths()]
+        self.heads = [onnxruntime_session(p, self.threads) for p in self.model.head_paths()]
         self._segment_io = [(s.get_inputs()[0].name, s.get_outputs()[0].name) for s in self.segments]
         self._head_io = [(h.get_inputs()[0].name, h.get_outputs()[0].name) for h in self.heads]
+        self._deployed = (
+            _Deployed(
+                self.model,
+                self.thresholds,
+                self.policy,
+                self._policy_model,
+                self.threads,
+                deploy or DeployOptions(),
+            )
+            if mode == "deploy"
+            else None
+        )
 
     @property
     def num_exits(self) -> int:
@@ -120,6 +159,8 @@ class EarlyExitRuntime:
 
         After each early exit only the inputs that did not leave there go on to the next segment.
         """
+        if self._deployed is not None:
+            return self._deployed.run(self._check_images(images), static)
         start = time.perf_counter()
         x = self._check_images(images)
         n = x.shape[0]
@@ -207,6 +248,247 @@ class EarlyExitRuntime:
             predictions=predictions,
             exits=exits,
         )
+
+
+@dataclass(frozen=True)
+class ModeAgreement:
+    """The deployment mode against the reference mode (which equals PyTorch) on the same images."""
+
+    same_exit_and_class: float  # share of inputs that leave at the same exit with the same prediction
+    reference_accuracy: float
+    deploy_accuracy: float
+    num_images: int
+
+
+def compare_modes(reference: EarlyExitRuntime, deployed: EarlyExitRuntime, split: Any) -> ModeAgreement:
+    """How often the deployment mode decides as the reference mode (= PyTorch) does, and both accuracies."""
+    images = _as_numpy(split.images).astype(np.float32, copy=False)
+    labels = _as_numpy(split.labels).astype(np.int64, copy=False)
+    ref, dep = reference.run(images), deployed.run(images)
+    same = (ref.predictions == dep.predictions) & (ref.exits == dep.exits)
+    return ModeAgreement(
+        same_exit_and_class=float(same.mean()),
+        reference_accuracy=float((ref.predictions == labels).mean()),
+        deploy_accuracy=float((dep.predictions == labels).mean()),
+        num_images=int(labels.size),
+    )
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Per-image latency at batch 1 (seconds), one image at a time through the runtime."""
+
+    median_s: float
+    p90_s: float
+    images: int
+
+
+def batch1_latency(runtime: EarlyExitRuntime, images: np.ndarray, static: bool = False) -> Latency:
+    """Each image alone, as a device classifies it: median and 90th percentile of the per-image wall time."""
+    images = np.ascontiguousarray(images, dtype=np.float32)
+    times = np.empty(len(images))
+    clock = time.perf_counter
+    for index in range(len(images)):
+        start = clock()
+        runtime.run(images[index : index + 1], static=static)
+        times[index] = clock() - start
+    return Latency(float(np.median(times)), float(np.percentile(times, 90)), len(images))
+
+
+def deploy_session(model: Any, threads: int = 1, optimized: bool = True):  # noqa: ANN201 (an InferenceSession)
+    """A session built for latency: full graph optimisation (integer kernels for QCDQ; `optimized=False`: off,
+    as the reference mode), `threads` intra-op threads, sequential execution, no spinning."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    level = ort.GraphOptimizationLevel
+    options.graph_optimization_level = level.ORT_ENABLE_ALL if optimized else level.ORT_DISABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    payload = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
+    return ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
+
+
+class _Deployed:
+    """The deployment mode's sessions: per exit position the segment, its head and its decision in one graph
+    (`codesign.deploy.decisions`), plus the whole network without exits for `static` runs; inputs and outputs
+    of single images bound once to preallocated buffers."""
+
+    def __init__(
+        self,
+        model: SegmentedModel,
+        thresholds: tuple[float, ...],
+        policy: str,
+        policy_model: LearnedConfidence | None,
+        threads: int,
+        options: DeployOptions,
+    ) -> None:
+        import onnx
+
+        from codesign.deploy.decisions import FEATURES, LEAVE, LOGITS, PREDICTION, deployment_graph
+        from codesign.deploy.segments import FEATURES_NAME, INPUT_NAME, LOGITS_NAME
+
+        self.model = model
+        last = model.num_exits - 1
+        graphs = []
+        for position, (segment, head) in enumerate(
+            zip(model.segment_paths(), model.head_paths(), strict=True)
+        ):
+            graphs.append(
+                deployment_graph(
+                    onnx.load(str(segment)),
+                    onnx.load(str(head)),
+                    input_name=INPUT_NAME,
+                    features_name=FEATURES_NAME,
+                    logits_name=LOGITS_NAME,
+                    threshold=thresholds[position] if position < last else None,
+                    policy=policy,
+                    classes=model.num_classes,
+                    exit_id=model.exit_stages[position],
+                    model=policy_model,
+                )
+            )
+        self.options = options
+        self.sessions = [deploy_session(graph, threads, options.optimized) for graph in graphs]
+        self.static_session = deploy_session(_static_graph(model), threads, options.optimized)
+        self.outputs = [
+            [PREDICTION, FEATURES] + ([LEAVE] if p < last else []) for p in range(model.num_exits)
+        ]
+        self._names = (INPUT_NAME, FEATURES, LOGITS, PREDICTION, LEAVE)
+        self._bind_single_image()
+
+    def _bind_single_image(self) -> None:
+        """Preallocated batch-1 buffers: each position reads the previous one's features in place."""
+        import onnxruntime as ort
+
+        input_name, features, logits, prediction, leave = self._names
+        self.image = np.zeros((1, *self.model.input_shape), dtype=np.float32)
+        source = ort.OrtValue.ortvalue_from_numpy(self.image)
+        self.bindings, self.predicted, self.leaving, self._keep = [], [], [], []
+        for session in self.sessions:
+            shapes = {o.name: o.shape for o in session.get_outputs()}
+            binding = session.io_binding()
+            binding.bind_ortvalue_input(input_name, source)
+            buffers = {
+                features: np.zeros([1, *shapes[features][1:]], dtype=np.float32),
+                logits: np.zeros([1, self.model.num_classes], dtype=np.float32),
+                prediction: np.zeros(1, dtype=np.int64),
+            }
+            if leave in shapes:
+                buffers[leave] = np.zeros(1, dtype=bool)
+            values = {name: ort.OrtValue.ortvalue_from_numpy(array) for name, array in buffers.items()}
+            for name, value in values.items():
+                binding.bind_ortvalue_output(name, value)
+            self.bindings.append(binding)
+            self.predicted.append(buffers[prediction])
+            self.leaving.append(buffers.get(leave))
+            self._keep.append((buffers, values))  # the buffers must outlive the bindings
+            source = values[features]
+        static_binding = self.static_session.io_binding()
+        static_binding.bind_ortvalue_input(input_name, ort.OrtValue.ortvalue_from_numpy(self.image))
+        self.static_prediction = np.zeros(1, dtype=np.int64)
+        static_value = ort.OrtValue.ortvalue_from_numpy(self.static_prediction)
+        static_binding.bind_ortvalue_output(prediction, static_value)
+        self.static_binding = static_binding
+        self._keep.append((self.static_prediction, static_value))
+
+    def classify(self, image: np.ndarray) -> tuple[int, int]:
+        """(prediction, exit position) of one image: one session call per exit it reaches."""
+        np.copyto(self.image[0], image)
+        last = len(self.sessions) - 1
+        for position in range(last):
+            self.sessions[position].run_with_iobinding(self.bindings[position])
+            if self.leaving[position][0]:
+                return int(self.predicted[position][0]), position
+        self.sessions[last].run_with_iobinding(self.bindings[last])
+        return int(self.predicted[last][0]), last
+
+    def classify_static(self, image: np.ndarray) -> int:
+        np.copyto(self.image[0], image)
+        self.static_session.run_with_iobinding(self.static_binding)
+        return int(self.static_prediction[0])
+
+    def run(self, images: np.ndarray, static: bool) -> RuntimeResult:
+        start = time.perf_counter()
+        n, exits_count = images.shape[0], len(self.sessions)
+        predictions = np.zeros(n, dtype=np.int64)
+        exits = np.full(n, exits_count - 1, dtype=np.int64)
+        entered = [0] * exits_count
+        single = n == 1 and self.options.io_binding
+        if static:
+            if single:
+                predictions[0] = self.classify_static(images[0])
+            else:
+                output = self.static_session.run([self._names[3]], {self._names[0]: images})[0]
+                predictions[:] = output
+            entered[0] = n
+        elif single:
+            predictions[0], exits[0] = self.classify(images[0])
+            for position in range(int(exits[0]) + 1):
+                entered[position] = 1
+        else:
+            index, x = np.arange(n), images
+            for position, session in enumerate(self.sessions):
+                entered[position] = int(index.size)
+                results = dict(
+                    zip(
+                        self.outputs[position],
+                        session.run(self.outputs[position], {self._names[0]: x}),
+                        strict=True,
+                    )
+                )
+                if position == exits_count - 1:
+                    predictions[index] = results[self._names[3]]
+                    break
+                leave = results[self._names[4]]
+                predictions[index[leave]] = results[self._names[3]][leave]
+                exits[index[leave]] = position
+                index, x = index[~leave], np.ascontiguousarray(results[self._names[1]][~leave])
+                if index.size == 0:
+                    break
+        zeros = tuple(0.0 for _ in range(exits_count))
+        return RuntimeResult(predictions, exits, time.perf_counter() - start, zeros, zeros, tuple(entered))
+
+
+def _static_graph(model: SegmentedModel):  # noqa: ANN202 (an onnx ModelProto)
+    """The whole network without its early exits, as one graph: every segment, then the final head."""
+    import onnx
+    from onnx import helper
+
+    from codesign.deploy.decisions import PREDICTION
+    from codesign.deploy.segments import FEATURES_NAME, INPUT_NAME, LOGITS_NAME
+
+    graph = onnx.load(str(model.segment_paths()[0]))
+    graph = onnx.compose.add_prefix(graph, "s0_")
+    current = f"s0_{FEATURES_NAME}"
+    parts = [*model.segment_paths()[1:], model.head_paths()[-1]]
+    for index, path in enumerate(parts, start=1):
+        part = onnx.load(str(path))
+        port = INPUT_NAME if index < len(parts) else FEATURES_NAME
+        output = FEATURES_NAME if index < len(parts) else LOGITS_NAME
+        graph = onnx.compose.merge_models(
+            graph,
+            part,
+            io_map=[(current, port)],  # the second name before its prefix (merge_models adds it)
+            prefix2=f"p{index}_",
+            outputs=[f"p{index}_{output}"],
+        )
+        current = f"p{index}_{output}"
+    graph.graph.node.append(
+        helper.make_node("ArgMax", [current], [PREDICTION], name="static_argmax", axis=1, keepdims=0)
+    )
+    del graph.graph.output[:]
+    graph.graph.output.append(helper.make_tensor_value_info(PREDICTION, onnx.TensorProto.INT64, ["batch"]))
+    for node in graph.graph.node:
+        node.input[:] = [INPUT_NAME if n == f"s0_{INPUT_NAME}" else n for n in node.input]
+    for value in graph.graph.input:
+        if value.name == f"s0_{INPUT_NAME}":
+            value.name = INPUT_NAME
+    return graph
 
 
 def _as_numpy(value: Any) -> np.ndarray:
