@@ -70,6 +70,9 @@ class SearchSpace:
     # One-sided confidence with which the tuned thresholds must keep the accuracy drop on unseen inputs
     # (0: on the validation split itself); see `exits.tune_thresholds`.
     tuning_confidence: float = 0.0
+    # What the drop is measured against: "final" (the final exit) or "best" (the most accurate the
+    # network gets with its exits and policy); see `exits.tune_thresholds`.
+    drop_reference: str = "final"
     # False: static networks only (every early exit off, no exit genes): the baseline an EENN front is
     # compared with, searched over the same backbones.
     early_exits: bool = True

@@ -62,11 +62,20 @@ def test_evaluator_built_for_workers_tunes_thresholds_as_the_workload_asks(tmp: 
 
     data = yaml.safe_load(WORKLOAD)
     del data["space"]["thresholds"]
-    data["space"]["threshold_tuning"] = {"max_accuracy_drop": [0.0, 0.01], "confidence": 0.9}
+    data["space"]["threshold_tuning"] = {
+        "max_accuracy_drop": [0.0, 0.01],
+        "confidence": 0.9,
+        "reference": "best",
+    }
     workload = parse_workload(data, "w.yaml")
     recipe = prepare_run(workload).recipe(tmp / "run", tmp / "costs.sqlite", None)
     evaluator = build_evaluator(recipe)  # as a worker process builds it, from the recipe alone
-    assert (evaluator.settings.threshold_tuning, evaluator.settings.tuning_confidence) == (0.0, 0.9)
+    settings = evaluator.settings
+    assert (settings.threshold_tuning, settings.tuning_confidence, settings.drop_reference) == (
+        0.0,
+        0.9,
+        "best",
+    )
 
 
 def test_worker_runs_report_the_zigzag_work_done_in_the_workers(tmp: Path, capsys):

@@ -439,6 +439,31 @@ def test_resuming_after_the_workload_file_was_edited_is_refused(finished_run, tm
         finished_run["workload"].write_text(original)
 
 
+def test_a_run_started_before_fields_were_added_still_resumes(finished_run, tmp: Path):
+    """A store written by an earlier version lacks the fields added since (head bit widths, the drop
+    reference); it resumes as long as they hold the values that reproduce what it computed."""
+    from dataclasses import replace
+
+    from codesign.runs.identity import ADDED_LATER
+    from codesign.runs.store import RunStore
+
+    run = tmp / "older"
+    subprocess.run(["cp", "-r", str(finished_run["run"]), str(run)], check=True)
+    with RunStore.of_run(run) as store:
+        config = store.config()
+        space = dict(config.space)
+        for path in ADDED_LATER:
+            section, *rest = path.split(".")[1:]
+            if rest:
+                space[section] = {k: v for k, v in space[section].items() if k != rest[0]}
+            else:
+                space.pop(section, None)
+        store.set_config(replace(config, space=space))
+    done = cli("explore", "--resume", str(run), "--cost-cache", str(finished_run["cache"]), "-q", "-j", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "0 new" in done.stdout
+
+
 def test_a_larger_budget_continues_the_run_and_says_so(finished_run, tmp: Path):
     run = tmp / "more"
     subprocess.run(["cp", "-r", str(finished_run["run"]), str(run)], check=True)

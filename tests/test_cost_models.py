@@ -231,3 +231,11 @@ def test_a_mapping_gene_reaches_the_evaluated_candidates(tmp: Path, digits):
         results[0].exits[-1].latency_cycles < results[1].exits[-1].latency_cycles
     )  # 16x fewer MACs in parallel
     assert "mapping=" in results[1].spec.describe_hardware()
+
+
+def test_fingerprints_of_targets_without_dvfs_stay_as_runs_recorded_them():
+    """A run store refuses to continue on another fingerprint: features added to the target (here DVFS)
+    must not change the fingerprint of targets that do not use them. Pinned: edge_tpu_like as shipped."""
+    from codesign.hardware.target import load_hardware
+
+    assert load_hardware("edge_tpu_like").fingerprint == "d38621754bacff9d"

@@ -104,3 +104,38 @@ def test_confidence_bound_tuning_holds_the_drop_on_unseen_inputs_where_plain_tun
     assert sum(d > drop for d in bounded_drops) == 0
     with pytest.raises(ValueError, match="confidence"):
         tune_thresholds(sample(0), (0, 1), "max_prob", energies, drop, grid, confidence=1.0)
+
+
+def test_drop_against_the_best_the_exits_reach_tells_backbones_with_weak_final_exits_apart():
+    """Two backbones share exit 0 (right on 82%) and have weak final exits (81%). Against the final exit, a
+    1% drop lets exit 0 take every input on both: one point. Against the best the network's own exits
+    reach, backbone A (whose final exit is right where exit 0 is unsure) keeps its final exit at 100%;
+    backbone B (whose final exit adds nothing) still leaves everything at exit 0."""
+    n = 1000
+    exit0_confidence = np.where(np.arange(n) < 700, 0.9, 0.3)
+    exit0_correct = np.arange(n) < 820
+    final_a = np.arange(n) >= 190
+    final_b = np.arange(n) < 810
+
+    def backbone(final: np.ndarray) -> CachedExits:
+        return CachedExits(
+            confidences={"max_prob": np.stack([exit0_confidence, np.ones(n)])},
+            correct=np.stack([exit0_correct, final]),
+        )
+
+    grid, energies = (0.0, 0.5, 1.01), [1.0, 10.0]
+    against_final = [
+        tune_thresholds(backbone(f), (0, 1), "max_prob", energies, 0.01, grid)[1] for f in (final_a, final_b)
+    ]
+    assert [s.fractions for s in against_final] == [(1.0, 0.0), (1.0, 0.0)]
+    assert [s.accuracy for s in against_final] == pytest.approx([0.82, 0.82])
+    a, a_stats = tune_thresholds(
+        backbone(final_a), (0, 1), "max_prob", energies, 0.01, grid, reference="best"
+    )
+    assert a == (0.5,) and a_stats.fractions == (0.7, 0.3) and a_stats.accuracy == 1.0
+    b, b_stats = tune_thresholds(
+        backbone(final_b), (0, 1), "max_prob", energies, 0.01, grid, reference="best"
+    )
+    assert b == (0.0,) and b_stats.fractions == (1.0, 0.0) and b_stats.accuracy == pytest.approx(0.82)
+    with pytest.raises(ValueError, match="reference"):
+        tune_thresholds(backbone(final_a), (0, 1), "max_prob", energies, 0.01, grid, reference="oracle")

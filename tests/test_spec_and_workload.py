@@ -71,6 +71,11 @@ def write(tmp: Path, text: str) -> Path:
             "  threshold_tuning: {max_accuracy_drop: 0.01, confidence: 1.5}\n",
             "space.threshold_tuning.confidence",
         ),
+        (
+            "space:\n  stages:\n    - {depth: 1, width: 8}\n    - {depth: 1, width: 8}\n"
+            "  threshold_tuning: {max_accuracy_drop: 0.01, reference: oracle}\n",
+            "space.threshold_tuning.reference",
+        ),
     ],
 )
 def test_malformed_workload_gets_one_line_error_naming_file_and_field(tmp, text, field):

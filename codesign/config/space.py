@@ -6,7 +6,7 @@ from typing import Any
 
 from codesign.config.fields import int_list, known_keys, section, str_list
 from codesign.errors import input_error
-from codesign.exits import DEFAULT_POLICY, POLICIES
+from codesign.exits import DEFAULT_DROP_REFERENCE, DEFAULT_POLICY, DROP_REFERENCES, POLICIES
 from codesign.network.blocks import BLOCKS
 from codesign.space import BranchChoices, SearchSpace, StageChoices
 from codesign.spec import ExitBranch
@@ -42,7 +42,7 @@ def parse_space(
     resolutions: tuple[int, ...] = ()
     if "resolution" in space_data:
         resolutions = int_list(source, "space.resolution", space_data["resolution"])
-    tune, drops, tuning_confidence = _threshold_tuning(source, space_data.get("threshold_tuning"))
+    tune, drops, tuning_confidence, reference = _threshold_tuning(source, space_data.get("threshold_tuning"))
     return SearchSpace(
         stages=stages,
         thresholds=thresholds,
@@ -54,6 +54,7 @@ def parse_space(
         tune_thresholds=tune,
         accuracy_drops=drops,
         tuning_confidence=tuning_confidence,
+        drop_reference=reference,
         early_exits=early_exits,
     )
 
@@ -143,15 +144,16 @@ def _final_head(source: str, final_data: Any) -> ExitBranch:
         ) from None
 
 
-def _threshold_tuning(source: str, tuning: Any) -> tuple[bool, tuple[float, ...], float]:
-    """(tune thresholds per candidate, accuracy drops to choose from, one-sided confidence)."""
+def _threshold_tuning(source: str, tuning: Any) -> tuple[bool, tuple[float, ...], float, str]:
+    """(tune thresholds per candidate, accuracy drops to choose from, one-sided confidence, what the drop
+    is measured against)."""
     if tuning is None:
-        return False, (0.01,), 0.0
+        return False, (0.01,), 0.0, DEFAULT_DROP_REFERENCE
     raw = tuning.get("max_accuracy_drop", 0.01) if isinstance(tuning, dict) else None
     raw_list = raw if isinstance(raw, list) else [raw]
     if (
         not isinstance(tuning, dict)
-        or set(tuning) - {"max_accuracy_drop", "confidence"}
+        or set(tuning) - {"max_accuracy_drop", "confidence", "reference"}
         or not raw_list
         or not all(isinstance(v, int | float) and not isinstance(v, bool) and -0.1 <= v < 1 for v in raw_list)
     ):
@@ -159,7 +161,7 @@ def _threshold_tuning(source: str, tuning: Any) -> tuple[bool, tuple[float, ...]
             source,
             "space.threshold_tuning",
             "a mapping {max_accuracy_drop: <fraction, e.g. 0.01, or a list of them to search>, "
-            "confidence: <optional, in [0, 1)>}",
+            "confidence: <optional, in [0, 1)>, reference: <optional, final or best>}",
             tuning,
         )
     confidence = tuning.get("confidence", 0.0)
@@ -167,4 +169,9 @@ def _threshold_tuning(source: str, tuning: Any) -> tuple[bool, tuple[float, ...]
         raise input_error(
             source, "space.threshold_tuning.confidence", "a number in [0, 1), e.g. 0.9", confidence
         )
-    return True, tuple(float(v) for v in raw_list), float(confidence)
+    reference = tuning.get("reference", DEFAULT_DROP_REFERENCE)
+    if reference not in DROP_REFERENCES:
+        raise input_error(
+            source, "space.threshold_tuning.reference", f"one of {', '.join(DROP_REFERENCES)}", reference
+        )
+    return True, tuple(float(v) for v in raw_list), float(confidence), reference

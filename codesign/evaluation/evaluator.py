@@ -58,6 +58,7 @@ class EvaluationSettings:
     cost_model: CostModelSettings = field(default_factory=CostModelSettings)
     threshold_tuning: float | None = None
     tuning_confidence: float = 0.0
+    drop_reference: str = "final"  # what the drop is measured against: "final" or "best" (tune_thresholds)
     test_during_search: bool | None = None
     # Names what produced stored weights (supernet, training and fine-tuning settings): part of their
     # file names, so weights are never read back for other settings ("" for direct use of an Evaluator).
@@ -312,6 +313,7 @@ class Evaluator:
                 [e.energy_pj for e in exits],
                 drop,
                 confidence=settings.tuning_confidence,
+                reference=settings.drop_reference,
             )
             spec = with_thresholds(spec, tuned)
         val_stats = val.simulate(positions, spec.active_thresholds, spec.policy)

@@ -142,16 +142,16 @@ class HardwareTarget:
     def fingerprint(self) -> str:
         """Everything about the target that changes a cost: ZigZag's view of both files (`digest`), the
         clock, the cores, the interconnect and the MAC-energy and precision-scaling models."""
-        extra = repr(
-            (
-                self.clock_hz,
-                self.cores,
-                self.interconnect,
-                self.mac_energy,
-                self.precision_scalable,
-                self.operating_point,
-            )
+        parts: tuple[object, ...] = (
+            self.clock_hz,
+            self.cores,
+            self.interconnect,
+            self.mac_energy,
+            self.precision_scalable,
         )
+        if self.operating_point is not None:  # only then: targets without DVFS keep their fingerprint
+            parts = (*parts, self.operating_point)
+        extra = repr(parts)
         return hashlib.sha256((self.digest + extra).encode()).hexdigest()[:16]
 
 

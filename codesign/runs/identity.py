@@ -34,6 +34,15 @@ CONTINUABLE = (
 )
 # Recorded since run identity was introduced: absent (None) in older stores, and then not compared.
 RECORDED_LATER = ("space", "hardware", "versions")
+# Fields added to a recorded section after it was first recorded, with the value that reproduces what
+# a store without them computed: absent in the old store and equal to this value now, they match.
+ADDED_LATER: dict[str, Any] = {
+    "space.branches.weight_bits": [],
+    "space.branches.act_bits": [],
+    "space.final_branch.weight_bits": None,
+    "space.final_branch.act_bits": None,
+    "space.drop_reference": "final",
+}
 LOCK_NAME = "run.lock"
 _MISSING = "(not set)"
 
@@ -60,6 +69,8 @@ def _compare(
     for key in keys:
         a, b = old.get(key, _MISSING), new.get(key, _MISSING)
         if not prefix and key in RECORDED_LATER and a is None:
+            continue
+        if a is _MISSING and ADDED_LATER.get(f"{prefix}{key}", _MISSING) == b:
             continue
         if isinstance(a, dict) and isinstance(b, dict):
             _compare(a, b, f"{prefix}{key}.", found)

@@ -95,6 +95,7 @@ class RunSetup:
             cost_model=workload.cost_model,
             threshold_tuning=space.max_accuracy_drop if space.tune_thresholds else None,
             tuning_confidence=space.tuning_confidence,
+            drop_reference=space.drop_reference,
             weights_tag=hashlib.sha256(produced_by.encode()).hexdigest()[:8],
             learned_policy=LEARNED in space.policies,
         )
