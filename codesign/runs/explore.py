@@ -122,7 +122,7 @@ def explore(
                 workers=workers,
                 dask=dask,
             )
-        front = write_outputs(run_dir, store, report=report)
+        front = write_outputs(run_dir, store, report=report, cache_path=cache_path)
         seconds = time.perf_counter() - start
         stats = counts.stats
         report(

@@ -13,6 +13,7 @@ from codesign.evaluation.result import CandidateResult
 from codesign.files import atomic_write, atomic_write_text
 from codesign.runs.baseline import BASELINE_FOLDER, compare_fronts
 from codesign.runs.baseline import summary as baseline_summary
+from codesign.runs.html_report import write_html_report
 from codesign.runs.plots import plot_exit_breakdown, plot_hypervolume, plot_pareto
 from codesign.runs.store import STORE_NAME, RunConfig, RunStore
 from codesign.search.objectives import (
@@ -154,8 +155,11 @@ def write_config(run_dir: Path, config: RunConfig) -> None:
     atomic_write_text(run_dir / "config.json", json.dumps(config.to_dict(), indent=2))
 
 
-def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> list[CandidateResult]:
-    """Every table and plot of a run, rebuilt from its run store alone (`codesign report`)."""
+def write_outputs(
+    run_dir: Path, store: RunStore, report: Reporter = print, cache_path: Path | None = None
+) -> list[CandidateResult]:
+    """Every table and plot of a run and its `report.html`, rebuilt from its run store alone (`codesign
+    report`); `cache_path`: the layer-cost cache the page's per-layer costs are read from."""
     settings = store.search_settings()
     objectives, constraints = settings.objectives, settings.constraints
     config = store.config()
@@ -212,6 +216,7 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
         plot_exit_breakdown(run_dir / "exit_costs.png", front)
         written.append("exit_costs.png")
     generations = store.generations()
+    volumes: list[float] = []
     if generations:
         keys = [k for k, _ in items]  # results may carry tuned specs: match by the keys the search asked for
         volumes = hypervolume_by_generation_keys(keys, results, generations, objectives, constraints)
@@ -221,6 +226,10 @@ def write_outputs(run_dir: Path, store: RunStore, report: Reporter = print) -> l
         )
         plot_hypervolume(run_dir / "hypervolume.png", volumes, objectives)
         written += ["hypervolume.csv", "hypervolume.png"]
+    page = write_html_report(run_dir, store, static_front, volumes, cache_path)
+    written.append(f"{page.path.name} ({page.size_bytes / 1e6:.1f} MB, opens offline)")
+    for note in page.notes:
+        report(f"note: report.html: {note}")
     correlation = finetune_rank_correlation(front)
     report(f"\n{len(items)} candidates evaluated, {len(front)} on the Pareto front (test-split figures):")
     if correlation is not None:

@@ -1,0 +1,158 @@
+"""report.html of a small digits run, rendered in a real headless Chromium with the network blocked."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+TINY = {
+    "name": "tiny-report",
+    "dataset": "digits",
+    "accelerator": "edge_tpu_like",
+    "space": {
+        "stages": [
+            {"depth": 1, "width": [8, 16], "stride": 1, "weight_bits": [4, 8], "act_bits": 8},
+            {"depth": 1, "width": 16, "stride": 2, "weight_bits": 8, "act_bits": 8},
+            {"depth": 1, "width": [16, 32], "stride": 2, "weight_bits": 8, "act_bits": 8},
+        ],
+        "thresholds": [0.2, 0.5],
+    },
+    "training": {
+        "supernet": {"epochs": 1, "random_subnets": 1},
+        "finetune": {"head_steps": 2, "final_epochs": 0.05},
+    },
+    "cost": {"lpf_limit": 2},
+    "search": {"population": 6, "generations": 2, "seed": 0, "constraints": {"max_energy_uj": 0.02}},
+}
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+needs_browser = pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"),
+    reason="no Chromium here (apt-get install chromium); CI installs it and never skips",
+)
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "codesign.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def browser(*args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium that cannot reach any host: the page must work offline."""
+    assert CHROMIUM is not None, "CI must install Chromium (.ci/run does)"
+    return subprocess.run(
+        [
+            CHROMIUM,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--virtual-time-budget=15000",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("report")
+    workload = folder / "tiny.yaml"
+    workload.write_text(yaml.safe_dump(TINY))
+    run_dir = folder / "run"
+    done = cli(
+        "explore", "-w", str(workload), "--baseline", "--run-dir", str(run_dir), "-q", "-j", "1",
+        "--cost-cache", str(folder / "cache" / "layer_costs.sqlite"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "report.html" in done.stdout and "opens offline" in done.stdout
+    return run_dir
+
+
+def evaluations(run_dir: Path) -> int:
+    with sqlite3.connect(run_dir / "run.db") as connection:
+        return connection.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+
+
+def page_data(page: str) -> dict:
+    import json
+
+    found = re.search(r'<script id="data" type="application/json">(.*?)</script>', page, re.S)
+    assert found, "the page carries its data"
+    return json.loads(found.group(1))
+
+
+def test_the_page_is_one_self_contained_file_with_every_candidate(run: Path):
+    page = (run / "report.html").read_text()
+    assert "<script src" not in page and "<link" not in page  # nothing fetched: Plotly is inline
+    data = page_data(page)
+    assert len(data["candidates"]) == evaluations(run)
+    returned = [c for c in data["candidates"] if c["returned"]]
+    assert returned and all(c["split"] == "test" for c in returned)
+    assert data["static_front"], "the --baseline front is on the page"
+    assert not all(c["feasible"] for c in data["candidates"]), "the energy constraint is violated by some"
+    for c in returned:  # per-layer costs of every returned network, energies adding up to the network's
+        layers = data["layers"][c["key"]]
+        assert layers and {"MAC"} <= set(layers[0]["parts_nj"])
+        assert c["exits"][-1]["energy_nj"] == pytest.approx(
+            sum(layer["energy_nj"] for layer in layers), rel=1e-6
+        )
+    assert {"codesign", "zigzag-dse", "torch"} <= set(data["versions"])
+    assert data["accelerator"]["name"] == "edge_tpu_like"
+    assert len(data["hypervolume"]) == 2
+
+
+@needs_browser
+def test_the_page_renders_in_chromium_offline_with_one_point_per_candidate(run: Path, tmp_path: Path):
+    url = (run / "report.html").resolve().as_uri()
+    dom = browser("--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    html_tag = re.search(r"<html[^>]*>", dom.stdout).group(0)
+    assert 'data-ready="1"' in html_tag, html_tag  # the page's script ran to its end
+    assert "data-js-errors" not in html_tag, html_tag
+    points = re.search(r'data-candidate-points="(\d+)"', html_tag)
+    assert points and int(points.group(1)) == evaluations(run)
+    assert dom.stdout.count('class="point"') >= evaluations(run)  # drawn as SVG markers
+    assert "energy to take each exit" in dom.stdout  # the details of the most accurate network
+    screenshot = tmp_path / "report.png"
+    shot = browser("--window-size=1400,1500", f"--screenshot={screenshot}", url)
+    assert shot.returncode == 0 and screenshot.is_file(), shot.stderr[-2000:]
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(screenshot)
+    assert pixels.shape[:2] == (1500, 1400) and float(np.std(pixels[..., :3])) > 0.05  # not a blank page
+
+
+def test_report_rebuilds_the_same_page_and_opens_it(run: Path, tmp_path: Path):
+    before = (run / "report.html").read_bytes()
+    (run / "report.html").unlink()
+    opener = tmp_path / "browser.sh"
+    opened = tmp_path / "opened.txt"
+    opener.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    opener.chmod(0o755)
+    done = cli("report", str(run), "--open", env={"BROWSER": str(opener)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (run / "report.html").read_bytes() == before
+    for _ in range(50):  # the browser is started in the background
+        if opened.is_file() and opened.read_text().strip():
+            break
+        import time
+
+        time.sleep(0.1)
+    assert opened.read_text().strip() == (run / "report.html").resolve().as_uri()
