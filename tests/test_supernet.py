@@ -253,7 +253,7 @@ def test_supernet_checkpoint_trains_once_on_every_core_then_reuses(space, digits
     config = SupernetConfig(epochs=1, batch_size=256, seed=0)
     before = torch.get_num_threads()
     path = supernet_checkpoint(space, digits, config, tmp / "supernets", lines.append)
-    assert path.is_file() and f"{os.cpu_count()} threads" in lines[0]
+    assert path.is_file() and f"{os.cpu_count()} CPU threads" in lines[0]
     assert torch.get_num_threads() == before  # candidate evaluation keeps its own thread count
     again = supernet_checkpoint(space, digits, config, tmp / "supernets", lines.append)
     assert again == path and lines[-1] == f"supernet: reusing {path}"

@@ -101,6 +101,11 @@ def add_command(sub: Any) -> None:
     )
     ex.add_argument("--threads", type=positive_int, default=1, help="PyTorch intra-op threads (default 1)")
     ex.add_argument(
+        "--device",
+        help="where networks train and run: auto (CUDA when present), cpu, cuda, cuda:N "
+        "(default: the workload's training.device, else auto)",
+    )
+    ex.add_argument(
         "--workers", type=positive_int, default=1, help="evaluate candidates in this many local processes"
     )
     ex.add_argument(
@@ -142,6 +147,11 @@ def run(args: argparse.Namespace) -> int:
         workload = replace(workload, training=replace(workload.training, epochs=args.epochs))
     if args.static:
         workload = replace(workload, space=replace(workload.space, early_exits=False))
+    if args.device is not None:
+        from codesign.network.device import resolve_device
+
+        resolve_device(args.device, "--device")
+        workload = replace(workload, device=args.device)
     import torch
 
     # Small networks gain little from intra-op threads, and OpenMP threads competing with the ZigZag

@@ -20,7 +20,8 @@ from codesign.data.registry import DATASETS
 from codesign.errors import CodesignError, input_error
 from codesign.files import library_dir, read_yaml
 from codesign.hardware.target import MAPPING_FIELD
-from codesign.network.settings import FinetuneConfig, SupernetConfig, TrainingConfig
+from codesign.network.device import check_device_name
+from codesign.network.settings import Augmentation, FinetuneConfig, SupernetConfig, TrainingConfig
 from codesign.search.settings import SearchSettings
 from codesign.space import SearchSpace
 
@@ -45,6 +46,8 @@ TRAINING_KEYS = {
     "seed",
     "supernet",
     "finetune",
+    "augment",
+    "device",
 }
 TRAINING_POSITIVE = frozenset({"epochs", "batch_size", "learning_rate"})
 SUPERNET_POSITIVE = frozenset({"epochs", "batch_size", "learning_rate"})
@@ -71,6 +74,9 @@ class Workload:
     search: SearchSettings = field(default_factory=SearchSettings)
     cost_model: CostModelSettings = field(default_factory=CostModelSettings)
     mapping: str | None = None  # None: <accelerator>.mapping.yaml beside the accelerator file
+    augment: Augmentation = field(default_factory=Augmentation)  # in every training loop
+    # Where networks train and run (not part of a run's identity: results agree within floating-point noise)
+    device: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,8 @@ class _TrainingSection:
     mode: str
     supernet: SupernetConfig
     finetune: FinetuneConfig
+    augment: Augmentation
+    device: str
 
 
 def parse_workload(data: Any, source: str) -> Workload:
@@ -118,6 +126,8 @@ def parse_workload(data: Any, source: str) -> Workload:
         training_mode=training.mode,
         supernet=training.supernet,
         finetune=training.finetune,
+        augment=training.augment,
+        device=training.device,
         cost=_parse_cost(source, section(source, data, "cost")),
         search=parse_search(source, section(source, data, "search")),
         cost_model=_parse_cost_model(source, section(source, data, "cost")),
@@ -178,6 +188,8 @@ def _parse_training(source: str, training_data: dict[str, Any], num_stages: int)
     finetune = dataclass_section(
         source, "training.finetune", training_data.pop("finetune", None), FinetuneConfig, FINETUNE_POSITIVE
     )
+    augment = _parse_augment(source, training_data.pop("augment", None))
+    device = check_device_name(training_data.pop("device", "auto"), f"{source}: training.device")
     weights = training_data.pop("exit_loss_weights", None)
     training = dataclass_section(source, "training", training_data, TrainingConfig, TRAINING_POSITIVE)
     if weights is not None:
@@ -193,7 +205,22 @@ def _parse_training(source: str, training_data: dict[str, Any], num_stages: int)
                 weights,
             )
         training = replace(training, exit_loss_weights=tuple(float(w) for w in weights))
-    return _TrainingSection(training, mode, supernet, finetune)
+    return _TrainingSection(training, mode, supernet, finetune, augment, device)
+
+
+def _parse_augment(source: str, data: Any) -> Augmentation:
+    if data is None:
+        return Augmentation()
+    expected = "a mapping {crop_padding: <pixels, an integer >= 0>, flip: <true or false>}"
+    if not isinstance(data, dict):
+        raise input_error(source, "training.augment", expected, data)
+    known_keys(source, "training.augment.", data, {"crop_padding", "flip"})
+    padding, flip = data.get("crop_padding", 0), data.get("flip", False)
+    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+        raise input_error(source, "training.augment.crop_padding", "an integer >= 0 (pixels)", padding)
+    if not isinstance(flip, bool):
+        raise input_error(source, "training.augment.flip", "true or false", flip)
+    return Augmentation(crop_padding=padding, flip=flip)
 
 
 def _parse_cost(source: str, cost_data: dict[str, Any]) -> CostOptions:
@@ -225,16 +252,52 @@ def workload_dir() -> Path:
 
 
 def load_workload(name_or_path: str | Path) -> Workload:
-    """A workload preset name from `workloads/` (e.g. `digits`) or a path to a workload YAML."""
+    """A workload preset name from `workloads/` (e.g. `digits`) or a path to a workload YAML.
+
+    A workload may start from another (`extends: <preset name or path>`) and change only some fields: its
+    mappings are merged into the base's, key by key; anything else (lists, numbers, text) replaces it."""
+    path = _workload_path(name_or_path)
+    return parse_workload(_with_bases(path, ()), str(path))
+
+
+def _workload_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
     path = Path(name_or_path)
-    if not path.suffix:
-        presets_dir = workload_dir()
-        preset = presets_dir / f"{name_or_path}.yaml"
-        if not preset.is_file():
-            presets = sorted(p.stem for p in presets_dir.glob("*.yaml"))
-            raise CodesignError(
-                f"workload {name_or_path!r}: name: expected one of {presets} or a path to a YAML file"
-            )
-        path = preset
+    if path.suffix:
+        return path if path.is_absolute() or relative_to is None else relative_to / path
+    presets_dir = workload_dir()
+    preset = presets_dir / f"{name_or_path}.yaml"
+    if not preset.is_file():
+        presets = sorted(p.stem for p in presets_dir.glob("*.yaml"))
+        raise CodesignError(
+            f"workload {name_or_path!r}: name: expected one of {presets} or a path to a YAML file"
+        )
+    return preset
+
+
+def _with_bases(path: Path, seen: tuple[Path, ...]) -> Any:
+    """The workload file's contents on top of the workload it `extends` (and so on)."""
     data = read_yaml(path, "workload")
-    return parse_workload(data, str(path))
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    base_name = data["extends"]
+    if not isinstance(base_name, str):
+        raise input_error(
+            str(path), "extends", "a workload preset name or a path to a workload YAML", base_name
+        )
+    base_path = _workload_path(base_name, path.parent)
+    if base_path.resolve() in seen or base_path.resolve() == path.resolve():
+        raise input_error(str(path), "extends", "a workload that does not extend this one again", base_name)
+    base = _with_bases(base_path, (*seen, path.resolve()))
+    if not isinstance(base, dict):
+        raise input_error(str(base_path), "document", "a mapping (the workload another one extends)")
+    return _merged(base, {key: value for key, value in data.items() if key != "extends"})
+
+
+def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = _merged(base[key], value)
+        else:
+            merged[key] = value
+    return merged

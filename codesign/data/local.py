@@ -3,8 +3,9 @@
 Each loader returns a `codesign.data.splits.Dataset` with three disjoint splits:
 
 * test: the official test set, untouched;
-* val: a stratified subset of the official training set of exactly `val_size` images, drawn with a
-  fixed seed (`seed`), so the same seed always gives the same validation images;
+* val: a stratified subset of the official training set of exactly `val_size` images (default 5,000, or
+  a tenth of the training set where that is smaller, as in small local test copies), drawn with a fixed
+  seed (`seed`), so the same seed always gives the same validation images;
 * train: the rest of the official training set.
 
 Images are scaled to [0, 1] and normalised per channel with the mean/std of the train split only.
@@ -103,9 +104,11 @@ def _channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(means), np.asarray(stds)
 
 
-def _build(name: str, official: _Official, num_classes: int, seed: int, val_size: int) -> Dataset:
+def _build(name: str, official: _Official, num_classes: int, seed: int, val_size: int | None) -> Dataset:
     """Train/val from the official train set (stratified, seeded), test = the official test set."""
     labels = np.asarray(official.train_labels, dtype=np.int64)
+    if val_size is None:
+        val_size = max(1, min(DEFAULT_VAL_SIZE, len(labels) // 10))
     if not 0 < val_size < len(labels):
         raise CodesignError(f"{name}: val_size: expected between 1 and {len(labels) - 1}, got {val_size}")
     val_idx, train_idx = stratified_subset(labels, val_size, seed)
@@ -183,9 +186,7 @@ def _read_fashion_part(images_path: Path, labels_path: Path) -> tuple[np.ndarray
     return images[:, None, :, :], labels
 
 
-def load_fashion_mnist(
-    data_dir: Path | None = None, seed: int = 0, val_size: int = DEFAULT_VAL_SIZE
-) -> Dataset:
+def load_fashion_mnist(data_dir: Path | None = None, seed: int = 0, val_size: int | None = None) -> Dataset:
     """Fashion-MNIST (28x28 grey, 10 classes): 55,000 train, 5,000 validation, 10,000 test by default.
 
     Reads the four official IDX files (plain or gzipped). The official 10k test set is the test split;
@@ -253,7 +254,7 @@ def load_cifar(
     variant: Literal[10, 100],
     data_dir: Path | None = None,
     seed: int = 0,
-    val_size: int = DEFAULT_VAL_SIZE,
+    val_size: int | None = None,
 ) -> Dataset:
     """CIFAR-10 or CIFAR-100 (32x32 RGB) from the official python pickles: 45k/5k/10k by default.
 
@@ -277,12 +278,12 @@ def load_cifar(
     return _build(f"cifar{variant}", _Official(train_x, train_y, test_x, test_y), variant, seed, val_size)
 
 
-def load_cifar10(data_dir: Path | None = None, seed: int = 0, val_size: int = DEFAULT_VAL_SIZE) -> Dataset:
+def load_cifar10(data_dir: Path | None = None, seed: int = 0, val_size: int | None = None) -> Dataset:
     """CIFAR-10; see `load_cifar`."""
     return load_cifar(10, data_dir, seed, val_size)
 
 
-def load_cifar100(data_dir: Path | None = None, seed: int = 0, val_size: int = DEFAULT_VAL_SIZE) -> Dataset:
+def load_cifar100(data_dir: Path | None = None, seed: int = 0, val_size: int | None = None) -> Dataset:
     """CIFAR-100 (fine labels); see `load_cifar`."""
     return load_cifar(100, data_dir, seed, val_size)
 
@@ -312,7 +313,7 @@ def _read_svhn_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(images.transpose(3, 2, 0, 1)), labels
 
 
-def load_svhn(data_dir: Path | None = None, seed: int = 0, val_size: int = DEFAULT_VAL_SIZE) -> Dataset:
+def load_svhn(data_dir: Path | None = None, seed: int = 0, val_size: int | None = None) -> Dataset:
     """SVHN cropped digits (32x32 RGB, 10 classes, label 10 mapped to digit 0): 68,257/5,000/26,032 by default.
 
     Reads `train_32x32.mat` and `test_32x32.mat` (the `extra` set is not used). The validation split is a

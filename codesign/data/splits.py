@@ -69,6 +69,13 @@ def to_split(
     return Split(images=x.contiguous(), labels=torch.from_numpy(labels.astype(np.int64)))
 
 
+def to_device(split: Split, device: torch.device) -> Split:
+    """The split on `device` (the same object when it is there already): moved once, not per batch."""
+    if split.images.device == device:
+        return split
+    return Split(split.images.to(device), split.labels.to(device))
+
+
 def resize_split(split: Split, resolution: int) -> Split:
     """The split at another input resolution (bilinear, anti-aliased when shrinking)."""
     if split.images.shape[-1] == resolution:

@@ -25,6 +25,7 @@ from codesign.data.splits import Dataset
 from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
 from codesign.evaluation.result import CandidateResult
 from codesign.hardware.target import HardwareTarget, load_hardware
+from codesign.network.device import worker_device
 from codesign.spec import CandidateSpec
 
 
@@ -75,6 +76,14 @@ def build_evaluator(
 
 
 _WORKER_EVALUATORS: dict[str, Evaluator] = {}
+_WORKER_INDEX: int | None = None  # set in each process of a local pool (0, 1, ...)
+
+
+def _number_worker(counter: Any) -> None:
+    global _WORKER_INDEX
+    with counter.get_lock():
+        _WORKER_INDEX = counter.value
+        counter.value += 1
 
 
 def evaluate_in_worker(recipe: EvaluatorRecipe, spec: CandidateSpec) -> tuple[dict, CostEngineStats]:
@@ -83,6 +92,10 @@ def evaluate_in_worker(recipe: EvaluatorRecipe, spec: CandidateSpec) -> tuple[di
     import torch
 
     torch.set_num_threads(1)
+    if _WORKER_INDEX is not None:  # a local pool's worker: on a multi-GPU machine, a GPU of its own
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        device = worker_device(recipe.settings.device, _WORKER_INDEX, gpus)
+        recipe = replace(recipe, settings=replace(recipe.settings, device=device))
     key = recipe.key()
     if key not in _WORKER_EVALUATORS:
         _WORKER_EVALUATORS[key] = build_evaluator(recipe)
@@ -128,12 +141,18 @@ class InProcessBackend:
 
 
 class ProcessBackend:
-    """`workers` local processes (spawned, one PyTorch thread each)."""
+    """`workers` local processes (spawned, one PyTorch thread each; with several GPUs, one GPU each)."""
 
     def __init__(self, recipe: EvaluatorRecipe, workers: int):
         self.recipe = recipe
         self.stats = CostEngineStats()
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        context = multiprocessing.get_context("spawn")
+        self.pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_number_worker,
+            initargs=(context.Value("i", 0),),
+        )
 
     def map(self, specs: list[CandidateSpec]) -> Iterator[CandidateResult]:
         futures = [self.pool.submit(evaluate_in_worker, self.recipe, spec) for spec in specs]
@@ -146,7 +165,8 @@ class ProcessBackend:
 
 class DaskBackend:
     """A Dask distributed cluster: `address` of a running scheduler, or `local:N` for a local cluster of N
-    single-threaded worker processes (what the tests use)."""
+    single-threaded worker processes (what the tests use). Each worker uses the device it is given: with
+    `auto` or `cuda`, the first GPU it sees (dask-cuda gives each worker one through CUDA_VISIBLE_DEVICES)."""
 
     def __init__(self, recipe: EvaluatorRecipe, address: str):
         from distributed import Client, LocalCluster

@@ -28,16 +28,17 @@ from codesign.cost.network import network_costs
 from codesign.cost.records import ExitCost, ItemCost
 from codesign.cost.residency import ResidencyPlan, plan_residency
 from codesign.cost.settings import CostModelSettings, CostOptions
-from codesign.data.splits import Dataset, Split, resize_split
+from codesign.data.splits import Dataset, Split, resize_split, to_device
 from codesign.deploy.qcdq import export_qcdq
 from codesign.evaluation.result import CandidateResult
 from codesign.exits import LEARNED, CachedExits, ExitStats, LearnedConfidence, tune_thresholds
 from codesign.files import atomic_torch_save
 from codesign.hardware.memory import on_chip_weight_bytes
 from codesign.hardware.target import HardwareTarget, load_hardware, load_variant
+from codesign.network.device import resolve_device
 from codesign.network.finetune import calibrate, finetune
 from codesign.network.model import build_model, load_shared_weights
-from codesign.network.settings import FinetuneConfig, TrainingConfig
+from codesign.network.settings import Augmentation, FinetuneConfig, TrainingConfig
 from codesign.network.supernet import inherit
 from codesign.network.training import exit_logits, train_architecture
 from codesign.spec import CandidateSpec
@@ -66,6 +67,9 @@ class EvaluationSettings:
     # Fit the learned exit policy of every network (on training-split logits), so "learned" can be searched.
     learned_policy: bool = False
     learned_policy_images: int = 4096  # training images its model is fitted on
+    # Where networks train and run: auto (CUDA when present), cpu, cuda, cuda:N (see `network.device`).
+    device: str = "auto"
+    augmentation: Augmentation = field(default_factory=Augmentation)  # in every training loop
 
 
 @dataclass
@@ -102,6 +106,7 @@ class Evaluator:
         self.weights_dir = weights_dir
         self.base_overrides = dict(base_overrides or {})
         self.supernet_state = supernet_state
+        self.device = resolve_device(self.settings.device, "device")
         tested = self.settings.test_during_search
         # Evaluating every candidate on the test split only pays off when it is small (digits: 360 images).
         self.test_during_search = len(dataset.test) <= 2000 if tested is None else tested
@@ -153,9 +158,11 @@ class Evaluator:
         return self._architectures[key]
 
     def split(self, name: str, resolution: int) -> Split:
-        """A dataset split at a candidate's input resolution (computed once per resolution)."""
+        """A dataset split at a candidate's input resolution, on the evaluator's device (resized and moved
+        once per resolution)."""
         if (name, resolution) not in self._splits:
-            self._splits[(name, resolution)] = resize_split(getattr(self.dataset, name), resolution)
+            resized = resize_split(getattr(self.dataset, name), resolution)
+            self._splits[(name, resolution)] = to_device(resized, self.device)
         return self._splits[(name, resolution)]
 
     def _weights(self, architecture: CandidateSpec) -> dict[str, torch.Tensor]:
@@ -164,11 +171,24 @@ class Evaluator:
             dataset = Dataset(
                 self.dataset.name, train, self.dataset.val, self.dataset.test, self.dataset.num_classes
             )
-            return train_architecture(architecture, dataset, self.settings.training).state_dict
-        model = inherit(build_model(architecture), self.supernet_state)
+            return train_architecture(
+                architecture,
+                dataset,
+                self.settings.training,
+                device=self.device,
+                augmentation=self.settings.augmentation,
+            ).state_dict
+        model = inherit(build_model(architecture), self.supernet_state).to(self.device)
         calibrate(model, train, self.finetune_config.calibration_images)
-        finetune(model, train, self.finetune_config.head_steps, self.finetune_config, heads_only=True)
-        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+        finetune(
+            model,
+            train,
+            self.finetune_config.head_steps,
+            self.finetune_config,
+            heads_only=True,
+            augmentation=self.settings.augmentation,
+        )
+        return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
     def cached_exits(
         self,
@@ -179,9 +199,11 @@ class Evaluator:
         exit_ids: tuple[int, ...] | None = None,
     ) -> CachedExits:
         """Per-exit confidences and correctness on a split (test: reporting only, never searched on);
-        `exit_ids`: the stage index of each of the model's exits (default: every stage, an architecture)."""
+        `exit_ids`: the stage index of each of the model's exits (default: every stage, an architecture).
+        The model is moved to the evaluator's device."""
         data = self.split(split, resolution)
-        return CachedExits.from_logits(exit_logits(model, data), data.labels.numpy(), learned, exit_ids)
+        logits = exit_logits(model.to(self.device), data)
+        return CachedExits.from_logits(logits, data.labels.cpu().numpy(), learned, exit_ids)
 
     def learned_policy(
         self, model: torch.nn.Module, resolution: int, exit_ids: tuple[int, ...] | None = None
@@ -195,9 +217,9 @@ class Evaluator:
             train.images[: self.settings.learned_policy_images],
             train.labels[: self.settings.learned_policy_images],
         )
-        logits = exit_logits(model, subset)
+        logits = exit_logits(model.to(self.device), subset)
         ids = exit_ids if exit_ids is not None else tuple(range(len(logits)))
-        return LearnedConfidence.fit(logits, subset.labels.numpy(), ids)
+        return LearnedConfidence.fit(logits, subset.labels.cpu().numpy(), ids)
 
     def test_exits(self, spec: CandidateSpec) -> CachedExits:
         """The architecture's cached exits on the test split. Weights a run already stored are read back
@@ -250,7 +272,7 @@ class Evaluator:
             else None
         )
         with tempfile.TemporaryDirectory() as tmp:
-            network = parse_onnx(export_qcdq(model, Path(tmp) / "architecture.onnx"))
+            network = parse_onnx(export_qcdq(model.cpu(), Path(tmp) / "architecture.onnx"))
         return TrainedArchitecture(architecture, state, val, test, network, train_seconds, learned)
 
     def model(self, spec: CandidateSpec) -> torch.nn.Module:
@@ -377,11 +399,16 @@ def finalize(evaluator: Evaluator, result: CandidateResult) -> tuple[CandidateRe
     config = evaluator.finetune_config
     result = with_test(evaluator, result)  # the test accuracy it starts from, for the before/after report
     spec = result.spec
-    model = evaluator.model(spec)
+    model = evaluator.model(spec).to(evaluator.device)
     train = evaluator.split("train", spec.resolution)
     steps = int(round(config.final_epochs * max(1, len(train) // config.batch_size)))
     seconds = finetune(
-        model, train, steps, replace(config, learning_rate=config.final_learning_rate), heads_only=False
+        model,
+        train,
+        steps,
+        replace(config, learning_rate=config.final_learning_rate),
+        heads_only=False,
+        augmentation=evaluator.settings.augmentation,
     )
     stages = spec.active_exit_stages  # the candidate model has only its active exits
     learned = evaluator.learned_policy(model, spec.resolution, stages)  # refitted on the fine-tuned network
@@ -407,7 +434,7 @@ def finalize(evaluator: Evaluator, result: CandidateResult) -> tuple[CandidateRe
         **_oracle(test_cache, positions, result.exits),
         timings={**result.timings, "final_finetune_s": seconds},
     )
-    return finalized, model
+    return finalized, model.cpu()  # exported next, on the CPU
 
 
 def with_test(evaluator: Evaluator, result: CandidateResult) -> CandidateResult:

@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from codesign.data.splits import Split, shuffled_batches
+from codesign.network.augment import augment_batch
 from codesign.network.model import EarlyExitNet
-from codesign.network.settings import FinetuneConfig
+from codesign.network.settings import Augmentation, FinetuneConfig
 
 
 @torch.no_grad()
@@ -47,8 +48,10 @@ def finetune(
     steps: int,
     config: FinetuneConfig,
     heads_only: bool,
+    augmentation: Augmentation | None = None,
 ) -> float:
-    """Joint exit-loss QAT for `steps` steps; returns seconds spent. Batch norms stay frozen (eval mode)."""
+    """Joint exit-loss QAT for `steps` steps; returns seconds spent. Batch norms stay frozen (eval mode).
+    Model and split on the same device."""
     if steps <= 0:
         return 0.0
     start = time.perf_counter()
@@ -64,7 +67,7 @@ def finetune(
     done = 0
     while done < steps:
         for batch in shuffled_batches(len(split), config.batch_size, generator, drop_last=True):
-            outputs = model(split.images[batch])
+            outputs = model(augment_batch(split.images[batch], augmentation, generator))
             loss = sum(loss_fn(out, split.labels[batch]) for out in outputs)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

@@ -43,3 +43,18 @@ class FinetuneConfig:
     batch_size: int = 64
     learning_rate: float = 1e-3
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Training-time data augmentation, done in PyTorch on each batch where it lives (CPU or GPU): a random
+    crop of the image padded by `crop_padding` pixels on every side (zeros), and a random horizontal flip.
+    Applied in every training loop (supernet, from scratch, exit heads, final fine-tuning), never to
+    validation or test images. The default does nothing."""
+
+    crop_padding: int = 0
+    flip: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.crop_padding > 0 or self.flip

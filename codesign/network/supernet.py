@@ -31,10 +31,11 @@ from torch import nn
 
 from codesign.data.splits import Dataset, shuffled_batches
 from codesign.files import atomic_torch_save
+from codesign.network.augment import augment_batch
 from codesign.network.blocks import BLOCKS
 from codesign.network.layers import ElasticConvBN
 from codesign.network.model import exit_pool_kernel
-from codesign.network.settings import SupernetConfig
+from codesign.network.settings import Augmentation, SupernetConfig
 from codesign.space import SearchSpace
 from codesign.spec import CandidateSpec, ExitBranch
 
@@ -240,7 +241,9 @@ def _at(x: torch.Tensor, resolution: int) -> torch.Tensor:
     )
 
 
-def supernet_key(space: SearchSpace, dataset: str, config: SupernetConfig) -> str:
+def supernet_key(
+    space: SearchSpace, dataset: str, config: SupernetConfig, augmentation: Augmentation | None = None
+) -> str:
     # Only what shapes the weights: thresholds, policies, tuning, hardware and core genes do not.
     shape = (space.stages, space.branches, space.final_branch, space.num_classes, space.in_channels)
     payload = {
@@ -251,6 +254,8 @@ def supernet_key(space: SearchSpace, dataset: str, config: SupernetConfig) -> st
     }
     if config.exit_gradient == 1.0:  # the default keeps the keys of supernets trained before it existed
         del payload["config"]["exit_gradient"]
+    if augmentation is not None and augmentation.active:  # only then: other supernets keep their keys
+        payload["augmentation"] = asdict(augmentation)
     if not space.early_exits:  # trained without exit heads: must never stand in for an early-exit supernet
         payload["static"] = True
     elif space.branches.stride != (1,):  # strided heads train differently (not in the space's repr)
@@ -258,46 +263,73 @@ def supernet_key(space: SearchSpace, dataset: str, config: SupernetConfig) -> st
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def supernet_step(
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    teacher: CandidateSpec,
+    subnets: list[CandidateSpec],
+    distillation: float,
+) -> float:
+    """One batch of supernet training (gradients accumulated, no optimiser step): the largest network
+    (`teacher`) on the labels, then each sub-network on the labels and, with `distillation` > 0, towards the
+    teacher's final exit. Returns the teacher's loss."""
+    teacher_outputs = net(_at(x, teacher.resolution), teacher)
+    loss = sum(F.cross_entropy(o, y) for o in teacher_outputs)
+    loss.backward()
+    soft = F.softmax(teacher_outputs[-1].detach(), dim=-1)
+    for spec in subnets:
+        outputs = net(_at(x, spec.resolution), spec)
+        sub_loss = sum(F.cross_entropy(o, y) for o in outputs)
+        if distillation > 0:
+            sub_loss = sub_loss + distillation * sum(
+                F.kl_div(F.log_softmax(o, dim=-1), soft, reduction="batchmean") for o in outputs
+            )
+        sub_loss.backward()
+    return float(loss.item())
+
+
 def train_supernet(
     space: SearchSpace,
     dataset: Dataset,
     config: SupernetConfig,
     progress: Callable[[int, float], None] | None = None,
+    *,
+    device: torch.device | None = None,
+    augmentation: Augmentation | None = None,
 ) -> Supernet:
+    """Train the supernet on `device` (default: the CPU; the training images are moved there once)."""
+    device = device or torch.device("cpu")
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    net = Supernet(space, config.exit_gradient)
+    net = Supernet(space, config.exit_gradient).to(device)
     largest, smallest = _extreme(space, True), _extreme(space, False)
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    images, labels = dataset.train.images, dataset.train.labels
+    images, labels = dataset.train.images.to(device), dataset.train.labels.to(device)
     steps = config.epochs * max(1, (len(labels) + config.batch_size - 1) // config.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=steps)
     for epoch in range(config.epochs):
         net.train()
         total = 0.0
         for batch in shuffled_batches(len(labels), config.batch_size, generator):
-            x, y = images[batch], labels[batch]
+            x, y = augment_batch(images[batch], augmentation, generator), labels[batch]
             optimiser.zero_grad(set_to_none=True)
-            teacher_outputs = net(_at(x, largest.resolution), largest)
-            loss = sum(F.cross_entropy(o, y) for o in teacher_outputs)
-            loss.backward()
-            soft = F.softmax(teacher_outputs[-1].detach(), dim=-1)
-            for spec in [smallest, *(_random(space, rng) for _ in range(config.random_subnets))]:
-                outputs = net(_at(x, spec.resolution), spec)
-                sub_loss = sum(F.cross_entropy(o, y) for o in outputs)
-                if config.distillation > 0:
-                    sub_loss = sub_loss + config.distillation * sum(
-                        F.kl_div(F.log_softmax(o, dim=-1), soft, reduction="batchmean") for o in outputs
-                    )
-                sub_loss.backward()
+            subnets = [smallest, *(_random(space, rng) for _ in range(config.random_subnets))]
+            loss = supernet_step(net, x, y, largest, subnets, config.distillation)
             optimiser.step()
             scheduler.step()
-            total += loss.item() * len(batch)
+            total += loss * len(batch)
         if progress is not None:
             progress(epoch + 1, total / len(labels))
     net.eval()
     return net
+
+
+def _where(device: torch.device | None, threads: int) -> str:
+    if device is not None and device.type == "cuda":
+        return f"on {torch.cuda.get_device_name(device)}"
+    return f"{threads} CPU threads"
 
 
 def supernet_checkpoint(
@@ -306,9 +338,13 @@ def supernet_checkpoint(
     config: SupernetConfig,
     folder: Path,
     report: Callable[[str], None] = print,
+    *,
+    device: torch.device | None = None,
+    augmentation: Augmentation | None = None,
 ) -> Path:
-    """The supernet checkpoint for this space/dataset/config in `folder`, trained now if it is not there yet."""
-    key = supernet_key(space, dataset.name, config)
+    """The supernet checkpoint for this space/dataset/config in `folder`, trained now (on `device`) if it
+    is not there yet."""
+    key = supernet_key(space, dataset.name, config, augmentation)
     path = folder / f"supernet-{dataset.name}-{key}.pt"
     if path.is_file():
         report(f"supernet: reusing {path}")
@@ -317,7 +353,7 @@ def supernet_checkpoint(
     threads = os.cpu_count() or 1
     report(
         f"supernet: training once for this space ({config.epochs} epochs, {len(dataset.train)} images, "
-        f"{threads} threads) -> {path}"
+        f"{_where(device, threads)}) -> {path}"
     )
     # Nothing else runs yet (candidate workers and ZigZag start afterwards), so the one-off training gets
     # every core rather than the one thread candidates are evaluated with.
@@ -329,10 +365,12 @@ def supernet_checkpoint(
             dataset,
             config,
             progress=lambda e, loss: report(f"  epoch {e}/{config.epochs} loss {loss:.3f}"),
+            device=device,
+            augmentation=augmentation,
         )
     finally:
         torch.set_num_threads(previous)
-    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     atomic_torch_save(state, path)
     report(f"supernet: trained in {time.perf_counter() - start:.0f} s")
     return path

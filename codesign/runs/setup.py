@@ -21,6 +21,7 @@ from codesign.evaluation.backends import EvaluatorRecipe, build_evaluator
 from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
 from codesign.exits import LEARNED
 from codesign.hardware.target import HardwareTarget, load_hardware, load_variant
+from codesign.network.device import resolve_device
 from codesign.network.model import exit_pool_kernel, feature_map_sizes
 from codesign.network.supernet import supernet_checkpoint
 from codesign.runs.store import RunConfig, RunStore
@@ -66,6 +67,7 @@ class RunSetup:
             space=json.loads(json.dumps(asdict(space))),
             hardware=target.fingerprint,
             versions={name: version(name) for name in RESULT_LIBRARIES},
+            augment=workload.augment,
         )
 
     def supernet(self, cache_path: Path, report: Reporter = print) -> Path | None:
@@ -73,7 +75,13 @@ class RunSetup:
         if self.workload.training_mode != "supernet":
             return None
         return supernet_checkpoint(
-            self.space, self.dataset, self.workload.supernet, cache_path.parent / "supernets", report
+            self.space,
+            self.dataset,
+            self.workload.supernet,
+            cache_path.parent / "supernets",
+            report,
+            device=resolve_device(self.workload.device),
+            augmentation=self.workload.augment,
         )
 
     def recipe(
@@ -86,6 +94,7 @@ class RunSetup:
                 asdict(workload.training),
                 asdict(workload.finetune),
                 self.dataset.name,
+                *([asdict(workload.augment)] if workload.augment.active else []),  # others keep their tags
             ],
             sort_keys=True,
         )
@@ -98,6 +107,8 @@ class RunSetup:
             drop_reference=space.drop_reference,
             weights_tag=hashlib.sha256(produced_by.encode()).hexdigest()[:8],
             learned_policy=LEARNED in space.policies,
+            device=workload.device,
+            augmentation=workload.augment,
         )
         return EvaluatorRecipe(
             dataset=workload.dataset,
@@ -134,6 +145,7 @@ class RunSetup:
 
 
 def prepare_run(workload: Workload, data_dir: Path | None = None) -> RunSetup:
+    resolve_device(workload.device, f"{workload.source}: training.device")  # before anything is loaded
     target = load_hardware(
         workload.accelerator, workload.mapping, overrides=dict(workload.hardware_overrides)
     )
@@ -236,6 +248,7 @@ def stored_workload(store: RunStore, workload_name: str | None = None) -> Worklo
         accelerator=config.accelerator_file,
         mapping=config.mapping_file,
         cost_model=config.cost_model,
+        augment=config.augment,
         hardware_overrides=tuple(config.hardware_overrides.items()),
         training=config.training,
         search=config.search,

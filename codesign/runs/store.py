@@ -18,7 +18,7 @@ from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.errors import CodesignError
 from codesign.evaluation.result import CandidateResult
 from codesign.files import open_database
-from codesign.network.settings import FinetuneConfig, SupernetConfig, TrainingConfig
+from codesign.network.settings import Augmentation, FinetuneConfig, SupernetConfig, TrainingConfig
 from codesign.search.settings import SearchSettings
 from codesign.search.surrogate_search import IterationReport
 
@@ -70,6 +70,7 @@ class RunConfig:
     # codesign's additions to ZigZag's cost model; stores written before they were recorded used what is
     # now residency "offchip" (and precision-aware MAC energy and non-compute costs, as now)
     cost_model: CostModelSettings = field(default_factory=lambda: CostModelSettings(residency="offchip"))
+    augment: Augmentation = field(default_factory=Augmentation)  # training-time augmentation (none before)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,6 +102,7 @@ class RunConfig:
             hardware=data.get("hardware"),
             versions=data.get("versions"),
             cost_model=CostModelSettings(**data.get("cost_model", {"residency": "offchip"})),
+            augment=Augmentation(**data.get("augment", {})),
         )
 
 

@@ -39,6 +39,10 @@ OBJECTIVES: Registry[Objective] = Registry(
             lambda r: r.seconds(r.expected_val.worst_latency_cycles),
         ),
         "size": Objective("weights at their bit widths [bytes]", lambda r: r.weight_bytes),
+        "macs": Objective(
+            "expected multiply-accumulates per inference (the cost model of EDANAS, NACHOS, AEBNAS)",
+            lambda r: float(r.expected_val.macs),
+        ),
         "exit_overhead": Objective(
             "expected energy in exit heads the input went past [pJ]",
             lambda r: r.expected_val.exit_overhead_pj,
