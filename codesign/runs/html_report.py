@@ -95,10 +95,10 @@ def report_data(
     base = _base_target(config, notes)
     layers: dict[str, list[dict[str, Any]]] = {}
     if base is not None and config is not None:
-        for key, record in finals.items():
+        for record in finals.values():
             rows = _layer_rows(run_dir, record.onnx, record.result, base, config, cache_path, notes)
-            if rows is not None:
-                layers[key] = rows
+            if rows is not None:  # by the returned network's own key (its thresholds may be re-tuned)
+                layers[record.result.spec.key()] = rows
     if hypervolumes is None:
         generations = store.generations()
         hypervolumes = (
