@@ -9,6 +9,11 @@
     edp_nj_us: "energy-delay product [nJ\u00b7\u00b5s]",
   };
   const PART_COLOURS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#9c755f"];
+  const partColour = {}; // one colour per memory level (or MAC, interconnect, ...) on every chart of the page
+  function colourOf(part) {
+    if (!(part in partColour)) partColour[part] = PART_COLOURS[Object.keys(partColour).length % PART_COLOURS.length];
+    return partColour[part];
+  }
 
   function num(value, digits) {
     if (value === null || value === undefined || Number.isNaN(value)) return "-";
@@ -169,9 +174,9 @@
     const parts = [...new Set(c.exits.flatMap((e) => Object.keys(e.parts_nj)))];
     Plotly.newPlot(
       "exit-parts",
-      parts.map((part, k) => ({
+      parts.map((part) => ({
         type: "bar", name: part, x: c.exits.map((e) => "exit after stage " + e.stage), y: c.exits.map((e) => e.parts_nj[part] || 0),
-        marker: { color: PART_COLOURS[k % PART_COLOURS.length] },
+        marker: { color: colourOf(part) },
       })),
       { barmode: "stack", margin: { l: 55, r: 5, t: 28, b: 40 }, title: { text: "energy to take each exit, by where it is spent", font: { size: 12 } }, yaxis: { title: { text: "energy [nJ]" } }, legend: { font: { size: 10 } } },
       { displayModeBar: false, responsive: true }
@@ -181,9 +186,9 @@
       const layerParts = [...new Set(layers.flatMap((l) => Object.keys(l.parts_nj)))];
       Plotly.newPlot(
         "layer-parts",
-        layerParts.map((part, k) => ({
+        layerParts.map((part) => ({
           type: "bar", name: part, x: layers.map((l) => l.name), y: layers.map((l) => l.parts_nj[part] || 0),
-          marker: { color: PART_COLOURS[k % PART_COLOURS.length] },
+          marker: { color: colourOf(part) },
           text: layers.map((l) => `${esc(l.segment)}; weights ${esc(l.weights_at)}, activations ${esc(l.activations_at)}; ${num(l.latency_us)} \u00b5s`),
           textposition: "none",
           hovertemplate: "%{x}: %{y:.3g} nJ<br>%{text}<extra>" + esc(part) + "</extra>",
