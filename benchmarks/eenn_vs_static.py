@@ -31,6 +31,7 @@ import torch
 
 from codesign.config.workload import Workload
 from codesign.cost.cache import default_cache_path
+from codesign.cost.records import ExitCost
 from codesign.cost.residency import off_chip_level
 from codesign.evaluation.evaluator import with_test
 from codesign.evaluation.result import CandidateResult
@@ -64,6 +65,12 @@ class Network:
     # an early-exit network's own static counterpart (the same backbone, final exit only), on test
     own_static_accuracy: float = float("nan")
     own_static_energy_pj: float = float("nan")
+
+
+def off_chip(cost: ExitCost, outer: str) -> float:
+    """Energy of an exit spent in the off-chip memory: 0 where nothing was (the part is then absent), nan
+    for results stored before energies were split by part."""
+    return cost.energy_by_part.get(outer, 0.0) if cost.energy_by_part else float("nan")
 
 
 def test_figures(
@@ -118,7 +125,7 @@ def test_figures(
             r.expected_val.energy_pj,
             test["accuracy"],
             test["energy_pj"],
-            expected_energy([e.energy_by_part.get(outer, float("nan")) for e in r.exits], test["fractions"]),
+            expected_energy([off_chip(e, outer) for e in r.exits], test["fractions"]),
             test["static_accuracy"],
             r.static.energy_pj,
         )
@@ -131,7 +138,7 @@ def test_figures(
             r.static.energy_pj,
             test["static_accuracy"],
             r.static.energy_pj,
-            r.static.energy_by_part.get(outer, float("nan")),
+            off_chip(r.static, outer),
         )
         for r, test in results
     ]
