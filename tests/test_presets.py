@@ -23,14 +23,23 @@ from tests.test_datasets import write_cifar_batch
 PRESETS = ["cifar10_mobilenetv2", "zniber_cifar10", "edanas_cifar10", "aebnas_cifar10"]
 SMALL_BUDGET = {
     "training": {
-        "supernet": {"epochs": 1, "batch_size": 64},
-        "finetune": {"calibration_images": 64, "head_steps": 2, "final_epochs": 0.1},
+        "supernet": {"epochs": 1, "batch_size": 32},
+        "finetune": {"calibration_images": 16, "head_steps": 1, "batch_size": 16, "final_epochs": 0.2},
     },
+    "cost": {"lpf_limit": 2},
     "search": {"population": 2, "generations": 1},
 }
 
 
-def tiny_cifar10(root: Path, per_batch: int = 40, test: int = 60) -> Path:
+def small_budget(preset: str) -> dict:
+    """SMALL_BUDGET on top of the preset; a surrogate-assisted preset keeps its surrogate, at the smallest size."""
+    budget = {**SMALL_BUDGET, "search": dict(SMALL_BUDGET["search"])}
+    if load_workload(preset).search.surrogate is not None:
+        budget["search"]["surrogate"] = {"initial": 4, "per_iteration": 1, "iterations": 1}
+    return budget
+
+
+def tiny_cifar10(root: Path, per_batch: int = 20, test: int = 30) -> Path:
     """The official layout (five training pickles and a test pickle, protocol 2) with random images."""
     rng = np.random.default_rng(0)
     folder = root / "cifar-10-batches-py"
@@ -51,7 +60,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_runs_end_to_end_on_a_tiny_cifar10(preset: str, data_dir: Path, tmp_path: Path):
     workload = tmp_path / "small.yaml"
-    workload.write_text(yaml.safe_dump({"extends": preset, "name": f"{preset}-small", **SMALL_BUDGET}))
+    workload.write_text(
+        yaml.safe_dump({"extends": preset, "name": f"{preset}-small", **small_budget(preset)})
+    )
     run = tmp_path / "run"
     done = subprocess.run(
         [sys.executable, "-m", "codesign.cli.main", "explore", "-w", str(workload), "--data-dir", str(data_dir),
