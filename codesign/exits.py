@@ -312,6 +312,8 @@ def tune_thresholds(
             lambda t: -float(cached.outcomes(active, t, policy)[1].mean()), grid, early
         )
         reference_correct = cached.outcomes(active, most_accurate, policy)[1].astype(float)
+    else:
+        most_accurate = None
     z = NormalDist().inv_cdf(confidence) if confidence > 0 else 0.0
     energies = np.asarray(exit_energies, dtype=float)
 
@@ -323,16 +325,21 @@ def tune_thresholds(
             bound -= z * difference.std(ddof=1) / np.sqrt(len(difference))
         return float(energies[taken].mean()) if bound >= -max_accuracy_drop - 1e-12 else float("inf")
 
-    _, best = _minimise(score, grid, early)
+    # coordinate descent starts from a feasible vector: the most accurate one, when the drop is measured from it
+    _, best = _minimise(score, grid, early, start=most_accurate)
     thresholds = tuple(float(t) for t in best)
     return thresholds, cached.simulate(active, thresholds, policy)
 
 
 def _minimise(
-    objective: Callable[[tuple[float, ...]], float], grid: tuple[float, ...], early: int
+    objective: Callable[[tuple[float, ...]], float],
+    grid: tuple[float, ...],
+    early: int,
+    start: tuple[float, ...] | None = None,
 ) -> tuple[float, tuple[float, ...]]:
     """The threshold vector of lowest objective: every vector of the grid when there are at most 20,000,
-    else coordinate descent; ties keep the earlier vector, and the first is all inputs at the final exit."""
+    else coordinate descent from `start` (default: all inputs at the final exit); ties keep the earlier
+    vector, and the first is all inputs at the final exit."""
     never = tuple(1.01 for _ in range(early))
     best = (objective(never), never)
     if len(grid) ** early <= 20_000:
@@ -341,7 +348,11 @@ def _minimise(
             if value < best[0]:
                 best = (value, candidate)
         return best
-    current = list(never)
+    if start is not None and start != never:
+        value = objective(start)
+        if value < best[0]:
+            best = (value, start)
+    current = list(best[1])
     improved = True
     while improved:
         improved = False

@@ -109,6 +109,13 @@ WORKLOAD_CASES = {
         "space.stages[1].width",
     ),
     "a pooling grid the map cannot take": ("space.exit_branches", {"pool": 3}, "space.exit_branches.pool"),
+    "negative crop padding": ("training.augment", {"crop_padding": -1}, "training.augment.crop_padding"),
+    "crop padding as wide as the image": (
+        "training.augment",
+        {"crop_padding": 8},
+        "training.augment.crop_padding",
+    ),
+    "unknown augmentation": ("training.augment", {"rotate": 10}, "training.augment.rotate"),
 }
 
 
@@ -441,9 +448,11 @@ def test_resuming_after_the_workload_file_was_edited_is_refused(finished_run, tm
 
 def test_a_run_started_before_fields_were_added_still_resumes(finished_run, tmp: Path):
     """A store written by an earlier version lacks the fields added since (head bit widths, the drop
-    reference); it resumes as long as they hold the values that reproduce what it computed."""
+    reference) and recorded the accelerator's fingerprint in its earlier form; it resumes as long as the new
+    fields hold the values that reproduce what it computed."""
     from dataclasses import replace
 
+    from codesign.hardware.target import load_hardware
     from codesign.runs.identity import ADDED_LATER
     from codesign.runs.store import RunStore
 
@@ -458,7 +467,9 @@ def test_a_run_started_before_fields_were_added_still_resumes(finished_run, tmp:
                 space[section] = {k: v for k, v in space[section].items() if k != rest[0]}
             else:
                 space.pop(section, None)
-        store.set_config(replace(config, space=space))
+        # and the accelerator's fingerprint as the versions from DVFS's introduction until a515535 recorded it
+        earlier = load_hardware(config.accelerator_file, config.mapping_file).earlier_fingerprints
+        store.set_config(replace(config, space=space, hardware=earlier[0]))
     done = cli("explore", "--resume", str(run), "--cost-cache", str(finished_run["cache"]), "-q", "-j", "1")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "0 new" in done.stdout

@@ -139,3 +139,21 @@ def test_drop_against_the_best_the_exits_reach_tells_backbones_with_weak_final_e
     assert b == (0.0,) and b_stats.fractions == (1.0, 0.0) and b_stats.accuracy == pytest.approx(0.82)
     with pytest.raises(ValueError, match="reference"):
         tune_thresholds(backbone(final_a), (0, 1), "max_prob", energies, 0.01, grid, reference="oracle")
+
+
+def test_drop_against_the_best_holds_with_coordinate_descent_too():
+    """Four early exits make the grid too large to enumerate; coordinate descent then starts from the most
+    accurate vector, so the accuracy limit still holds where the all-final start fails it (weak final exit)."""
+    rng = np.random.default_rng(0)
+    n = 1000
+    confidence = rng.uniform(0, 0.5, (5, n))
+    correct = np.zeros((5, n), dtype=bool)
+    correct[4, 200:700] = True  # final exit right on 50%
+    confidence[0, :100], correct[0, :100] = 0.99, True  # exit 0 sure and right on another 10%
+    confidence[1, 100:200], correct[1, 100:200] = 0.99, True  # exit 1 likewise
+    cached = CachedExits(confidences={"score_margin": confidence}, correct=correct)
+    energies = [1.0, 2.0, 3.0, 4.0, 10.0]
+    thresholds, stats = tune_thresholds(
+        cached, (0, 1, 2, 3, 4), "score_margin", energies, 0.01, reference="best"
+    )
+    assert stats.accuracy >= 0.70 - 0.01 - 1e-12 and thresholds != (1.01,) * 4

@@ -151,8 +151,20 @@ class HardwareTarget:
         )
         if self.operating_point is not None:  # only then: targets without DVFS keep their fingerprint
             parts = (*parts, self.operating_point)
-        extra = repr(parts)
-        return hashlib.sha256((self.digest + extra).encode()).hexdigest()[:16]
+        return _fingerprint(self.digest, parts)
+
+    @property
+    def earlier_fingerprints(self) -> tuple[str, ...]:
+        """What earlier versions recorded for this same target: from DVFS's introduction until the fingerprint
+        left it out again, the absent operating point was part of it (`None`)."""
+        if self.operating_point is not None:
+            return ()
+        parts = (self.clock_hz, self.cores, self.interconnect, self.mac_energy, self.precision_scalable, None)
+        return (_fingerprint(self.digest, parts),)
+
+
+def _fingerprint(digest: str, parts: tuple[object, ...]) -> str:
+    return hashlib.sha256((digest + repr(parts)).encode()).hexdigest()[:16]
 
 
 def accelerator_library() -> Path:

@@ -80,7 +80,7 @@ def explore(
     cache_path = cache_path or default_cache_path()
     setup.check_mappable(cache_path)
     config = setup.config()
-    with _claimed(run_dir, config, report) as store:
+    with _claimed(run_dir, config, report, setup.target.earlier_fingerprints) as store:
         where = (
             f"Dask cluster {dask}"
             if dask
@@ -137,9 +137,12 @@ def explore(
 
 
 @contextmanager
-def _claimed(run_dir: Path, config: RunConfig, report: Reporter) -> Iterator[RunStore]:
+def _claimed(
+    run_dir: Path, config: RunConfig, report: Reporter, same_hardware: tuple[str, ...] = ()
+) -> Iterator[RunStore]:
     """The run folder, owned by this process: locked, checked to hold this run (or nothing yet), its
-    configuration recorded. A run that fails before its first evaluation leaves nothing behind."""
+    configuration recorded. A run that fails before its first evaluation leaves nothing behind.
+    `same_hardware`: fingerprints earlier versions recorded for this run's accelerator."""
     created = not run_dir.exists()
     existing = (run_dir / STORE_NAME).is_file()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -150,6 +153,8 @@ def _claimed(run_dir: Path, config: RunConfig, report: Reporter) -> Iterator[Run
         store = RunStore(run_dir / STORE_NAME)
         stored = store.config() if existing else None
         if stored is not None:
+            if stored.hardware in same_hardware:
+                stored = replace(stored, hardware=config.hardware)
             refused, allowed = differences(stored, config)
             if refused:
                 raise refuse_other_run(run_dir, refused)
@@ -298,8 +303,8 @@ def _finalise(
             result, model = with_test(evaluator, result), evaluator.model(result.spec)
         path = export_qcdq(model, run_dir / "onnx" / f"{result.spec.key()}.onnx")
         comparison = compare_outputs(
-            model, path, evaluator.split("test", result.spec.resolution).images[:256]
-        )
+            model, path, evaluator.split("test", result.spec.resolution).images[:256].cpu()
+        )  # the model is back on the CPU for export; the split may live on a GPU
         policy_model = LearnedConfidence.from_dict(result.learned_policy) if result.learned_policy else None
         segments = export_segments(model, run_dir / "segments" / result.spec.key(), policy_model=policy_model)
         record = FinalRecord(

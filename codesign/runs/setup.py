@@ -164,11 +164,23 @@ def prepare_space(workload: Workload, dataset: Dataset, target: HardwareTarget) 
         cores=target.cores if workload.allocate_cores else 1,
     )
     _check_feature_maps(workload, dataset, space)
+    _check_augmentation(workload, dataset, space)
     _check_memory(workload, space)
     for path, choices in space.hardware:  # fail before any training if a searched value is invalid
         for choice in choices:
             load_variant(target, {**dict(workload.hardware_overrides), path: choice})
     return space
+
+
+def _check_augmentation(workload: Workload, dataset: Dataset, space: SearchSpace) -> None:
+    """A crop padded by as many pixels as the image is wide can be all padding: no image left to learn from."""
+    smallest = min(space.resolutions or (dataset.resolution,))
+    padding = workload.augment.crop_padding
+    if padding >= smallest:
+        raise CodesignError(
+            f"{workload.source}: training.augment.crop_padding: expected fewer pixels than the smallest image "
+            f"side ({smallest}, {dataset.name}), got {padding}"
+        )
 
 
 def _check_feature_maps(workload: Workload, dataset: Dataset, space: SearchSpace) -> None:
