@@ -110,8 +110,8 @@ def main() -> None:
 def residency_modes(layers, target, options: CostOptions, work: Path, jobs: int) -> None:  # noqa: ANN001
     """Cold and warm network costs with residency auto vs offchip, and where the energy goes."""
     from codesign.cost.network import network_costs
-    from codesign.cost.residency import off_chip_level
     from codesign.cost.settings import CostModelSettings
+    from codesign.hardware.memory import off_chip_level
 
     outer = off_chip_level(target).name
     cold = {}

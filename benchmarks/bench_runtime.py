@@ -35,6 +35,7 @@ from codesign.cost.graph import parse_onnx
 from codesign.data.registry import load_dataset
 from codesign.data.splits import Split
 from codesign.deploy.runtime import DeployOptions, EarlyExitRuntime, batch1_latency, compare_modes
+from codesign.deploy.segments import SegmentedModel
 from codesign.evaluation.result import CandidateResult
 from codesign.runs.store import RunStore
 
@@ -45,6 +46,7 @@ warnings.filterwarnings("ignore")
 class Network:
     run: Path
     dataset: str
+    seed: int  # the run's training seed: it drew the dataset's splits
     segments: Path
     result: CandidateResult
 
@@ -57,13 +59,11 @@ def chosen_network(run: Path) -> Network:
     if not finals:
         sys.exit(f"{run}: no returned network with early exits and exported segments")
     final = max(finals, key=lambda f: (f.result.test.accuracy, -f.result.expected_test.energy_pj))
-    return Network(run, config.dataset, run / final.segments, final.result)
+    return Network(run, config.dataset, config.training.seed, run / final.segments, final.result)
 
 
-def mac_speedup(segments: Path, fractions: tuple[float, ...]) -> float:
+def mac_speedup(model: SegmentedModel, fractions: tuple[float, ...]) -> float:
     """Static MACs over expected MACs when inputs leave at each exit with `fractions`."""
-    runtime = EarlyExitRuntime(segments, mode="reference")
-    model = runtime.model
     segment_macs = [sum(layer.macs for layer in parse_onnx(p).layers) for p in model.segment_paths()]
     head_macs = [sum(layer.macs for layer in parse_onnx(p).layers) for p in model.head_paths()]
     reaching = [sum(segment_macs[: k + 1]) + sum(head_macs[: k + 1]) for k in range(model.num_exits)]
@@ -100,7 +100,7 @@ def throughput(runtime: EarlyExitRuntime, split: Split, batch: int, repeats: int
 
 
 def bench(network: Network, images_n: int, repeats: int, data_dir: Path | None) -> dict[str, float]:
-    dataset = load_dataset(network.dataset, seed=0, data_dir=data_dir)
+    dataset = load_dataset(network.dataset, seed=network.seed, data_dir=data_dir)
     test = dataset.test
     images = np.ascontiguousarray(test.images.numpy()[:images_n], dtype=np.float32)
     result = network.result
@@ -119,7 +119,7 @@ def bench(network: Network, images_n: int, repeats: int, data_dir: Path | None) 
     fractions = deployed.run_split(test, 256).exit_fractions
     # predicted for the images timed one by one (their exit fractions may differ a little from the split's)
     timed = np.bincount(deployed.run(images).exits, minlength=deployed.num_exits) / len(images)
-    predicted_macs = mac_speedup(network.segments, tuple(float(f) for f in timed))
+    predicted_macs = mac_speedup(deployed.model, tuple(float(f) for f in timed))
     expected = result.expected_test
     predicted_accelerator = result.static.latency_cycles / expected.latency_cycles
     print(

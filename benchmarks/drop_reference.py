@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +36,6 @@ from codesign.runs.store import RunStore
 
 @dataclass(frozen=True)
 class Tuned:
-    key: str
-    backbone: str
     first_exit_share: float  # validation inputs leaving at the first active exit
     val_accuracy: float
     val_energy_pj: float
@@ -98,10 +96,7 @@ def _tuned(result: CandidateResult, val, test, settings, rule: str) -> Tuned:  #
         val, positions, spec.policy, energies, drop, confidence=settings.tuning_confidence, reference=rule
     )
     test_stats = test.simulate(positions, thresholds, spec.policy)
-    backbone = replace(spec, exits=tuple(False for _ in spec.exits)).key()
     return Tuned(
-        key=spec.key(),
-        backbone=backbone,
         first_exit_share=val_stats.fractions[0],
         val_accuracy=val_stats.accuracy,
         val_energy_pj=expected_cost(list(result.exits), val_stats.fractions).energy_pj,

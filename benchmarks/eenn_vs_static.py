@@ -32,10 +32,10 @@ import torch
 from codesign.config.workload import Workload
 from codesign.cost.cache import default_cache_path
 from codesign.cost.records import ExitCost
-from codesign.cost.residency import off_chip_level
 from codesign.evaluation.evaluator import with_test
 from codesign.evaluation.result import CandidateResult
-from codesign.files import atomic_write
+from codesign.files import atomic_write_text
+from codesign.hardware.memory import off_chip_level
 from codesign.hardware.target import load_hardware
 from codesign.runs.setup import open_run_evaluator, stored_workload
 from codesign.runs.store import RunStore
@@ -92,7 +92,7 @@ def test_figures(
     cached: dict[str, dict] = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
 
     def save() -> None:
-        atomic_write(cache_path, lambda tmp: Path(tmp).write_text(json.dumps(cached)))
+        atomic_write_text(cache_path, json.dumps(cached))
 
     # Test exit fractions let `--accelerator` re-cost a network without running it again.
     missing = [

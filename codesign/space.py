@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from codesign.spec import CandidateSpec, ExitBranch, StageSpec
@@ -82,7 +83,7 @@ class SearchSpace:
         """The evaluator's default drop (the first choice)."""
         return self.accuracy_drops[0]
 
-    @property
+    @cached_property  # decoding asks for it once per candidate
     def genes(self) -> tuple[Gene, ...]:
         genes: list[Gene] = []
         if self.resolutions:

@@ -34,6 +34,11 @@ def tiny_spec(
     )
 
 
+def explore_argv(workload: Path, run: Path, cost_cache: Path, *extra: str) -> list[str]:
+    """`codesign explore` of `workload` into the run folder `run`, with its own layer-cost cache."""
+    return ["explore", "-w", str(workload), "--run-dir", str(run), "--cost-cache", str(cost_cache), *extra]
+
+
 @pytest.fixture(scope="session")
 def digits():
     return load_digits_dataset()

@@ -111,6 +111,17 @@ def test_reading_a_workload_imports_neither_torch_nor_brevitas_nor_zigzag():
     assert out.strip() == "[]"
 
 
+def test_the_onnxruntime_runtime_runs_without_torch():
+    """A deployed network needs onnxruntime and numpy, not the training stack."""
+    code = (
+        "import sys\n"
+        "from codesign.deploy.runtime import EarlyExitRuntime\n"
+        "print(sorted(m for m in ('torch', 'brevitas', 'zigzag') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 # --------------------------------------------------------------------------- registries
 
 

@@ -7,6 +7,8 @@ import pandas as pd
 from codesign.cli.main import main
 from codesign.runs.store import RunStore
 
+from .conftest import explore_argv
+
 WORKLOAD = """
 name: backend-test
 dataset: digits
@@ -28,16 +30,7 @@ def _run(tmp: Path, name: str, *extra: str) -> tuple[pd.DataFrame, set[str]]:
     workload = tmp / "w.yaml"
     workload.write_text(WORKLOAD)
     run = tmp / name
-    args = [
-        "explore",
-        "-w",
-        str(workload),
-        "--run-dir",
-        str(run),
-        "--cost-cache",
-        str(tmp / "c" / "costs.sqlite"),
-        "-q",
-    ]
+    args = explore_argv(workload, run, tmp / "c" / "costs.sqlite", "-q")
     assert main([*args, *extra]) == 0
     return pd.read_csv(run / "pareto.csv"), RunStore(run / "run.db").keys()
 
@@ -83,15 +76,7 @@ def test_worker_runs_report_the_zigzag_work_done_in_the_workers(tmp: Path, capsy
 
     workload = tmp / "w.yaml"
     workload.write_text(WORKLOAD.replace("generations: 2", "generations: 1"))
-    args = [
-        "explore",
-        "-w",
-        str(workload),
-        "--run-dir",
-        str(tmp / "run"),
-        "--cost-cache",
-        str(tmp / "cold.sqlite"),
-    ]
+    args = explore_argv(workload, tmp / "run", tmp / "cold.sqlite")
     capsys.readouterr()
     assert main([*args, "-q", "--workers", "2"]) == 0
     out = capsys.readouterr().out

@@ -20,6 +20,8 @@ import yaml
 from codesign.cli.main import main
 from codesign.deploy.qcdq import export_qcdq
 
+from .conftest import explore_argv
+
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = yaml.safe_load((ROOT / "workloads" / "digits.yaml").read_text())
 TINY = {
@@ -387,9 +389,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     workload = write_yaml(folder / "tiny.yaml", TINY)
     cache = folder / "cache" / "layer_costs.sqlite"
     run = folder / "run"
-    done = cli(
-        "explore", "-w", str(workload), "--run-dir", str(run), "--cost-cache", str(cache), "-q", "-j", "1"
-    )
+    done = cli(*explore_argv(workload, run, cache, "-q", "-j", "1"))
     assert done.returncode == 0, done.stderr[-2000:]
     return {"workload": workload, "cache": cache, "run": run}
 
@@ -500,18 +500,7 @@ def test_two_processes_on_one_run_folder_and_no_stuck_lock_after_a_kill(tmp: Pat
     slow = write_yaml(
         tmp / "slow.yaml", with_change(TINY, "training.supernet.epochs", 400)
     )  # a long first step
-    args = [
-        "explore",
-        "-w",
-        str(slow),
-        "--run-dir",
-        str(run),
-        "--cost-cache",
-        str(tmp / "c.sqlite"),
-        "-q",
-        "-j",
-        "1",
-    ]
+    args = explore_argv(slow, run, tmp / "c.sqlite", "-q", "-j", "1")
     first = subprocess.Popen(
         [sys.executable, "-m", "codesign.cli.main", *args],
         stdout=subprocess.DEVNULL,
@@ -542,15 +531,7 @@ def test_a_run_that_fails_before_its_first_evaluation_leaves_no_folder(tmp: Path
             sys.executable,
             "-m",
             "codesign.cli.main",
-            "explore",
-            "-w",
-            str(workload),
-            "--run-dir",
-            str(run),
-            "--cost-cache",
-            str(tmp / "c.sqlite"),
-            "-j",
-            "1",
+            *explore_argv(workload, run, tmp / "c.sqlite", "-j", "1"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

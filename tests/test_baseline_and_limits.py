@@ -22,7 +22,7 @@ from codesign.network.model import build_model
 from codesign.runs.baseline import compare_fronts
 from codesign.spec import ExitBranch
 
-from .conftest import tiny_spec
+from .conftest import explore_argv, tiny_spec
 
 
 def test_oracle_cost_equals_a_hand_summed_expectation():
@@ -164,18 +164,7 @@ search: {population: 6, generations: 2, seed: 4, objectives: [accuracy, energy, 
 """
     )
     run = tmp / "run"
-    args = [
-        "explore",
-        "-w",
-        str(workload),
-        "--run-dir",
-        str(run),
-        "--cost-cache",
-        str(tmp / "c.sqlite"),
-        "-q",
-        "-j",
-        "1",
-    ]
+    args = explore_argv(workload, run, tmp / "c.sqlite", "-q", "-j", "1")
     assert main([*args, "--baseline"]) == 0
     out = capsys.readouterr().out
     assert "static baseline" in out and "early exit against the static baseline" in out

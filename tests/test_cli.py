@@ -11,6 +11,8 @@ from codesign.deploy.qcdq import onnxruntime_session
 from codesign.deploy.segments import SegmentedModel
 from codesign.runs.store import RunStore
 
+from .conftest import explore_argv
+
 SMALL_WORKLOAD = """
 name: tiny-digits
 dataset: digits
@@ -31,18 +33,7 @@ def test_explore_end_to_end_writes_every_output_and_resumes(tmp: Path, capsys):
     workload = tmp / "tiny.yaml"
     workload.write_text(SMALL_WORKLOAD)
     run_dir = tmp / "run"
-    args = [
-        "explore",
-        "-w",
-        str(workload),
-        "--run-dir",
-        str(run_dir),
-        "--cost-cache",
-        str(tmp / "c.sqlite"),
-        "-q",
-        "-j",
-        "1",
-    ]
+    args = explore_argv(workload, run_dir, tmp / "c.sqlite", "-q", "-j", "1")
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "Pareto front" in out and "wall time" in out

@@ -14,6 +14,8 @@ import pandas as pd
 from codesign.cli.main import main
 from codesign.runs.store import RunStore
 
+from .conftest import explore_argv
+
 WORKLOAD = """
 name: resume-test
 dataset: digits
@@ -95,21 +97,7 @@ def test_report_rebuilds_outputs_from_the_store(tmp: Path, capsys):
     workload = tmp / "w.yaml"
     workload.write_text(WORKLOAD.replace("generations: 4", "generations: 2"))
     run = tmp / "run"
-    assert (
-        main(
-            [
-                "explore",
-                "-w",
-                str(workload),
-                "--run-dir",
-                str(run),
-                "--cost-cache",
-                str(tmp / "c.sqlite"),
-                "-q",
-            ]
-        )
-        == 0
-    )
+    assert main(explore_argv(workload, run, tmp / "c.sqlite", "-q")) == 0
     original = (run / "pareto.csv").read_text()
     for name in ("pareto.csv", "candidates.csv", "pareto.png", "hypervolume.png", "exit_costs.png"):
         (run / name).unlink()

@@ -25,6 +25,8 @@ from codesign.search.operators import ResetMutation
 from codesign.search.settings import Constraints, SearchSettings
 from codesign.search.surrogate import ObjectivePredictors, cross_validated_tau
 
+from .conftest import explore_argv
+
 SPACE = {"stages": [{"depth": 1, "width": [8, 16], "stride": 1}, {"depth": 1, "width": 16, "stride": 2}]}
 
 
@@ -164,7 +166,7 @@ def test_surrogate_explore_with_constraints_stores_predictor_quality_and_resumes
     workload = tmp / "w.yaml"
     workload.write_text(SURROGATE_WORKLOAD)
     run_dir = tmp / "run"
-    args = ["explore", "-w", str(workload), "--run-dir", str(run_dir), "--cost-cache", str(tmp / "c.sqlite")]
+    args = explore_argv(workload, run_dir, tmp / "c.sqlite")
     assert main([*args, "-q", "-j", "1"]) == 0
     out = capsys.readouterr().out
     assert "surrogate round 2" in out

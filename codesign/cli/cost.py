@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from codesign.cli.options import positive_int
+from codesign.cli.options import parse_fractions, parse_numbers, positive_int
 from codesign.cost.settings import RESIDENCY_MODES, ZIGZAG_CRITERIA, CostModelSettings, CostOptions
 from codesign.errors import CodesignError
 
@@ -61,13 +61,7 @@ def add_command(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from codesign.cost.cache import default_cache_path
     from codesign.cost.exits import Allocation
-    from codesign.cost.report import (
-        cost_onnx,
-        format_cost_report,
-        parse_fractions,
-        parse_numbers,
-        write_cost_report,
-    )
+    from codesign.cost.report import cost_onnx, format_cost_report, write_cost_report
     from codesign.hardware.overrides import parse_override
 
     allocation = None

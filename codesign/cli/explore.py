@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Small networks gain little from intra-op threads, and OpenMP threads competing with the ZigZag
     # workers (or anything else on the machine) slow PyTorch down by an order of magnitude.
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(args.threads)
     run_dir = (
         Path(args.run_dir)
         if args.run_dir

@@ -4,11 +4,10 @@ compared with the same model where every input goes to the final exit."""
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codesign.cli.options import positive_int
+from codesign.cli.options import parse_numbers, positive_int
 from codesign.errors import CodesignError, input_error
 from codesign.exits import POLICIES
 
@@ -17,16 +16,11 @@ if TYPE_CHECKING:
     from codesign.deploy.segments import SegmentedModel
 
 
-def parse_thresholds(text: str, source: str = "--thresholds") -> tuple[float, ...]:
-    try:
-        values = tuple(float(part) for part in text.split(","))
-    except ValueError:
+def parse_thresholds(text: str) -> tuple[float, ...]:
+    values = parse_numbers(text, "--thresholds", "comma-separated numbers, e.g. 0.2,0.5")
+    if not all(0.0 <= v <= 1.0 for v in values):
         raise CodesignError(
-            f"{source} {text!r}: value: expected comma-separated numbers, e.g. 0.2,0.5"
-        ) from None
-    if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values):
-        raise CodesignError(
-            f"{source} {text!r}: value: expected confidences in [0, 1] (every policy's confidence lies there), e.g. 0.2,0.5"
+            f"--thresholds {text!r}: value: expected confidences in [0, 1] (every policy's confidence lies there), e.g. 0.2,0.5"
         )
     return values
 
@@ -59,12 +53,6 @@ def _infer(args: argparse.Namespace) -> int:
     from codesign.deploy.runtime import EarlyExitRuntime, batch1_latency, compare_modes
 
     thresholds = parse_thresholds(args.thresholds) if args.thresholds else None
-    if args.batch_size < 1:
-        raise CodesignError(f"--batch-size {args.batch_size}: value: expected a positive integer")
-    if args.repeats < 1:
-        raise CodesignError(f"--repeats {args.repeats}: value: expected a positive integer")
-    if args.threads is not None and args.threads < 1:
-        raise CodesignError(f"--threads {args.threads}: value: expected a positive integer")
     runtime = EarlyExitRuntime(
         args.model_dir, thresholds=thresholds, policy=args.policy, threads=args.threads or 1, mode=args.mode
     )

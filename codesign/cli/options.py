@@ -7,6 +7,8 @@ import math
 import sys
 from typing import NoReturn
 
+from codesign.errors import CodesignError
+
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse's parser, but an error is a single line (argparse prints the usage block first)."""
@@ -16,24 +18,22 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def positive_int(text: str) -> int:
+def _integer_at_least(minimum: int, text: str, expected: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _integer_at_least(1, text, "a positive integer")
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
+    return _integer_at_least(0, text, "a non-negative integer")
 
 
 def finite_float(text: str) -> float:
@@ -44,3 +44,18 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
+
+
+def parse_fractions(text: str) -> tuple[float, ...]:
+    return parse_numbers(text, "--exit-fractions", "comma-separated numbers, e.g. 0.6,0.3,0.1", float)
+
+
+def parse_numbers(text: str, option: str, expected: str, kind: type = float) -> tuple:
+    """Comma-separated finite numbers of `kind` from a command-line option, or a one-line error."""
+    try:
+        values = tuple(kind(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise CodesignError(f"{option} {text!r}: value: expected {expected}") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise CodesignError(f"{option} {text!r}: value: expected {expected}")
+    return values

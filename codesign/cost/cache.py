@@ -54,14 +54,14 @@ COLUMNS = (
 )
 
 
-def layer_cost_key(layer: LayerSpec, target: HardwareTarget, options: CostOptions) -> str:
-    payload = {
-        "layer": layer.geometry_key(),
-        "hardware": target.digest,
-        "options": asdict(options),
-        "zigzag": ZIGZAG_VERSION,
-    }
+def cost_key(work: dict[str, object], target: HardwareTarget, options: CostOptions) -> str:
+    """The cache key of costing `work` on `target` with `options` under this ZigZag version."""
+    payload = {**work, "hardware": target.digest, "options": asdict(options), "zigzag": ZIGZAG_VERSION}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def layer_cost_key(layer: LayerSpec, target: HardwareTarget, options: CostOptions) -> str:
+    return cost_key({"layer": layer.geometry_key()}, target, options)
 
 
 def default_cache_path() -> Path:

@@ -36,12 +36,17 @@ def _evaluate(job: tuple[LayerSpec, HardwareTarget, CostOptions]) -> LayerCost:
     try:
         return zigzag_layer_cost(layer, target, options)
     except Exception as exc:
-        detail = str(exc).splitlines()[0][:160] if str(exc) else ""
-        raise CodesignError(
-            f"{target.accelerator_path}: document: expected an accelerator and mapping ({target.mapping_path.name}) "
-            f"ZigZag can map layer {layer.name} ({layer.op_type} {dict(zip(layer.loop_dims, layer.loop_sizes, strict=True))}) "
-            f"onto; ZigZag failed with {type(exc).__name__}: {detail}"
-        ) from exc
+        loops = dict(zip(layer.loop_dims, layer.loop_sizes, strict=True))
+        raise _zigzag_failure(target, "an", f"layer {layer.name} ({layer.op_type} {loops})", exc) from exc
+
+
+def _zigzag_failure(target: HardwareTarget, kind: str, what: str, exc: Exception) -> CodesignError:
+    """ZigZag's failure, reported against the accelerator and mapping files it was given."""
+    detail = str(exc).splitlines()[0][:160] if str(exc) else ""
+    return CodesignError(
+        f"{target.accelerator_path}: document: expected {kind} accelerator and mapping ({target.mapping_path.name}) "
+        f"ZigZag can map {what} onto; ZigZag failed with {type(exc).__name__}: {detail}"
+    )
 
 
 def probe_layers() -> list[LayerSpec]:
@@ -130,20 +135,17 @@ class CostEngine:
         target = target or self.target
         network = network_key(layers, target, self.options)
         keys = [f"{network}:{index}" for index in range(len(layers))]
-        found = {**self._memory, **(self.cache.get_many(keys) if self.cache is not None else {})}
-        if all(key in found for key in keys):
+        missing = [key for key in keys if key not in self._memory]
+        if missing and self.cache is not None:
+            self._memory.update(self.cache.get_many(missing))
+        if all(key in self._memory for key in keys):
             self.stats.cache_hits += len(keys)
-            return [found[key] for key in keys]
+            return [self._memory[key] for key in keys]
         start = time.perf_counter()
         try:
             costs = imc_layer_costs(layers, target, self.options)
         except Exception as exc:
-            detail = str(exc).splitlines()[0][:160] if str(exc) else ""
-            raise CodesignError(
-                f"{target.accelerator_path}: document: expected an in-memory-computing accelerator and mapping "
-                f"({target.mapping_path.name}) ZigZag can map this network onto; ZigZag failed with "
-                f"{type(exc).__name__}: {detail}"
-            ) from exc
+            raise _zigzag_failure(target, "an in-memory-computing", "this network", exc) from exc
         self.stats.zigzag_seconds += time.perf_counter() - start
         self.stats.zigzag_calls += len(layers)
         self._memory.update(zip(keys, costs, strict=True))

@@ -14,12 +14,9 @@ scalable throughput, and residency (ZigZag's data-locality stages decide it).
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict
-from importlib.metadata import version
 from typing import Any
 
+from codesign.cost.cache import cost_key
 from codesign.cost.graph import SOURCE_BOTH_CONSTANT, SOURCE_BOTH_FROM_LAYERS, LayerSpec
 from codesign.cost.records import LayerCost
 from codesign.cost.settings import CostOptions
@@ -51,14 +48,7 @@ def workload_dicts(layers: list[LayerSpec]) -> list[dict[str, Any]]:
 
 
 def network_key(layers: list[LayerSpec], target: HardwareTarget, options: CostOptions) -> str:
-    payload = {
-        "workload": workload_dicts_key(layers),
-        "hardware": target.digest,
-        "options": asdict(options),
-        "zigzag": version("zigzag-dse"),
-        "path": "imc",
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return cost_key({"workload": workload_dicts_key(layers), "path": "imc"}, target, options)
 
 
 def workload_dicts_key(layers: list[LayerSpec]) -> list[Any]:
@@ -67,41 +57,27 @@ def workload_dicts_key(layers: list[LayerSpec]) -> list[Any]:
 
 def imc_layer_costs(layers: list[LayerSpec], target: HardwareTarget, options: CostOptions) -> list[LayerCost]:
     """Per-layer costs of the whole network through ZigZag's in-memory-compute pipeline."""
-    from zigzag.mapping.temporal_mapping import TemporalMappingType
     from zigzag.parser.workload_factory import WorkloadFactory
-    from zigzag.stages.evaluation.cost_model_evaluation import CostModelStage
     from zigzag.stages.exploit_data_locality_stages import (
         ExploitInterLayerDataLocalityStage,
         SearchInterLayerDataLocalityStage,
     )
     from zigzag.stages.main import MainStage
-    from zigzag.stages.mapping.spatial_mapping_generation import SpatialMappingGeneratorStage
-    from zigzag.stages.mapping.temporal_mapping_generator_stage import TemporalMappingGeneratorStage
     from zigzag.stages.workload_iterator import WorkloadStage
 
-    from codesign.cost.zigzag import accelerator_of, layer_cost_of, reduce_stage
+    from codesign.cost.zigzag import layer_cost_of, mapping_settings, mapping_stages
 
     workload = WorkloadFactory(workload_dicts(layers), target.mapping_data).create()
-    reduce = reduce_stage(options.opt)
     main = MainStage(
         [
             SearchInterLayerDataLocalityStage,
             WorkloadStage,
             ExploitInterLayerDataLocalityStage,
-            reduce,
-            SpatialMappingGeneratorStage,
-            reduce,
-            TemporalMappingGeneratorStage,
-            CostModelStage,
+            *mapping_stages(options.opt),
         ],
-        accelerator=accelerator_of(target),
         workload=workload,
-        loma_lpf_limit=options.lpf_limit,
-        loma_show_progress_bar=False,
-        nb_mappings_generated=options.nb_spatial_mappings,
         enable_mix_spatial_mapping_generation=True,
-        access_same_data_considered_as_no_access=True,
-        temporal_mapping_type=TemporalMappingType("uneven"),
+        **mapping_settings(target, options),
     )
     by_id = {layer.id: cme for cme, (layer, _) in main.run()}
     return [layer_cost_of(by_id[index]) for index in range(len(layers))]

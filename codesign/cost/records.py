@@ -31,16 +31,6 @@ class LatencyParts:
     onloading_cycles: float  # first data in before computing starts
     offloading_cycles: float  # last results out after computing ends
 
-    @property
-    def total(self) -> float:
-        return (
-            self.ideal_cycles
-            + self.spatial_stall_cycles
-            + self.temporal_stall_cycles
-            + self.onloading_cycles
-            + self.offloading_cycles
-        )
-
 
 @dataclass(frozen=True)
 class LayerCost:

@@ -30,7 +30,7 @@ from codesign.cost.records import ItemCost
 from codesign.cost.residency import ResidencyPlan, plan_residency
 from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.errors import CodesignError
-from codesign.files import atomic_write
+from codesign.files import atomic_write, atomic_write_text
 from codesign.hardware.target import HardwareTarget, load_hardware
 
 
@@ -46,21 +46,6 @@ class CostReport:
     notes: tuple[str, ...]
     breakdown: pd.DataFrame
     weight_load: dict[str, float] | None = None
-
-
-def parse_fractions(text: str) -> tuple[float, ...]:
-    return parse_numbers(text, "--exit-fractions", "comma-separated numbers, e.g. 0.6,0.3,0.1", float)
-
-
-def parse_numbers(text: str, option: str, expected: str, kind: type = float) -> tuple:
-    """Comma-separated finite numbers of `kind` from a command-line option, or a one-line error."""
-    try:
-        values = tuple(kind(v) for v in text.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise CodesignError(f"{option} {text!r}: value: expected {expected}") from None
-    if not values or not all(math.isfinite(v) for v in values):
-        raise CodesignError(f"{option} {text!r}: value: expected {expected}")
-    return values
 
 
 def cost_onnx(
@@ -308,7 +293,7 @@ def write_cost_report(report: CostReport, out_dir: str | Path) -> list[Path]:
         "weight_load": report.weight_load,
         "notes": list(report.notes),
     }
-    atomic_write(paths[3], lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
+    atomic_write_text(paths[3], json.dumps(summary, indent=2))
     return paths
 
 

@@ -33,7 +33,14 @@ from functools import lru_cache
 
 from codesign.cost.graph import LayerSpec
 from codesign.cost.settings import RESIDENCY_MODES
-from codesign.hardware.memory import MemoryLevel, memory_levels, operand_links
+from codesign.hardware.memory import (
+    MemoryLevel,
+    activation_operand,
+    off_chip_level,
+    on_chip_only,
+    operand_links,
+    weight_operand,
+)
 from codesign.hardware.target import HardwareTarget
 
 
@@ -55,17 +62,6 @@ class ResidencyPlan:
     weight_load: WeightLoad | None  # None: no core keeps its weights on chip
 
 
-def off_chip_level(target: HardwareTarget) -> MemoryLevel:
-    """The hierarchy's outermost memory: its largest."""
-    return max(memory_levels(target), key=lambda m: m.size_bits)
-
-
-def _on_chip(target: HardwareTarget, memory_operand: str) -> list[MemoryLevel]:
-    outer = off_chip_level(target)
-    levels = [m for m in memory_levels(target) if memory_operand in m.operands and m.name != outer.name]
-    return sorted(levels, key=lambda m: m.size_bits)
-
-
 def plan_residency(
     layers: list[LayerSpec],
     target: HardwareTarget,
@@ -77,8 +73,7 @@ def plan_residency(
         raise ValueError(f"residency must be one of {RESIDENCY_MODES}, got {mode!r}")
     if mode == "offchip" or not layers:
         return ResidencyPlan((False,) * len(layers), (False,) * len(layers), None)
-    links = operand_links(target)
-    weight_memories = _on_chip(target, links.get("W", "I2"))
+    weight_memories = on_chip_only(target, weight_operand(target))
     capacity = sum(m.size_bits for m in weight_memories)
     bits_per_core: dict[int, float] = {}
     for layer in layers:
@@ -87,8 +82,8 @@ def plan_residency(
     resident_cores = {core for core, bits in bits_per_core.items() if weight_memories and bits <= capacity}
     weights = tuple(core_of(layer.segment) in resident_cores for layer in layers)
 
-    inputs, outputs = links.get("I", "I1"), links.get("O", "O")
-    shared = [m for m in _on_chip(target, inputs) if outputs in m.operands]
+    outputs = operand_links(target).get("O", "O")
+    shared = [m for m in on_chip_only(target, activation_operand(target)) if outputs in m.operands]
     buffer = shared[-1] if shared else None
     activations = tuple(
         buffer is not None
@@ -113,12 +108,11 @@ def resident_target(target: HardwareTarget, weights: bool, activations: bool) ->
     off-chip memory (and the memory itself when it serves nothing else)."""
     if not weights and not activations:
         return target
-    links = operand_links(target)
     dropped = set()
     if weights:
-        dropped.add(links.get("W", "I2"))
+        dropped.add(weight_operand(target))
     if activations:
-        dropped |= {links.get("I", "I1"), links.get("O", "O")}
+        dropped |= {activation_operand(target), operand_links(target).get("O", "O")}
     return _pruned(target, frozenset(dropped))
 
 

@@ -27,38 +27,42 @@ def accelerator_of(target: HardwareTarget) -> Any:
     return AcceleratorFactory(target.accelerator_data).create()
 
 
-def reduce_stage(opt: str) -> Any:
+def mapping_stages(opt: str) -> list[Any]:
+    """ZigZag's stages below its workload iterator: spatial mappings, LOMA temporal mappings, the cost model,
+    each level keeping the best mapping by `opt`."""
+    from zigzag.stages.evaluation.cost_model_evaluation import CostModelStage
+    from zigzag.stages.mapping.spatial_mapping_generation import SpatialMappingGeneratorStage
+    from zigzag.stages.mapping.temporal_mapping_generator_stage import TemporalMappingGeneratorStage
     from zigzag.stages.results.reduce_stages import MinimalEDPStage, MinimalEnergyStage, MinimalLatencyStage
 
-    return {"energy": MinimalEnergyStage, "latency": MinimalLatencyStage, "EDP": MinimalEDPStage}[opt]
+    reduce = {"energy": MinimalEnergyStage, "latency": MinimalLatencyStage, "EDP": MinimalEDPStage}[opt]
+    return [reduce, SpatialMappingGeneratorStage, reduce, TemporalMappingGeneratorStage, CostModelStage]
+
+
+def mapping_settings(target: HardwareTarget, options: CostOptions) -> dict[str, Any]:
+    """The keyword arguments ZigZag's `MainStage` passes to those stages: the accelerator and our options."""
+    from zigzag.mapping.temporal_mapping import TemporalMappingType
+
+    return {
+        "accelerator": accelerator_of(target),
+        "loma_lpf_limit": options.lpf_limit,
+        "loma_show_progress_bar": False,
+        "nb_mappings_generated": options.nb_spatial_mappings,
+        "access_same_data_considered_as_no_access": True,
+        "temporal_mapping_type": TemporalMappingType("uneven"),
+    }
 
 
 def zigzag_layer_cost(layer: LayerSpec, target: HardwareTarget, options: CostOptions) -> LayerCost:
-    from zigzag.mapping.temporal_mapping import TemporalMappingType
     from zigzag.parser.workload_factory import LayerNodeFactory
-    from zigzag.stages.evaluation.cost_model_evaluation import CostModelStage
     from zigzag.stages.main import MainStage
-    from zigzag.stages.mapping.spatial_mapping_generation import SpatialMappingGeneratorStage
-    from zigzag.stages.mapping.temporal_mapping_generator_stage import TemporalMappingGeneratorStage
 
     node = LayerNodeFactory(layer.zigzag_dict(), target.mapping_data).create()
-    reduce = reduce_stage(options.opt)
     main = MainStage(
-        [
-            reduce,
-            SpatialMappingGeneratorStage,
-            reduce,
-            TemporalMappingGeneratorStage,
-            CostModelStage,
-        ],
-        accelerator=accelerator_of(target),
+        mapping_stages(options.opt),
         layer=node,
-        loma_lpf_limit=options.lpf_limit,
-        loma_show_progress_bar=False,
-        nb_mappings_generated=options.nb_spatial_mappings,
         enable_mix_spatial_mapping_generation=False,
-        access_same_data_considered_as_no_access=True,
-        temporal_mapping_type=TemporalMappingType("uneven"),
+        **mapping_settings(target, options),
     )
     return layer_cost_of(main.run()[0][0])
 

@@ -8,7 +8,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     {
         "export_qcdq": "qcdq",
         "compare_outputs": "qcdq",
-        "onnxruntime_session": "qcdq",
+        "onnxruntime_session": "sessions",
         "export_segments": "segments",
         "SegmentedModel": "segments",
         "EarlyExitRuntime": "runtime",

@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import torch
 
+from codesign.deploy.sessions import onnxruntime_session
 from codesign.errors import CodesignError
 from codesign.files import atomic_write
 from codesign.network.model import EarlyExitNet
@@ -79,29 +80,6 @@ def _drop_initializer_inputs(proto: onnx.ModelProto) -> None:
     kept = [inp for inp in proto.graph.input if inp.name not in initializers]
     del proto.graph.input[:]
     proto.graph.input.extend(kept)
-
-
-def onnxruntime_session(path: str | Path, threads: int | None = None):  # noqa: ANN201 (an InferenceSession)
-    """An onnxruntime session with graph optimisations off and intra-op spinning off.
-
-    At EXTENDED/ALL, onnxruntime fuses QCDQ into integer kernels whose rounding differs from the
-    PyTorch fake-quantized model (see shared notes); with them off the outputs agree to ~1e-6.
-    A segmented model has one session per segment and head; with spinning on, the idle thread pool of
-    the session that just ran keeps busy-waiting while the next one works, which on a small CPU cost
-    several times the inference time. `threads` sets intra-op threads (None: onnxruntime's default).
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if threads is not None:
-        if threads < 1:
-            raise CodesignError(f"threads: expected a positive integer, got {threads}")
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 @torch.no_grad()

@@ -20,13 +20,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from codesign.deploy.qcdq import onnxruntime_session
 from codesign.deploy.segments import SegmentedModel
+from codesign.deploy.sessions import onnxruntime_session
 from codesign.errors import CodesignError, input_error
 from codesign.exits import POLICIES, LearnedConfidence
 
@@ -111,10 +112,6 @@ class EarlyExitRuntime:
         self._policy = POLICIES[self.policy]
         self._policy_model = LearnedConfidence.from_dict(policy_model) if policy_model else None
         self.threads = 1 if threads is None else threads  # small networks at batch 1: one thread is fastest
-        self.segments = [onnxruntime_session(p, self.threads) for p in self.model.segment_paths()]
-        self.heads = [onnxruntime_session(p, self.threads) for p in self.model.head_paths()]
-        self._segment_io = [(s.get_inputs()[0].name, s.get_outputs()[0].name) for s in self.segments]
-        self._head_io = [(h.get_inputs()[0].name, h.get_outputs()[0].name) for h in self.heads]
         self._deployed = (
             _Deployed(
                 self.model,
@@ -145,6 +142,24 @@ class EarlyExitRuntime:
                 " x ".join(map(str, images.shape)),
             )
         return images
+
+    @cached_property
+    def segments(self) -> list[Any]:
+        """The reference mode's sessions (built on first use: the deployment mode needs them only for
+        `exit_logits`)."""
+        return [onnxruntime_session(p, self.threads) for p in self.model.segment_paths()]
+
+    @cached_property
+    def heads(self) -> list[Any]:
+        return [onnxruntime_session(p, self.threads) for p in self.model.head_paths()]
+
+    @cached_property
+    def _segment_io(self) -> list[tuple[str, str]]:
+        return [(s.get_inputs()[0].name, s.get_outputs()[0].name) for s in self.segments]
+
+    @cached_property
+    def _head_io(self) -> list[tuple[str, str]]:
+        return [(h.get_inputs()[0].name, h.get_outputs()[0].name) for h in self.heads]
 
     def _segment(self, position: int, x: np.ndarray) -> np.ndarray:
         name_in, name_out = self._segment_io[position]
@@ -298,24 +313,6 @@ def batch1_latency(runtime: EarlyExitRuntime, images: np.ndarray, static: bool =
     return Latency(float(np.median(times)), float(np.percentile(times, 90)), len(images), float(times.mean()))
 
 
-def deploy_session(model: Any, threads: int = 1, optimized: bool = True):  # noqa: ANN201 (an InferenceSession)
-    """A session built for latency: full graph optimisation (integer kernels for QCDQ; `optimized=False`: off,
-    as the reference mode), `threads` intra-op threads, sequential execution, no spinning."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    level = ort.GraphOptimizationLevel
-    options.graph_optimization_level = level.ORT_ENABLE_ALL if optimized else level.ORT_DISABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    payload = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
-    return ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
-
-
 class _Deployed:
     """The deployment mode's sessions: per exit position the segment, its head and its decision in one graph
     (`codesign.deploy.decisions`), plus the whole network without exits for `static` runs; inputs and outputs
@@ -337,14 +334,14 @@ class _Deployed:
 
         self.model = model
         last = model.num_exits - 1
+        segments = [onnx.load(str(path)) for path in model.segment_paths()]
+        heads = [onnx.load(str(path)) for path in model.head_paths()]
         graphs = []
-        for position, (segment, head) in enumerate(
-            zip(model.segment_paths(), model.head_paths(), strict=True)
-        ):
+        for position, (segment, head) in enumerate(zip(segments, heads, strict=True)):
             graphs.append(
                 deployment_graph(
-                    onnx.load(str(segment)),
-                    onnx.load(str(head)),
+                    segment,
+                    head,
                     input_name=INPUT_NAME,
                     features_name=FEATURES_NAME,
                     logits_name=LOGITS_NAME,
@@ -356,8 +353,10 @@ class _Deployed:
                 )
             )
         self.options = options
-        self.sessions = [deploy_session(graph, threads, options.optimized) for graph in graphs]
-        self.static_session = deploy_session(_static_graph(model), threads, options.optimized)
+        self.sessions = [onnxruntime_session(graph, threads, options.optimized) for graph in graphs]
+        self.static_session = onnxruntime_session(
+            _static_graph(segments, heads[-1]), threads, options.optimized
+        )
         self.outputs = [
             [PREDICTION, FEATURES] + ([LEAVE] if p < last else []) for p in range(model.num_exits)
         ]
@@ -457,20 +456,19 @@ class _Deployed:
         return RuntimeResult(predictions, exits, time.perf_counter() - start, zeros, zeros, tuple(entered))
 
 
-def _static_graph(model: SegmentedModel):  # noqa: ANN202 (an onnx ModelProto)
-    """The whole network without its early exits, as one graph: every segment, then the final head."""
+def _static_graph(segments: list[Any], final_head: Any):  # noqa: ANN202 (an onnx ModelProto)
+    """The whole network without its early exits, as one graph: every segment, then the final head
+    (onnx ModelProtos, left unchanged)."""
     import onnx
     from onnx import helper
 
     from codesign.deploy.decisions import PREDICTION
     from codesign.deploy.segments import FEATURES_NAME, INPUT_NAME, LOGITS_NAME
 
-    graph = onnx.load(str(model.segment_paths()[0]))
-    graph = onnx.compose.add_prefix(graph, "s0_")
+    graph = onnx.compose.add_prefix(segments[0], "s0_")
     current = f"s0_{FEATURES_NAME}"
-    parts = [*model.segment_paths()[1:], model.head_paths()[-1]]
-    for index, path in enumerate(parts, start=1):
-        part = onnx.load(str(path))
+    parts = [*segments[1:], final_head]
+    for index, part in enumerate(parts, start=1):
         port = INPUT_NAME if index < len(parts) else FEATURES_NAME
         output = FEATURES_NAME if index < len(parts) else LOGITS_NAME
         graph = onnx.compose.merge_models(

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codesign.deploy.qcdq import export_module_qcdq
 from codesign.errors import CodesignError, input_error
 from codesign.exits import DEFAULT_POLICY, POLICIES, LearnedConfidence
 from codesign.files import replace_folder
@@ -278,6 +277,8 @@ def export_segments(
     non-empty folder is refused.
     """
     import torch
+
+    from codesign.deploy.qcdq import export_module_qcdq
 
     spec = model.spec
     folder = Path(folder)

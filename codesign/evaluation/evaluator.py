@@ -328,7 +328,7 @@ class Evaluator:
         settings = self.settings
         if settings.threshold_tuning is not None:
             drop = spec.accuracy_drop if spec.accuracy_drop is not None else settings.threshold_tuning
-            tuned, _ = tune_thresholds(
+            tuned, val_stats = tune_thresholds(
                 val,
                 positions,
                 spec.policy,
@@ -338,7 +338,8 @@ class Evaluator:
                 reference=settings.drop_reference,
             )
             spec = with_thresholds(spec, tuned)
-        val_stats = val.simulate(positions, spec.active_thresholds, spec.policy)
+        else:
+            val_stats = val.simulate(positions, spec.active_thresholds, spec.policy)
         test_stats = (
             test.simulate(positions, spec.active_thresholds, spec.policy) if test is not None else None
         )

@@ -59,14 +59,26 @@ def activation_operand(target: HardwareTarget) -> str:
     return operand_links(target).get("I", "I1")
 
 
+def off_chip_level(target: HardwareTarget) -> MemoryLevel:
+    """The hierarchy's outermost memory: its largest."""
+    return max(memory_levels(target), key=lambda m: m.size_bits)
+
+
+def on_chip_only(target: HardwareTarget, operand: str) -> list[MemoryLevel]:
+    """Memories serving `operand`, smallest first, without the off-chip level (possibly none)."""
+    levels = memory_levels(target)
+    off_chip = max(levels, key=lambda m: m.size_bits)
+    return sorted(
+        (m for m in levels if operand in m.operands and m is not off_chip), key=lambda m: m.size_bits
+    )
+
+
 def on_chip_levels(target: HardwareTarget, operand: str) -> list[MemoryLevel]:
     """Memories serving `operand`, smallest first, without the off-chip level: the hierarchy's largest
     memory (an operand it does not serve, e.g. activations kept on chip, keeps all of its levels)."""
-    levels = memory_levels(target)
-    off_chip = max(levels, key=lambda m: m.size_bits)
-    serving = sorted((m for m in levels if operand in m.operands), key=lambda m: m.size_bits)
-    on_chip = [m for m in serving if m is not off_chip]
-    return on_chip or serving
+    return on_chip_only(target, operand) or sorted(
+        (m for m in memory_levels(target) if operand in m.operands), key=lambda m: m.size_bits
+    )
 
 
 def weight_operand(target: HardwareTarget) -> str:

@@ -142,13 +142,7 @@ class HardwareTarget:
     def fingerprint(self) -> str:
         """Everything about the target that changes a cost: ZigZag's view of both files (`digest`), the
         clock, the cores, the interconnect and the MAC-energy and precision-scaling models."""
-        parts: tuple[object, ...] = (
-            self.clock_hz,
-            self.cores,
-            self.interconnect,
-            self.mac_energy,
-            self.precision_scalable,
-        )
+        parts = self._fingerprint_parts
         if self.operating_point is not None:  # only then: targets without DVFS keep their fingerprint
             parts = (*parts, self.operating_point)
         return _fingerprint(self.digest, parts)
@@ -159,8 +153,11 @@ class HardwareTarget:
         left it out again, the absent operating point was part of it (`None`)."""
         if self.operating_point is not None:
             return ()
-        parts = (self.clock_hz, self.cores, self.interconnect, self.mac_energy, self.precision_scalable, None)
-        return (_fingerprint(self.digest, parts),)
+        return (_fingerprint(self.digest, (*self._fingerprint_parts, None)),)
+
+    @property
+    def _fingerprint_parts(self) -> tuple[object, ...]:
+        return (self.clock_hz, self.cores, self.interconnect, self.mac_energy, self.precision_scalable)
 
 
 def _fingerprint(digest: str, parts: tuple[object, ...]) -> str:

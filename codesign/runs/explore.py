@@ -30,7 +30,7 @@ from codesign.exits import LearnedConfidence
 from codesign.runs.baseline import BASELINE_FOLDER
 from codesign.runs.identity import LOCK_NAME, RunLock, differences, refuse_other_run
 from codesign.runs.outputs import Reporter, describe_constraints, pareto_keys, write_config, write_outputs
-from codesign.runs.setup import RunSetup, prepare_run
+from codesign.runs.setup import RunSetup, prepare_run, prepare_space
 from codesign.runs.store import STORE_NAME, FinalRecord, RunConfig, RunStore
 from codesign.search.objectives import pareto_front
 from codesign.search.run import run_search
@@ -72,13 +72,27 @@ def explore(
     """Search, store, fine-tune and report. `jobs`: ZigZag processes for this process's cache misses;
     `workers` > 1: candidates are evaluated in that many local processes; `dask`: on a Dask cluster
     (scheduler address, or `local:N`)."""
-    import torch
-
-    start = time.perf_counter()
-    torch.manual_seed(workload.search.seed)
     setup = prepare_run(workload, data_dir)  # every input checked; nothing written yet
     cache_path = cache_path or default_cache_path()
     setup.check_mappable(cache_path)
+    return _explore(setup, run_dir, jobs, cache_path, progress, report, workers, dask)
+
+
+def _explore(
+    setup: RunSetup,
+    run_dir: Path,
+    jobs: int,
+    cache_path: Path,
+    progress: bool,
+    report: Reporter,
+    workers: int,
+    dask: str | None,
+) -> ExploreResult:
+    import torch
+
+    start = time.perf_counter()
+    workload = setup.workload
+    torch.manual_seed(workload.search.seed)
     config = setup.config()
     with _claimed(run_dir, config, report, setup.target.earlier_fingerprints) as store:
         where = (
@@ -104,24 +118,11 @@ def explore(
             _finalise(setup, store, evaluator, run_dir, front_keys, progress, report)
         finally:
             engine.close()
+        del evaluator  # its splits and supernet weights are not needed by the baseline
         if workload.search.baseline == "static" and setup.space.early_exits:
-            static = replace(
-                workload,
-                space=replace(workload.space, early_exits=False),
-                search=replace(workload.search, baseline=None),
-            )
             report(f"\nstatic baseline: the same space with every exit off, in {run_dir / BASELINE_FOLDER}")
-            explore(
-                static,
-                run_dir / BASELINE_FOLDER,
-                jobs=jobs,
-                cache_path=cache_path,
-                progress=progress,
-                report=report,
-                data_dir=data_dir,
-                workers=workers,
-                dask=dask,
-            )
+            baseline = _static_baseline(setup)
+            _explore(baseline, run_dir / BASELINE_FOLDER, jobs, cache_path, progress, report, workers, dask)
         front = write_outputs(run_dir, store, report=report, cache_path=cache_path)
         seconds = time.perf_counter() - start
         stats = counts.stats
@@ -134,6 +135,22 @@ def explore(
     if engine.cache is not None:
         engine.cache.close()
     return ExploreResult(run_dir, front, candidates, seconds, stats.zigzag_calls, stats.cache_hits)
+
+
+def _static_baseline(setup: RunSetup) -> RunSetup:
+    """The same run with every exit off, on the accelerator and dataset already loaded (same seed, same splits)."""
+    workload = replace(
+        setup.workload,
+        space=replace(setup.workload.space, early_exits=False),
+        search=replace(setup.workload.search, baseline=None),
+    )
+    return RunSetup(
+        workload,
+        setup.target,
+        setup.dataset,
+        prepare_space(workload, setup.dataset, setup.target),
+        setup.data_dir,
+    )
 
 
 @contextmanager
@@ -153,9 +170,7 @@ def _claimed(
         store = RunStore(run_dir / STORE_NAME)
         stored = store.config() if existing else None
         if stored is not None:
-            if stored.hardware in same_hardware:
-                stored = replace(stored, hardware=config.hardware)
-            refused, allowed = differences(stored, config)
+            refused, allowed = differences(stored, config, same_hardware)
             if refused:
                 raise refuse_other_run(run_dir, refused)
             if allowed:

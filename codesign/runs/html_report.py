@@ -27,8 +27,8 @@ from codesign.evaluation.result import CandidateResult
 from codesign.files import atomic_write_text
 from codesign.hardware.memory import key_figures
 from codesign.hardware.target import HardwareTarget, load_hardware, load_variant
-from codesign.runs.store import RunConfig, RunStore
-from codesign.search.objectives import constraint_values, hypervolume_by_generation_keys
+from codesign.runs.store import RunConfig, RunContents
+from codesign.search.objectives import constraint_values
 
 REPORT_NAME = "report.html"
 Reporter = Callable[[str], None]
@@ -37,43 +37,39 @@ Reporter = Callable[[str], None]
 @dataclass(frozen=True)
 class ReportPage:
     path: Path
-    candidates: int
     size_bytes: int
     notes: tuple[str, ...]
 
 
 def write_html_report(
     run_dir: Path,
-    store: RunStore,
-    static_front: list[CandidateResult] | None = None,
-    hypervolumes: list[float] | None = None,
+    contents: RunContents,
+    static_front: list[CandidateResult] | None,
+    hypervolumes: list[float],
     cache_path: Path | None = None,
 ) -> ReportPage:
-    """Write `run_dir/report.html` from the run store; `static_front`: the baseline's returned networks;
-    `hypervolumes`: per generation (computed here when not given); `cache_path`: the layer-cost cache the
-    per-layer costs of returned networks are read from (ZigZag runs for what it lacks)."""
-    data, notes = report_data(run_dir, store, static_front, hypervolumes, cache_path)
+    """Write `run_dir/report.html` from the run's stored contents; `static_front`: the baseline's returned
+    networks; `hypervolumes`: per generation; `cache_path`: the layer-cost cache the per-layer costs of
+    returned networks are read from (ZigZag runs for what it lacks)."""
+    data, notes = report_data(run_dir, contents, static_front, hypervolumes, cache_path)
     page = render(data)
     path = run_dir / REPORT_NAME
     atomic_write_text(path, page)
-    return ReportPage(path, len(data["candidates"]), len(page.encode()), tuple(notes))
+    return ReportPage(path, len(page.encode()), tuple(notes))
 
 
 def report_data(
     run_dir: Path,
-    store: RunStore,
-    static_front: list[CandidateResult] | None = None,
-    hypervolumes: list[float] | None = None,
+    contents: RunContents,
+    static_front: list[CandidateResult] | None,
+    hypervolumes: list[float],
     cache_path: Path | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Everything the page shows, as JSON-ready data, and notes on what could not be included."""
-    config = store.config()
-    settings = store.search_settings()
-    items = store.items()
-    finals = store.finals()
+    config, settings, items, finals = contents.config, contents.settings, contents.items, contents.finals
     notes: list[str] = []
     candidates = []
-    for generation, (key, result) in _with_generation(items, store.generations()):
+    for generation, (key, result) in _with_generation(items, contents.generations):
         record = finals.get(key)
         shown = record.result if record else result
         violations = constraint_values(shown, settings.constraints)
@@ -99,19 +95,6 @@ def report_data(
             rows = _layer_rows(run_dir, record.onnx, record.result, base, config, cache_path, notes)
             if rows is not None:  # by the returned network's own key (its thresholds may be re-tuned)
                 layers[record.result.spec.key()] = rows
-    if hypervolumes is None:
-        generations = store.generations()
-        hypervolumes = (
-            hypervolume_by_generation_keys(
-                [k for k, _ in items],
-                [r for _, r in items],
-                generations,
-                settings.objectives,
-                settings.constraints,
-            )
-            if generations
-            else []
-        )
     data = {
         "title": f"codesign run {run_dir.name}",
         "run": {
@@ -132,7 +115,7 @@ def report_data(
         "hypervolume": [v if math.isfinite(v) else None for v in hypervolumes],
         "surrogate": [
             {"round": r.iteration, "archive": r.archive_size, "chosen": r.chosen, "tau": r.new_tau}
-            for r in store.surrogate_rounds()
+            for r in contents.surrogate_rounds
         ],
         "accelerator": _plain(key_figures(base)) if base is not None else {},
         "settings": _plain(config.to_dict()) if config else {},
@@ -194,7 +177,6 @@ def _network(result: CandidateResult) -> dict[str, Any]:
             "energy_nj": expected.energy_pj / 1e3,
             "latency_us": result.seconds(expected.latency_cycles) * 1e6,
             "worst_latency_us": result.seconds(expected.worst_latency_cycles) * 1e6,
-            "edp_nj_us": expected.energy_pj / 1e3 * result.seconds(expected.latency_cycles) * 1e6,
             "macs": expected.macs,
             "exit_overhead_nj": expected.exit_overhead_pj / 1e3,
             "weight_kib": result.weight_bytes / 1024,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,14 @@ LOCK_NAME = "run.lock"
 _MISSING = "(not set)"
 
 
-def differences(stored: RunConfig, new: RunConfig) -> tuple[list[str], list[str]]:
+def differences(
+    stored: RunConfig, new: RunConfig, same_hardware: tuple[str, ...] = ()
+) -> tuple[list[str], list[str]]:
     """(differences that make another run, differences a run may be continued with), each as
-    `field old -> new`. Fields a store written by an older version did not record are not compared."""
+    `field old -> new`. Fields a store written by an older version did not record are not compared;
+    `same_hardware`: fingerprints older versions recorded for the new run's accelerator."""
+    if stored.hardware in same_hardware:
+        stored = replace(stored, hardware=new.hardware)
     found: list[tuple[str, Any, Any]] = []
     _compare(_plain(stored), _plain(new), "", found)
     refused, allowed = [], []

@@ -160,17 +160,16 @@ def write_outputs(
 ) -> list[CandidateResult]:
     """Every table and plot of a run and its `report.html`, rebuilt from its run store alone (`codesign
     report`); `cache_path`: the layer-cost cache the page's per-layer costs are read from."""
-    settings = store.search_settings()
-    objectives, constraints = settings.objectives, settings.constraints
-    config = store.config()
-    if config is not None:
-        write_config(run_dir, config)
-    items = store.items()
+    contents = store.contents()
+    objectives, constraints = contents.settings.objectives, contents.settings.constraints
+    if contents.config is not None:
+        write_config(run_dir, contents.config)
+    items = contents.items
     searched = dict(items)
     rows = []
     front: list[CandidateResult] = []
     finals: dict[str, CandidateResult] = {}
-    for key, final in store.finals().items():
+    for key, final in contents.finals.items():
         finals[key] = final.result
         front.append(final.result)
         rows.append(
@@ -192,7 +191,7 @@ def write_outputs(
             f"({describe_constraints(constraints)}); candidates.csv marks them (feasible = False)"
         )
     write_table(run_dir / "candidates.csv", _candidate_rows(items, finals, constraints))
-    rounds = store.surrogate_rounds()
+    rounds = contents.surrogate_rounds
     if rounds:
         write_table(run_dir / "surrogate.csv", surrogate_rows(rounds))
         written.append("surrogate.csv")
@@ -215,7 +214,7 @@ def write_outputs(
     if front:
         plot_exit_breakdown(run_dir / "exit_costs.png", front)
         written.append("exit_costs.png")
-    generations = store.generations()
+    generations = contents.generations
     volumes: list[float] = []
     if generations:
         keys = [k for k, _ in items]  # results may carry tuned specs: match by the keys the search asked for
@@ -226,7 +225,7 @@ def write_outputs(
         )
         plot_hypervolume(run_dir / "hypervolume.png", volumes, objectives)
         written += ["hypervolume.csv", "hypervolume.png"]
-    page = write_html_report(run_dir, store, static_front, volumes, cache_path)
+    page = write_html_report(run_dir, contents, static_front, volumes, cache_path)
     written.append(f"{page.path.name} ({page.size_bytes / 1e6:.1f} MB, opens offline)")
     for note in page.notes:
         report(f"note: report.html: {note}")
@@ -239,7 +238,7 @@ def write_outputs(
         )
     for line in summary_lines(front):
         report("  " + line)
-    exported = sum((run_dir / final.onnx).is_file() for final in store.finals().values())
+    exported = sum((run_dir / final.onnx).is_file() for final in contents.finals.values())
     report(
         f"wrote {run_dir}/{', '.join(written)}" + (f"; onnx/ holds {exported} networks" if exported else "")
     )

@@ -132,6 +132,18 @@ class FinalRecord:
         )
 
 
+@dataclass(frozen=True)
+class RunContents:
+    """What a run's outputs are built from, read from its store in one go."""
+
+    config: RunConfig | None
+    settings: SearchSettings
+    items: list[tuple[str, CandidateResult]]  # (the key the search asked for, its result)
+    finals: dict[str, FinalRecord]
+    generations: list[list[str]]
+    surrogate_rounds: list[IterationReport]
+
+
 class RunStore:
     def __init__(self, path: str | Path, create: bool = True):
         """The store at `path`, created if missing (`create`), else it must already be a run store."""
@@ -239,6 +251,17 @@ class RunStore:
         """The final record of each returned network that has one, in front order."""
         records = {key: self.final(key) for key in self.front()}
         return {key: record for key, record in records.items() if record is not None}
+
+    def contents(self) -> RunContents:
+        config = self.config()
+        return RunContents(
+            config=config,
+            settings=config.search if config is not None else SearchSettings(),
+            items=self.items(),
+            finals=self.finals(),
+            generations=self.generations(),
+            surrogate_rounds=self.surrogate_rounds(),
+        )
 
     def _get(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
