@@ -7,6 +7,7 @@ with real processes on a real run folder."""
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -536,12 +537,15 @@ def test_a_run_that_fails_before_its_first_evaluation_leaves_no_folder(tmp: Path
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a shell without job control starts background commands with Ctrl-C ignored, and children inherit
+        # that: give the run a terminal's default, as a user has it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while not (run / "run.db").exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
     time.sleep(1.0)
-    process.send_signal(2)  # Ctrl-C
+    process.send_signal(signal.SIGINT)  # Ctrl-C
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err[-2000:]
     assert not run.exists()
