@@ -39,8 +39,8 @@ def add_command(sub: Any) -> None:
     co.add_argument(
         "--residency",
         choices=list(RESIDENCY_MODES),
-        default="auto",
-        help="auto (default): weights and activations stay on chip where they fit; offchip: ZigZag's assumption",
+        help="auto (default): as many weights as fit stay on chip, the rest streams every inference; activations "
+        "stay on chip where everything live fits; offchip: ZigZag's assumption (implied by --zigzag-only)",
     )
     co.add_argument(
         "--zigzag-only",
@@ -64,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
     from codesign.cost.report import cost_onnx, format_cost_report, write_cost_report
     from codesign.hardware.overrides import parse_override
 
+    if args.zigzag_only and args.residency == "auto":
+        raise CodesignError(
+            "--residency auto: expected no --residency (or offchip) with --zigzag-only, which keeps every operand "
+            "off chip as plain ZigZag does; drop --zigzag-only to cost residency"
+        )
     allocation = None
     if args.cores:
         example = "stage cores then head cores, e.g. 0,0,0,1,1,1"
@@ -89,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         options=CostOptions(opt=args.opt, lpf_limit=args.lpf_limit),
         settings=CostModelSettings.zigzag_only()
         if args.zigzag_only
-        else CostModelSettings(residency=args.residency),
+        else CostModelSettings(residency=args.residency or "auto"),
         overrides=dict(parse_override(text) for text in args.hw),
         allocation=allocation,
         cache_path=Path(args.cost_cache) if args.cost_cache else default_cache_path(),

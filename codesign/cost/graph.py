@@ -29,6 +29,7 @@ from codesign.errors import CodesignError
 COMPUTE_OPS = ("Conv", "Gemm", "MatMul")
 POOL_OPS = {"GlobalAveragePool": "Pool", "AveragePool": "Pool", "MaxPool": "Pool", "GlobalMaxPool": "Pool"}
 ADD_OPS = {"Add": "Add", "Sum": "Add"}
+ITEM_OPS = {*COMPUTE_OPS, *POOL_OPS, *ADD_OPS}
 PASS_THROUGH_OPS = {"Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "MaxPool", "Relu"}
 OUTPUT_CHAIN_OPS = {"BatchNormalization", "Relu", "Identity", "Flatten", "Reshape"}
 INT_BITS = {
@@ -41,6 +42,7 @@ INT_BITS = {
     onnx.TensorProto.UINT4: 4,
 }
 ZIGZAG_DEFAULT_BITS = 8
+NETWORK_INPUT = "<input>"  # in `reads`: the graph's input image
 SEGMENT_PATTERN = re.compile(r"^/?(stages|heads)\.(\d+)[/.]")
 EXIT_OUTPUT_PATTERN = re.compile(r"^exit(\d+)$")
 
@@ -72,6 +74,10 @@ class LayerSpec:
     # The compute layers whose outputs feed this one (through pooling, activations, re/dequantization...),
     # by name: the network's graph, for costs that depend on neighbouring layers (in-memory computing).
     inputs_from: tuple[str, ...] = ()
+    # The items (compute layers and operators) whose results this layer reads directly, by name
+    # (NETWORK_INPUT: the graph input), and its node position: what activation liveness needs.
+    reads: tuple[str, ...] = ()
+    position: int = -1
 
     @property
     def macs(self) -> int:
@@ -161,6 +167,8 @@ class OperatorSpec:
     act_bits: int
     output_bits: int
     operations: int  # additions / comparisons
+    reads: tuple[str, ...] = ()  # as LayerSpec.reads
+    position: int = -1
 
 
 @dataclass(frozen=True)
@@ -397,6 +405,33 @@ class _Graph:
             queue.extend(i for i in producer.input if i and i not in self.initializers)
         return tuple(found)
 
+    def item_sources(self, node: onnx.NodeProto) -> tuple[str, ...]:
+        """Names of the items (compute layers, pooling, Add) whose results `node` reads, looking through the
+        operators that are fused into their producer (activations, re/dequantization, layout);
+        NETWORK_INPUT for the graph input."""
+        found: list[str] = []
+        queue = [name for name in node.input if name and name not in self.initializers]
+        seen: set[str] = set()
+        while queue:
+            tensor = queue.pop(0)
+            if tensor in seen:
+                continue
+            seen.add(tensor)
+            producer = self.producer.get(tensor)
+            if producer is None:
+                if tensor not in self.initializers and NETWORK_INPUT not in found:
+                    found.append(NETWORK_INPUT)
+                continue
+            if producer.op_type in ITEM_OPS:
+                name = producer.name or f"{producer.op_type}_{producer.output[0]}"
+                if name not in found:
+                    found.append(name)
+                continue
+            queue.extend(
+                i for i in producer.input if i and i not in self.initializers and self.constant(i) is None
+            )
+        return tuple(found)
+
 
 def _named_segment(node: onnx.NodeProto) -> str | None:
     match = SEGMENT_PATTERN.match(node.name)
@@ -558,9 +593,13 @@ def parse_onnx(
             segment = _structural_segment(reach[position], exit_stages)
         if node.op_type in COMPUTE_OPS:
             layer = _layer_from_node(node, graph, segment)
-            layers.append(replace(layer, inputs_from=graph.compute_sources(node)))
+            sources = graph.compute_sources(node)
+            layers.append(
+                replace(layer, inputs_from=sources, reads=graph.item_sources(node), position=position)
+            )
         else:
-            operators.append(_operator_from_node(node, graph, segment))
+            operator = _operator_from_node(node, graph, segment)
+            operators.append(replace(operator, reads=graph.item_sources(node), position=position))
     if not layers:
         raise CodesignError(f"{source}: graph: expected at least one Conv, Gemm or MatMul node, found none")
     return ParsedNetwork(layers, operators, exit_stages, output_names)

@@ -25,7 +25,7 @@ from codesign.cost.engine import CostEngine
 from codesign.cost.graph import LayerSpec, OperatorSpec
 from codesign.cost.imc import MODEL_IMC, is_imc
 from codesign.cost.records import OFF_CHIP, ON_CHIP, ItemCost, LayerCost, MemoryEnergy
-from codesign.cost.residency import plan_residency, resident_target
+from codesign.cost.residency import ResidencyPlan, plan_residency, resident_target
 from codesign.cost.settings import CostModelSettings
 from codesign.hardware.memory import activation_buffer
 from codesign.hardware.target import HardwareTarget
@@ -91,18 +91,21 @@ def network_costs(
     settings: CostModelSettings | None = None,
     target: HardwareTarget | None = None,
     core_of: Callable[[str], int] | None = None,
+    plan: ResidencyPlan | None = None,
 ) -> list[ItemCost]:
     """Costs of every compute layer (and, if enabled, every non-compute operator), in the given order.
 
     Each compute layer is costed on the hierarchy its residency leaves it (see `cost.residency`);
-    `core_of` gives the core of a segment on a multi-core accelerator (weights are resident per core)."""
+    `core_of` gives the core of a segment on a multi-core accelerator (weights are resident per core);
+    `plan`: the residency plan of these layers when the caller already made it."""
     settings = settings or CostModelSettings()
     target = target or engine.target
-    items = (
-        _imc_items(layers, operators, engine, settings, target)
-        if is_imc(target)
-        else _digital_items(layers, operators, engine, settings, target, core_of)
-    )
+    if is_imc(target):
+        items = _imc_items(layers, operators, engine, settings, target)
+    else:
+        if plan is None:
+            plan = plan_residency(layers, target, settings.residency, core_of or (lambda s: 0), operators)
+        items = _digital_items(layers, operators, engine, settings, target, plan)
     if target.energy_scale == 1.0:
         return items
     return [_at_operating_point(item, target) for item in items]
@@ -127,27 +130,36 @@ def _digital_items(
     engine: CostEngine,
     settings: CostModelSettings,
     target: HardwareTarget,
-    core_of: Callable[[str], int] | None,
+    plan: ResidencyPlan,
 ) -> list[ItemCost]:
-    plan = plan_residency(layers, target, settings.residency, core_of or (lambda segment: 0))
-    raws: dict[int, LayerCost] = {}
     by_variant: dict[HardwareTarget, list[int]] = {}
     for index in range(len(layers)):
         variant = resident_target(target, plan.weights_on_chip[index], plan.activations_on_chip[index])
         by_variant.setdefault(variant, []).append(index)
+    raws: dict[int, LayerCost] = {}
     for variant, indices in by_variant.items():
-        for index, cost in zip(
-            indices, engine.layer_costs([layers[i] for i in indices], variant), strict=True
-        ):
-            raws[index] = cost
+        raws.update(zip(indices, engine.layer_costs([layers[i] for i in indices], variant), strict=True))
     items = []
     for index, layer in enumerate(layers):
         cost, model = (raws[index], MODEL_ZIGZAG)
         if settings.precision_aware_mac:
             cost, model = precision_adjusted(raws[index], layer, target)
-        weights = ON_CHIP if plan.weights_on_chip[index] else OFF_CHIP
-        activations = ON_CHIP if plan.activations_on_chip[index] else OFF_CHIP
-        items.append(_item(layer, cost, model, weights, activations))
+        weight_bytes = layer.weight_elements * layer.weight_bits / 8
+        on_chip = plan.weights_on_chip[index]
+        item = _item(
+            layer,
+            cost,
+            model,
+            (ON_CHIP if on_chip else OFF_CHIP) if weight_bytes else "-",
+            ON_CHIP if plan.activations_on_chip[index] else OFF_CHIP,
+        )
+        items.append(
+            replace(
+                item,
+                weight_bytes_on_chip=weight_bytes if on_chip else 0.0,
+                weight_bytes_streamed=0.0 if on_chip else weight_bytes,
+            )
+        )
     return items + (_operator_items(operators, target) if settings.non_compute_ops else [])
 
 

@@ -87,6 +87,8 @@ class ItemCost:
     # where the layer's weights and activations live between inferences / layers (see `cost.residency`)
     weights_at: str = OFF_CHIP
     activations_at: str = OFF_CHIP
+    weight_bytes_on_chip: float = 0.0  # kept in the on-chip weight memory (loaded once)
+    weight_bytes_streamed: float = 0.0  # read from off chip every time the layer runs
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ report.breakdown  # one row per operator x memory level x operand: read and writ
 report.exits      # one row per exit: cumulative energy/latency of reaching and taking it, energy by part
 report.expected   # expected energy, latency, EDP, worst-case latency under the exit fractions
 report.weight_load  # the one-time load of weights kept on chip (None: weights come from off chip)
+report.weights_per_core  # per core: weight bytes kept on chip and streamed every inference
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from codesign.cost.imc import is_imc
 from codesign.cost.network import network_costs
 from codesign.cost.plots import plot_layer_energy
 from codesign.cost.records import ItemCost
-from codesign.cost.residency import ResidencyPlan, plan_residency
+from codesign.cost.residency import plan_residency, run_probabilities
 from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.errors import CodesignError
 from codesign.files import atomic_write, atomic_write_text
@@ -46,6 +47,8 @@ class CostReport:
     notes: tuple[str, ...]
     breakdown: pd.DataFrame
     weight_load: dict[str, float] | None = None
+    # per core: the on-chip weight memory, its capacity, weight bytes kept there and streamed every inference
+    weights_per_core: tuple[dict[str, Any], ...] = ()
 
 
 def cost_onnx(
@@ -61,7 +64,10 @@ def cost_onnx(
     cache_path: str | Path | None = None,
     jobs: int = 1,
     input_shape: tuple[int, ...] | None = None,
+    residency_fractions: tuple[float, ...] | None = None,
 ) -> CostReport:
+    """`residency_fractions`: the exit fractions the residency plan keeps weights on chip by (default:
+    `exit_fractions`; neither: every layer counts as running)."""
     target = (
         accelerator
         if isinstance(accelerator, HardwareTarget)
@@ -86,13 +92,13 @@ def cost_onnx(
         _check_allocation(allocation, network.exit_stages[-1] + 1, target)
     cache = LayerCostCache(cache_path) if cache_path else None
     core_of = allocation.core_of if allocation is not None else (lambda segment: 0)
+    fractions = residency_fractions or exit_fractions
+    runs = run_probabilities(network.exit_stages, fractions) if fractions else None
+    plan = plan_residency(network.layers, target, settings.residency, core_of, network.operators, runs)
     with CostEngine(target, options or CostOptions(), cache, jobs=jobs) as engine:
-        items = network_costs(network.layers, network.operators, engine, settings, target, core_of)
+        items = network_costs(network.layers, network.operators, engine, settings, target, core_of, plan)
     if cache is not None:
         cache.close()
-    plan = plan_residency(
-        network.layers, target, "offchip" if is_imc(target) else settings.residency, core_of
-    )
     exits = per_exit_costs(
         items, network.exit_stages, allocation, target.interconnect, target.static_pj_per_cycle
     )
@@ -128,13 +134,11 @@ def cost_onnx(
             "static_latency_cycles": exits[-1].latency_cycles,
         }
     notes = [f"compute layers: {', '.join(sorted(set(layers.loc[layers['macs'] > 0, 'model'])))}"]
+    notes.append(plan.describe())
     if is_imc(target):
         notes.append(
-            "in-memory computing: ZigZag's IMC path decides where operands live (residency does not apply) and "
-            "prices bit precision itself (precision-aware MAC energy does not apply)"
+            "in-memory computing prices bit precision itself (precision-aware MAC energy does not apply)"
         )
-    else:
-        notes.append(_residency_note(settings.residency, plan, target))
     if settings.non_compute_ops and (layers["macs"] == 0).any():
         notes.append(
             "pooling/Add: activation-buffer read+write traffic plus adder energy (analytic, see network_cost)"
@@ -174,6 +178,7 @@ def cost_onnx(
         tuple(notes),
         breakdown_table(items),
         load,
+        tuple(asdict(core) for core in plan.cores),
     )
 
 
@@ -228,28 +233,6 @@ def breakdown_table(items: list[ItemCost]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["name", "segment", "part", "operand", "direction", "energy_pj"])
 
 
-def _residency_note(mode: str, plan: ResidencyPlan, target: HardwareTarget) -> str:
-    if mode == "offchip":
-        return "residency offchip: every operand from the outermost memory, every inference (ZigZag's assumption)"
-    weights = (
-        "weights on chip"
-        if all(plan.weights_on_chip)
-        else (
-            "weights off chip (too large for the on-chip weight memories)"
-            if not any(plan.weights_on_chip)
-            else "weights on chip on some cores"
-        )
-    )
-    kept = sum(plan.activations_on_chip)
-    load = ""
-    if plan.weight_load is not None:
-        load = f"; one-time weight load {plan.weight_load.energy_pj / 1e3:.1f} nJ, {plan.weight_load.cycles:.0f} cycles"
-    return (
-        f"residency auto: {weights}; activations on chip for {kept} of {len(plan.activations_on_chip)} "
-        f"layers{load}"
-    )
-
-
 def _check_allocation(allocation: Allocation, stages: int, target: HardwareTarget) -> None:
     for what, cores in (("stage", allocation.stage_cores), ("head", allocation.head_cores)):
         if len(cores) != stages:
@@ -291,6 +274,7 @@ def write_cost_report(report: CostReport, out_dir: str | Path) -> list[Path]:
         "exits": report.exits.to_dict(orient="records"),
         "expected": report.expected,
         "weight_load": report.weight_load,
+        "weights_per_core": list(report.weights_per_core),
         "notes": list(report.notes),
     }
     atomic_write_text(paths[3], json.dumps(summary, indent=2))
@@ -309,6 +293,8 @@ def format_cost_report(report: CostReport, max_layers: int = 60) -> str:
             "energy_pj",
             "latency_cycles",
             "utilization",
+            "weights_at",
+            "activations_at",
         ]
     ].copy()
     layer_view["name"] = layer_view["name"].str.slice(-38)

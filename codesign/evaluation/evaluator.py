@@ -26,7 +26,7 @@ from codesign.cost.exits import Allocation, expected_cost, per_exit_costs
 from codesign.cost.graph import ParsedNetwork, parse_onnx
 from codesign.cost.network import network_costs
 from codesign.cost.records import ExitCost, ItemCost
-from codesign.cost.residency import ResidencyPlan, plan_residency
+from codesign.cost.residency import ResidencyPlan, plan_residency, run_probabilities
 from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.data.splits import Dataset, Split, resize_split, to_device
 from codesign.deploy.qcdq import export_qcdq
@@ -279,8 +279,14 @@ class Evaluator:
         """The candidate's network with its trained weights (only its active heads)."""
         return load_shared_weights(build_model(spec), self.trained(spec).state_dict)
 
-    def costs(self, spec: CandidateSpec, exit_stages: tuple[int, ...] | None = None) -> list[ItemCost]:
-        """Per-item costs of the candidate's network (or of the same backbone with only `exit_stages`)."""
+    def costs(
+        self,
+        spec: CandidateSpec,
+        exit_stages: tuple[int, ...] | None = None,
+        plan: ResidencyPlan | None = None,
+    ) -> list[ItemCost]:
+        """Per-item costs of the candidate's network (or of the same backbone with only `exit_stages`);
+        `plan`: that network's residency plan when already made."""
         network = self.trained(spec).network
         exit_stages = exit_stages or spec.active_exit_stages
         allocation = _allocation(spec)
@@ -291,14 +297,29 @@ class Evaluator:
             self.settings.cost_model,
             self.target(spec),
             allocation.core_of if allocation else None,
+            plan or self.residency(spec, exit_stages),
         )
 
-    def residency(self, spec: CandidateSpec) -> ResidencyPlan:
-        """Where the candidate's weights and activations live, and the one-time weight load."""
-        layers = candidate_layers(self.trained(spec).network.layers, spec.active_exit_stages)
+    def residency(
+        self,
+        spec: CandidateSpec,
+        exit_stages: tuple[int, ...] | None = None,
+        runs: dict[str, float] | None = None,
+    ) -> ResidencyPlan:
+        """Where the candidate's weights and activations live (or those of the same backbone with only
+        `exit_stages`), and the one-time weight load (see `cost.residency`); `runs`: the probability that
+        each segment runs, from exit fractions (None: not known yet)."""
+        network = self.trained(spec).network
+        exit_stages = exit_stages or spec.active_exit_stages
         allocation = _allocation(spec)
-        core_of = allocation.core_of if allocation else (lambda segment: 0)
-        return plan_residency(layers, self.target(spec), self.settings.cost_model.residency, core_of)
+        return plan_residency(
+            candidate_layers(network.layers, exit_stages),
+            self.target(spec),
+            self.settings.cost_model.residency,
+            allocation.core_of if allocation else (lambda segment: 0),
+            candidate_layers(network.operators, exit_stages),
+            runs,
+        )
 
     def exit_costs(
         self,
@@ -350,13 +371,26 @@ class Evaluator:
         trained = self.trained(spec)
         trained_at = time.perf_counter()
         active = spec.active_exit_stages  # architecture exit k sits after stage k
-        items = self.costs(spec)
+        searched, residency_fractions = spec, None
+        plan = self.residency(spec)
+        items = self.costs(spec, plan=plan)
         exits = self.exit_costs(spec, items=items)
-        spec, val, test = self.exit_statistics(spec, exits, trained.val, trained.test, active)
+        spec, val, test = self.exit_statistics(searched, exits, trained.val, trained.test, active)
+        if plan.streamed_bytes > 0 and len(active) > 1:
+            # Not every weight fits: which ones stay on chip depends on how often each layer runs. Plan again
+            # from the validation exit fractions; if that keeps other tensors, cost it and tune again (once).
+            residency_fractions = val.fractions
+            informed = self.residency(searched, runs=run_probabilities(active, residency_fractions))
+            if informed.weights_on_chip != plan.weights_on_chip:
+                plan = informed
+                items = self.costs(searched, plan=plan)
+                exits = self.exit_costs(searched, items=items)
+                spec, val, test = self.exit_statistics(searched, exits, trained.val, trained.test, active)
+            plan = informed
         final = spec.num_stages - 1
         static = self.exit_costs(spec, (final,))[0]
         target = self.target(spec)
-        load = self.residency(spec).weight_load
+        load = plan.weight_load
         return CandidateResult(
             spec=spec,
             val=val,
@@ -376,6 +410,9 @@ class Evaluator:
             weight_capacity_bytes=on_chip_weight_bytes(target, len(_cores_used(spec))),
             weight_load_energy_pj=load.energy_pj if load else None,
             weight_load_cycles=load.cycles if load else None,
+            weight_bytes_on_chip=plan.on_chip_bytes,
+            weight_bytes_streamed=plan.streamed_bytes,
+            residency_fractions=residency_fractions,
             learned_policy=trained.learned.to_dict() if trained.learned and spec.policy == LEARNED else None,
             timings={"train_s": trained_at - start, "cost_s": time.perf_counter() - trained_at},
         )

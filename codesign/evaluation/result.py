@@ -33,6 +33,13 @@ class CandidateResult:
     # Weights resident on chip (see `cost.residency`): their one-time load from off chip, not per inference.
     weight_load_energy_pj: float | None = None
     weight_load_cycles: float | None = None
+    # Weight bytes kept in the on-chip weight memories and streamed from off chip whenever their layer runs
+    # (partial residency, see `cost.residency`); None in run stores written before it.
+    weight_bytes_on_chip: float | None = None
+    weight_bytes_streamed: float | None = None
+    # The validation exit fractions the residency plan chose its on-chip weights by (None: every layer counted
+    # as running, the plan used when all weights fit or before exit statistics)
+    residency_fractions: tuple[float, ...] | None = None
     # After the final quantization-aware fine-tuning: the test/validation accuracy it started from.
     test_accuracy_before_finetune: float | None = None
     val_accuracy_before_finetune: float | None = None
@@ -89,6 +96,11 @@ class CandidateResult:
             weight_capacity_bytes=data.get("weight_capacity_bytes"),
             weight_load_energy_pj=data.get("weight_load_energy_pj"),
             weight_load_cycles=data.get("weight_load_cycles"),
+            weight_bytes_on_chip=data.get("weight_bytes_on_chip"),
+            weight_bytes_streamed=data.get("weight_bytes_streamed"),
+            residency_fractions=tuple(data["residency_fractions"])
+            if data.get("residency_fractions")
+            else None,
             test_accuracy_before_finetune=data.get("test_accuracy_before_finetune"),
             val_accuracy_before_finetune=data.get("val_accuracy_before_finetune"),
             test_accuracy_finetuned_search_thresholds=data.get("test_accuracy_finetuned_search_thresholds"),

@@ -87,9 +87,11 @@ def weight_operand(target: HardwareTarget) -> str:
 
 
 def on_chip_weight_bytes(target: HardwareTarget, cores: int | None = None) -> float:
-    """On-chip memory that can hold weights on `cores` cores (default: all of them); memories shared with
-    activations count fully."""
-    per_core = sum(m.size_bits for m in on_chip_levels(target, weight_operand(target))) / 8
+    """On-chip memory that can keep weights between inferences on `cores` cores (default: all of them): each
+    core's outermost on-chip memory serving weights (the inner ones hold copies of its tiles), 0 when only
+    the off-chip memory serves weights. A memory shared with activations counts fully."""
+    levels = on_chip_only(target, weight_operand(target))
+    per_core = levels[-1].size_bits / 8 if levels else 0.0
     return (target.cores if cores is None else cores) * per_core
 
 
@@ -104,7 +106,7 @@ def key_figures(target: HardwareTarget) -> dict[str, Any]:
     sizes = [int(s) for s in array["sizes"]]
     links = operand_links(target)
     on_chip = {
-        layer_op: sum(m.size_bits for m in on_chip_levels(target, mem_op)) / 8 / 1024
+        layer_op: sum(m.size_bits for m in on_chip_only(target, mem_op)) / 8 / 1024
         for layer_op, mem_op in links.items()
     }
     return {

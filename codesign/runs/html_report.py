@@ -180,6 +180,11 @@ def _network(result: CandidateResult) -> dict[str, Any]:
             "macs": expected.macs,
             "exit_overhead_nj": expected.exit_overhead_pj / 1e3,
             "weight_kib": result.weight_bytes / 1024,
+            "weight_kib_on_chip": _kib(result.weight_bytes_on_chip),
+            "weight_kib_streamed": _kib(result.weight_bytes_streamed),
+            "weight_load_nj": result.weight_load_energy_pj / 1e3
+            if result.weight_load_energy_pj is not None
+            else None,
             "static": {
                 "accuracy": static_accuracy,
                 "energy_nj": result.static.energy_pj / 1e3,
@@ -252,6 +257,7 @@ def _layer_rows(
             settings=config.cost_model,
             allocation=allocation,
             cache_path=cache_path,
+            residency_fractions=result.residency_fractions,
         )
     except CodesignError as error:
         notes.append(f"{onnx}: no per-layer costs ({error})")
@@ -268,12 +274,17 @@ def _layer_rows(
             "latency_us": layer.latency_s * 1e6,
             "macs": layer.macs,
             "weights_at": layer.weights_at,
+            "weight_kib": (layer.weight_bytes_on_chip + layer.weight_bytes_streamed) / 1024,
             "activations_at": layer.activations_at,
             "parts_nj": parts.get(layer.name, {}),
         }
         for layer in report.layers.itertuples(index=False)
     ]
     return _plain(rows)
+
+
+def _kib(value: float | None) -> float | None:
+    return value / 1024 if value is not None else None
 
 
 def _plain(value: Any) -> Any:

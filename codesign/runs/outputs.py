@@ -74,7 +74,10 @@ def result_row(result: CandidateResult, searched: CandidateResult | None = None)
         "energy_vs_oracle": expected.energy_pj / result.expected_oracle_test.energy_pj
         if result.expected_oracle_test and on_test
         else None,
+        "weight_bytes_on_chip": result.weight_bytes_on_chip,
+        "weight_bytes_streamed": result.weight_bytes_streamed,
         "weight_load_energy_pj": result.weight_load_energy_pj,
+        "weight_load_cycles": result.weight_load_cycles,
         "per_exit_energy_pj": " ".join(f"{e.energy_pj:.4g}" for e in result.exits),
         "per_exit_latency_cycles": " ".join(f"{e.latency_cycles:.6g}" for e in result.exits),
         "accuracy_val": seen.val.accuracy,

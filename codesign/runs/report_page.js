@@ -163,6 +163,10 @@
       (c.generation ? `; generation ${c.generation}` : "") + `</div>` +
       `<div>expected energy ${num(c.energy_nj)} nJ, latency ${num(c.latency_us)} \u00b5s (worst ${num(c.worst_latency_us)}), ` +
       `exit overhead ${num(c.exit_overhead_nj)} nJ, weights ${num(c.weight_kib)} KiB</div>` +
+      (c.weight_kib_on_chip === null || c.weight_kib_on_chip === undefined ? "" :
+        `<div>weights kept on chip ${num(c.weight_kib_on_chip)} KiB, streamed from off chip whenever their layer runs ` +
+        `${num(c.weight_kib_streamed)} KiB` +
+        (c.weight_load_nj === null ? "" : `; one-time weight load ${num(c.weight_load_nj)} nJ (not per inference)`) + `</div>`) +
       `<div>own static counterpart: ${pct(c.static.accuracy)}, ${num(c.static.energy_nj)} nJ` +
       (c.oracle ? `; oracle: ${pct(c.oracle.accuracy)}, ${num(c.oracle.energy_nj)} nJ` : "") + `</div>` +
       (c.feasible ? "" : `<div class="bad">violates: ${esc(JSON.stringify(c.violations))}</div>`) +
@@ -189,7 +193,7 @@
         layerParts.map((part) => ({
           type: "bar", name: part, x: layers.map((l) => l.name), y: layers.map((l) => l.parts_nj[part] || 0),
           marker: { color: colourOf(part) },
-          text: layers.map((l) => `${esc(l.segment)}; weights ${esc(l.weights_at)}, activations ${esc(l.activations_at)}; ${num(l.latency_us)} \u00b5s`),
+          text: layers.map((l) => `${esc(l.segment)}; weights ${esc(l.weights_at)} (${num(l.weight_kib)} KiB), activations ${esc(l.activations_at)}; ${num(l.latency_us)} \u00b5s`),
           textposition: "none",
           hovertemplate: "%{x}: %{y:.3g} nJ<br>%{text}<extra>" + esc(part) + "</extra>",
         })),
