@@ -22,7 +22,7 @@ import onnx
 
 from codesign.cost.cache import LayerCostCache
 from codesign.cost.engine import CostEngine
-from codesign.cost.graph import layers_from_onnx
+from codesign.cost.graph import layers_from_onnx, parse_onnx
 from codesign.cost.settings import CostOptions
 from codesign.hardware.target import load_hardware, zigzag_accelerator_file
 
@@ -104,12 +104,13 @@ def main() -> None:
         f"speed-up cold vs direct: {direct_s / min(results.values()):.2f}x; warm vs direct: "
         f"{direct_s / statistics.median(times):,.0f}x"
     )
-    residency_modes(layers, target, options, work, max(results))
+    residency_modes(parse_onnx(path), target, options, work, max(results))
 
 
-def residency_modes(layers, target, options: CostOptions, work: Path, jobs: int) -> None:  # noqa: ANN001
+def residency_modes(network, target, options: CostOptions, work: Path, jobs: int) -> None:  # noqa: ANN001
     """Cold and warm network costs with residency auto vs offchip, and where the energy goes."""
     from codesign.cost.network import network_costs
+    from codesign.cost.residency import plan_residency
     from codesign.cost.settings import CostModelSettings
     from codesign.hardware.memory import off_chip_level
 
@@ -120,13 +121,14 @@ def residency_modes(layers, target, options: CostOptions, work: Path, jobs: int)
         cache_path = work / f"residency-{mode}.sqlite"
         start = time.perf_counter()
         with CostEngine(target, options, LayerCostCache(cache_path), jobs=jobs) as engine:
-            items = network_costs(layers, [], engine, settings)
+            plan = plan_residency(network.layers, target, mode, operators=network.operators)
+            items = network_costs(network.layers, network.operators, engine, settings, plan=plan)
         cold[mode] = time.perf_counter() - start
         warm = []
         for _ in range(10):
             start = time.perf_counter()
             engine = CostEngine(target, options, LayerCostCache(cache_path))
-            network_costs(layers, [], engine, settings)
+            network_costs(network.layers, network.operators, engine, settings)
             warm.append(time.perf_counter() - start)
             assert engine.stats.zigzag_calls == 0
         energy = sum(i.energy_pj for i in items)
@@ -139,7 +141,8 @@ def residency_modes(layers, target, options: CostOptions, work: Path, jobs: int)
             f"residency {mode:8}: cold {cold[mode]:7.2f} s ({jobs} workers), warm median {statistics.median(warm) * 1e3:6.1f} ms | "
             f"energy {energy:.4e} pJ, latency {sum(i.latency_cycles for i in items):.4e} cycles | "
             f"{100 * off / energy:5.1f}% of the energy in {outer} | layers with weights / activations on chip: "
-            f"{on_chip[0]} / {on_chip[1]} of {len(items)}"
+            f"{on_chip[0]} / {on_chip[1]} of {len(network.layers)}; weights {plan.on_chip_bytes / 1024:.1f} KiB kept on chip, "
+            f"{plan.streamed_bytes / 1024:.1f} KiB streamed"
         )
     ratio = cold["auto"] / cold["offchip"]
     print(f"cold auto / cold offchip: {ratio:.2f}x (target <= 1.2x): {'met' if ratio <= 1.2 else 'NOT met'}")

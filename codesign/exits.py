@@ -11,6 +11,7 @@ of active exits is then simulated without running the network again.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -235,16 +236,35 @@ class CachedExits:
             exit_accuracies=tuple(float(self.correct[i].mean()) for i in active),
         )
 
-    def oracle(self, active: tuple[int, ...]) -> ExitStats:
-        """The limit of any exit policy on these exits: every input leaves at the earliest active exit that
-        classifies it correctly; one that no exit gets right goes on to the final exit (and is wrong)."""
+    def oracle(
+        self, active: tuple[int, ...], exit_costs: Sequence[float], accuracy: float | None = None
+    ) -> ExitStats:
+        """The cheapest assignment of inputs to these exits that reaches `accuracy` (default: the most any
+        assignment reaches), `exit_costs[k]` being the cost of taking exit `active[k]` (non-decreasing, as
+        each exit's cost includes everything before it): a bound no exit policy can beat at that accuracy.
+
+        Exact: every input starts at the first exit; an input wrong there gains a correct answer only by
+        moving, at least as far as its earliest correct exit, so the inputs whose move costs least move
+        first, until enough are right. Inputs no exit gets right stay at the first exit."""
         correct = self.correct[np.asarray(active)]
         n = self.num_inputs
-        any_correct = correct.any(axis=0)
-        taken = np.where(any_correct, correct.argmax(axis=0), len(active) - 1)
+        costs = np.asarray(exit_costs, dtype=float)
+        if len(costs) != len(active):
+            raise ValueError("one cost per active exit expected")
+        taken = np.zeros(n, dtype=int)
+        right = correct[0].copy()
+        movable = ~right & correct.any(axis=0)
+        earliest = correct.argmax(axis=0)
+        wanted = n if accuracy is None else min(n, math.ceil(accuracy * n - 1e-9))
+        needed = max(0, wanted - int(right.sum()))
+        candidates = np.flatnonzero(movable)
+        extra = costs[earliest[candidates]] - costs[0]
+        moved = candidates[np.argsort(extra, kind="stable")[:needed]]
+        taken[moved] = earliest[moved]
+        right[moved] = True
         fractions = np.bincount(taken, minlength=len(active)) / n
         return ExitStats(
-            accuracy=float(any_correct.mean()),
+            accuracy=float(right.mean()),
             fractions=tuple(float(f) for f in fractions),
             exit_accuracies=tuple(float(self.correct[i].mean()) for i in active),
         )

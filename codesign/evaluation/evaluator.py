@@ -398,7 +398,7 @@ class Evaluator:
             exits=tuple(exits),
             expected_val=expected_cost(exits, val.fractions),
             expected_test=expected_cost(exits, test.fractions) if test is not None else None,
-            **_oracle(trained.test, active, exits),
+            **_oracle(trained.test, active, exits, test),
             static=static,
             static_val_accuracy=float(trained.val.correct[final].mean()),
             static_test_accuracy=float(trained.test.correct[final].mean())
@@ -469,7 +469,7 @@ def finalize(evaluator: Evaluator, result: CandidateResult) -> tuple[CandidateRe
         val_accuracy_before_finetune=result.val.accuracy,
         test_accuracy_finetuned_search_thresholds=searched.accuracy,
         learned_policy=learned.to_dict() if learned and spec.policy == LEARNED else None,
-        **_oracle(test_cache, positions, result.exits),
+        **_oracle(test_cache, positions, result.exits, test),
         timings={**result.timings, "final_finetune_s": seconds},
     )
     return finalized, model.cpu()  # exported next, on the CPU
@@ -487,17 +487,21 @@ def with_test(evaluator: Evaluator, result: CandidateResult) -> CandidateResult:
         test=test,
         expected_test=expected_cost(list(result.exits), test.fractions),
         static_test_accuracy=float(cached.correct[spec.num_stages - 1].mean()),
-        **_oracle(cached, spec.active_exit_stages, result.exits),
+        **_oracle(cached, spec.active_exit_stages, result.exits, test),
     )
 
 
 def _oracle(
-    cached: CachedExits | None, positions: tuple[int, ...], exits: list[ExitCost] | tuple[ExitCost, ...]
+    cached: CachedExits | None,
+    positions: tuple[int, ...],
+    exits: list[ExitCost] | tuple[ExitCost, ...],
+    achieved: ExitStats | None,
 ) -> dict[str, Any]:
-    """The oracle policy's test figures (see `CachedExits.oracle`), as CandidateResult fields."""
-    if cached is None:
+    """The oracle's test figures, as CandidateResult fields: the cheapest assignment of the test inputs to
+    the network's exits that reaches the accuracy its policy achieved (`CachedExits.oracle`)."""
+    if cached is None or achieved is None:
         return {}
-    oracle = cached.oracle(positions)
+    oracle = cached.oracle(positions, [e.energy_pj for e in exits], achieved.accuracy)
     return {"oracle_test": oracle, "expected_oracle_test": expected_cost(list(exits), oracle.fractions)}
 
 
