@@ -7,15 +7,19 @@ widths, the learned policy, the drop reference) against the same static baseline
 Prints the three front ratios (expected energy and latency, early exit over static, at the static front's
 best test accuracy and 0.5 and 1 point below it), then per returned early-exit network: test accuracy, its
 own static counterpart's, the accuracy change, expected energy over its static counterpart's and over its
-oracle's; and the issue's goal: the most accurate returned network within 1.15x of its oracle at no more
+oracle's; the off-chip share of each front's expected energy and its weight bytes kept and streamed; and the
+issue's goal: the most accurate returned network within 1.15x of its oracle at no more
 than 0.5 point below its static counterpart.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 from pathlib import Path
 
+from codesign.hardware.memory import off_chip_level
+from codesign.hardware.target import load_hardware
 from codesign.runs.baseline import BASELINE_FOLDER, compare_fronts, summary
 from codesign.runs.store import RunStore
 
@@ -23,6 +27,40 @@ from codesign.runs.store import RunStore
 def finals(run: Path) -> list:
     with RunStore.of_run(run) as store:
         return [final.result for final in store.finals().values()]
+
+
+def off_chip_share(results: list, off_chip: str) -> tuple[float, float]:
+    """(share of the front's summed expected test energy spent in the off-chip memory, median of the networks'
+    own shares)."""
+    shares, spent, total = [], 0.0, 0.0
+    for r in results:
+        stats = r.test or r.val
+        energy = sum(f * e.energy_pj for f, e in zip(stats.fractions, r.exits, strict=True))
+        off = sum(
+            f * e.energy_by_part.get(off_chip, 0.0) for f, e in zip(stats.fractions, r.exits, strict=True)
+        )
+        spent, total = spent + off, total + energy
+        shares.append(off / energy if energy else 0.0)
+    return (spent / total if total else float("nan")), (statistics.median(shares) if shares else float("nan"))
+
+
+def residency_lines(early: list, static: list, off_chip: str) -> list[str]:
+    lines = []
+    for name, front in (("early-exit front", early), ("static front", static)):
+        summed, median = off_chip_share(front, off_chip)
+        kept = [r.weight_bytes_on_chip for r in front if r.weight_bytes_on_chip is not None]
+        streamed = [r.weight_bytes_streamed for r in front if r.weight_bytes_streamed is not None]
+        weights = (
+            f"; weights kept on chip {statistics.median(kept) / 1024:.1f} KiB, streamed "
+            f"{statistics.median(streamed) / 1024:.1f} KiB (medians)"
+            if kept
+            else "; (store written before partial residency: no bytes recorded)"
+        )
+        lines.append(
+            f"{name}: {100 * summed:.1f}% of the expected test energy in {off_chip} (median network "
+            f"{100 * median:.1f}%){weights}"
+        )
+    return lines
 
 
 def main() -> None:
@@ -34,6 +72,13 @@ def main() -> None:
     static = finals(args.static or args.run / BASELINE_FOLDER)
     print(f"{args.run}: {len(early)} returned networks; static front: {len(static)} networks")
     for line in summary(compare_fronts(early, static)):
+        print(line)
+    with RunStore.of_run(args.run) as store:
+        config = store.config()
+    target = load_hardware(
+        config.accelerator_file, config.mapping_file, overrides=dict(config.hardware_overrides)
+    )
+    for line in residency_lines(early, static, off_chip_level(target).name):
         print(line)
     exits = sorted((r for r in early if r.num_exits > 1), key=lambda r: -r.test.accuracy)
     print(

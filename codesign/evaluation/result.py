@@ -46,8 +46,9 @@ class CandidateResult:
     # After the final fine-tuning but with the thresholds the search chose (before re-tuning them): the
     # change from `test_accuracy_before_finetune` is the fine-tuning's alone.
     test_accuracy_finetuned_search_thresholds: float | None = None
-    # The oracle exit policy on test (each input out at its earliest correct active exit): the limit of any
-    # policy on this network; None where the test split was not evaluated.
+    # The oracle on test: the cheapest assignment of inputs to active exits that reaches the achieved test
+    # accuracy (`exits.CachedExits.oracle`), a bound no policy can beat on this network at that accuracy;
+    # None where the test split was not evaluated.
     oracle_test: ExitStats | None = None
     expected_oracle_test: ExpectedCost | None = None
     # The learned exit policy's fitted model (`exits.LearnedConfidence.to_dict`), for a candidate that uses it

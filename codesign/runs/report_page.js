@@ -102,7 +102,7 @@
       const oracles = withExits.filter(([c]) => c.oracle && c.oracle.accuracy !== null);
       if (oracles.length) {
         result.push({
-          name: "oracle bound (earliest correct exit)",
+          name: "oracle bound (cheapest exit assignment at the achieved accuracy)",
           type: "scatter",
           mode: "markers",
           x: oracles.map(([c]) => metricOf(c.oracle, metric)),
