@@ -182,6 +182,46 @@ class SearchSpace:
             accuracy_drop=values["accuracy_drop"] if "accuracy_drop" in values and any(exits) else None,
         )
 
+    def encode(self, spec: CandidateSpec) -> tuple[int, ...] | None:
+        """Gene indices that decode to a network with `spec`'s exits switched off and `spec`'s backbone,
+        resolution, hardware and core allocation (the static network a seed stands for); None when this
+        space cannot express it."""
+        wanted: dict[str, Any] = {"resolution": spec.resolution}
+        for i, stage in enumerate(spec.stages):
+            for attr in ("block", "depth", "width", "kernel", "expansion", "weight_bits", "act_bits"):
+                wanted[f"stage{i}.{attr}"] = getattr(stage, attr)
+        hardware = dict(spec.hardware)
+        for path, _ in self.hardware:
+            wanted[f"hw.{path}"] = hardware.get(path)
+        for i, core in enumerate(spec.stage_cores):
+            wanted[f"core.stage{i}"] = core
+        if spec.head_cores:
+            wanted[f"core.head{len(spec.stages) - 1}"] = spec.head_cores[-1]
+        indices = []
+        for gene in self.genes:
+            if gene.name not in wanted or len(gene.choices) == 1:
+                indices.append(0)
+                continue
+            value = wanted[gene.name]
+            matches = [
+                k
+                for k, choice in enumerate(gene.choices)
+                if choice == value or (gene.name.startswith("hw.") and json.dumps(choice) == value)
+            ]
+            if not matches and gene.name.endswith(".expansion"):
+                matches = [0]  # no expansion outside mbconv blocks: any choice decodes to 1
+            if not matches:
+                return None
+            indices.append(matches[0])
+        decoded = self.decode(indices)
+        same = (decoded.stages, decoded.resolution, decoded.hardware, decoded.stage_cores) == (
+            spec.stages,
+            spec.resolution,
+            spec.hardware,
+            spec.stage_cores,
+        )
+        return tuple(indices) if same and not any(decoded.exits) else None
+
     def size(self) -> int:
         total = 1
         for gene in self.genes:

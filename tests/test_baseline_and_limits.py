@@ -206,3 +206,91 @@ search: {population: 6, generations: 2, seed: 4, objectives: [accuracy, energy, 
     (run / "baseline.csv").unlink()
     assert main(["report", str(run)]) == 0  # rebuilt from the two run stores
     assert pd.read_csv(run / "baseline.csv").equals(baseline)
+
+
+CONTAINED = """
+name: contained
+dataset: digits
+space:
+  stages:
+    - {depth: 1, width: [8, 16], stride: 1, weight_bits: 8, act_bits: 8}
+    - {depth: 1, width: 16, stride: 2, weight_bits: [4, 8], act_bits: 8}
+    - {depth: 1, width: [16, 32], stride: 2, weight_bits: 8, act_bits: 8}
+  exit_branches: {weight_bits: [4, 8]}
+  threshold_tuning: {max_accuracy_drop: 0.01}
+training:
+  supernet: {epochs: 2, random_subnets: 1, head_epochs: 1}
+  finetune: {head_steps: 5, final_epochs: 0.05}
+cost: {lpf_limit: 2}
+search: {population: 6, generations: 2, seed: 4}
+"""
+
+
+def test_early_exit_on_the_static_backbone_contains_the_static_search(tmp, capsys):
+    """One supernet for both searches; the static search's returned networks seed the early-exit search and
+    come out of it unchanged; every early-exit network's final exit is its static counterpart's; so the
+    early-exit front never loses to the static one."""
+    from codesign.runs.store import RunStore
+
+    workload = tmp / "contained.yaml"
+    workload.write_text(CONTAINED)
+    run = tmp / "run"
+    assert (
+        main([*explore_argv(workload, run, tmp / "cache" / "c.sqlite", "-q", "-j", "1"), "--baseline"]) == 0
+    )
+    out = capsys.readouterr().out
+    static_file = next(line for line in out.splitlines() if line.startswith("supernet: training once"))
+    supernet = static_file.rsplit("-> ", 1)[1]
+    assert f"supernet: reusing {supernet}" in out  # the early-exit search's backbone is the static one
+    assert (
+        out.count("supernet: training once") == 1
+        and "exit heads: training on the frozen static supernet" in out
+    )
+    with RunStore.of_run(run) as store:
+        early = {r.spec.key(): r for r in store.results()}
+    with RunStore.of_run(run / "baseline") as store:
+        static = {r.spec.key(): r for r in store.results()}
+        static_front = [store.get(key) for key in store.front()]
+    for (
+        seed
+    ) in static_front:  # the seeds, evaluated again in the early-exit search: the same network, bit for bit
+        twin = early[seed.spec.key()]
+        assert (twin.val.accuracy, twin.expected_val.energy_pj) == (
+            seed.val.accuracy,
+            seed.expected_val.energy_pj,
+        )
+    by_backbone = {(r.spec.stages, r.spec.resolution): r for r in static.values()}
+    compared = 0
+    for result in early.values():
+        counterpart = by_backbone.get((result.spec.stages, result.spec.resolution))
+        if counterpart is not None:  # its final exit is exactly the static network's
+            assert result.static_val_accuracy == counterpart.val.accuracy
+            assert result.static.energy_pj == pytest.approx(counterpart.expected_val.energy_pj, rel=1e-12)
+            compared += 1
+    assert compared >= len(static_front)
+    baseline = pd.read_csv(run / "baseline.csv")
+    assert (baseline["energy_ratio"].dropna() <= 1 + 1e-9).all()
+    assert baseline["early_exit_key"].notna().all()  # every level reached by the early-exit front
+
+
+def test_final_exit_stays_the_static_networks_through_fine_tuning(tmp):
+    """An early-exit network and its exits-off counterpart, each fine-tuned as a returned network: the
+    early-exit network's final exit is exactly as accurate as the static network, before and after."""
+    from codesign.config.workload import load_workload
+    from codesign.evaluation.evaluator import finalize
+    from codesign.runs.setup import prepare_run
+
+    workload = tmp / "contained.yaml"
+    workload.write_text(CONTAINED)
+    setup = prepare_run(load_workload(workload))
+    cache = tmp / "cache" / "c.sqlite"
+    evaluator = setup.evaluator(
+        setup.recipe(tmp / "run", cache, setup.supernet(cache, report=lambda line: None))
+    )
+    spec = setup.space.decode([len(g.choices) - 1 for g in setup.space.genes])  # every exit on
+    assert len(spec.active_exit_stages) == 3
+    early, static = evaluator.evaluate(spec), evaluator.evaluate(spec.without_early_exits())
+    assert early.static_val_accuracy == static.val.accuracy and early.static == static.exits[-1]
+    (early_final, _), (static_final, _) = finalize(evaluator, early), finalize(evaluator, static)
+    assert early_final.static_test_accuracy == static_final.test.accuracy
+    assert early_final.static_val_accuracy == static_final.val.accuracy

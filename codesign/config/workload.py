@@ -21,7 +21,13 @@ from codesign.errors import CodesignError, input_error
 from codesign.files import library_dir, read_yaml
 from codesign.hardware.target import MAPPING_FIELD
 from codesign.network.device import check_device_name
-from codesign.network.settings import Augmentation, FinetuneConfig, SupernetConfig, TrainingConfig
+from codesign.network.settings import (
+    EXIT_TRAINING,
+    Augmentation,
+    FinetuneConfig,
+    SupernetConfig,
+    TrainingConfig,
+)
 from codesign.search.settings import SearchSettings
 from codesign.space import SearchSpace
 
@@ -178,8 +184,18 @@ def _parse_training(source: str, training_data: dict[str, Any], num_stages: int)
     mode = training_data.pop("mode", "supernet")
     if mode not in TRAINING_MODES:
         raise input_error(source, "training.mode", "'supernet' or 'scratch'", mode)
-    supernet = dataclass_section(
-        source, "training.supernet", training_data.pop("supernet", None), SupernetConfig, SUPERNET_POSITIVE
+    supernet_data = training_data.pop("supernet", None)
+    exit_training = SupernetConfig.exit_training
+    if isinstance(supernet_data, dict) and "exit_training" in supernet_data:
+        supernet_data = dict(supernet_data)
+        exit_training = supernet_data.pop("exit_training")
+        if exit_training not in EXIT_TRAINING:
+            raise input_error(
+                source, "training.supernet.exit_training", f"one of {list(EXIT_TRAINING)}", exit_training
+            )
+    supernet = replace(
+        dataclass_section(source, "training.supernet", supernet_data, SupernetConfig, SUPERNET_POSITIVE),
+        exit_training=exit_training,
     )
     if supernet.exit_gradient > 1:
         raise input_error(

@@ -70,6 +70,11 @@ class EvaluationSettings:
     # Where networks train and run: auto (CUDA when present), cpu, cuda, cuda:N (see `network.device`).
     device: str = "auto"
     augmentation: Augmentation = field(default_factory=Augmentation)  # in every training loop
+    # Inherited weights (supernet mode): the backbone and final head are fitted exactly as for the static
+    # network, and the early exit heads (if `early_exits`) learn on that frozen network
+    # (`training.supernet.exit_training: frozen`); False: every head fine-tuned on the shared backbone (joint).
+    static_backbone: bool = False
+    early_exits: bool = True
 
 
 @dataclass
@@ -112,6 +117,7 @@ class Evaluator:
         self.test_during_search = len(dataset.test) <= 2000 if tested is None else tested
         self._splits: dict[tuple[str, int], Split] = {}
         self._architectures: dict[str, TrainedArchitecture] = {}
+        self._static_states: dict[str, dict[str, torch.Tensor]] = {}  # per backbone and final head
         self._stored_test_exits: dict[str, CachedExits] = {}  # of architectures read back from weights_dir
         self._targets: dict[tuple[tuple[str, str], ...], HardwareTarget] = {(): engine.target}
 
@@ -179,16 +185,56 @@ class Evaluator:
                 augmentation=self.settings.augmentation,
             ).state_dict
         model = inherit(build_model(architecture), self.supernet_state).to(self.device)
-        calibrate(model, train, self.finetune_config.calibration_images)
-        finetune(
-            model,
-            train,
-            self.finetune_config.head_steps,
-            self.finetune_config,
-            heads_only=True,
-            augmentation=self.settings.augmentation,
+        config = self.finetune_config
+        if not self.settings.static_backbone:  # joint: every head fine-tuned on the shared backbone
+            calibrate(model, train, config.calibration_images)
+            finetune(
+                model,
+                train,
+                config.head_steps,
+                config,
+                heads_only=True,
+                augmentation=self.settings.augmentation,
+            )
+            return _cpu_state(model)
+        model.load_state_dict(self.static_weights(architecture), strict=False)
+        early = early_heads(model)
+        if early:  # calibrated in a static space too (its quantizers' scales are part of the weights)
+            calibrate(model, train, config.calibration_images, only=early)
+        if early and self.settings.early_exits:
+            finetune(
+                model,
+                train,
+                config.head_steps,
+                config,
+                heads_only=True,
+                augmentation=self.settings.augmentation,
+                trained=early,
+            )
+        return _cpu_state(model)
+
+    def static_weights(self, spec: CandidateSpec) -> dict[str, torch.Tensor]:
+        """The backbone and final head of `spec`'s static network (its exits off), inherited, calibrated and
+        final head fine-tuned: the same weights in an early-exit search as in the static search."""
+        static = spec.without_early_exits()
+        key = repr(
+            (static.stages, static.resolution, static.branches[-1], static.in_channels, static.num_classes)
         )
-        return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        if key not in self._static_states:
+            train = self.split("train", static.resolution)
+            model = inherit(build_model(static), self.supernet_state).to(self.device)
+            config = self.finetune_config
+            calibrate(model, train, config.calibration_images)
+            finetune(
+                model,
+                train,
+                config.head_steps,
+                config,
+                heads_only=True,
+                augmentation=self.settings.augmentation,
+            )
+            self._static_states[key] = _cpu_state(model)
+        return self._static_states[key]
 
     def cached_exits(
         self,
@@ -382,8 +428,7 @@ class Evaluator:
             residency_fractions = val.fractions
             informed = self.residency(searched, runs=run_probabilities(active, residency_fractions))
             if informed.weights_on_chip != plan.weights_on_chip:
-                plan = informed
-                items = self.costs(searched, plan=plan)
+                items = self.costs(searched, plan=informed)
                 exits = self.exit_costs(searched, items=items)
                 spec, val, test = self.exit_statistics(searched, exits, trained.val, trained.test, active)
             plan = informed
@@ -418,6 +463,16 @@ class Evaluator:
         )
 
 
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def early_heads(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The model's early exit heads (every head but the final classifier's)."""
+    final = str(len(model.stages) - 1)  # type: ignore[arg-type]
+    return [head for name, head in model.heads.items() if name != final]  # type: ignore[union-attr]
+
+
 def _allocation(spec: CandidateSpec) -> Allocation | None:
     return Allocation(spec.stage_cores, spec.head_cores) if spec.stage_cores else None
 
@@ -432,22 +487,33 @@ def _cores_used(spec: CandidateSpec) -> set[int]:
 def finalize(evaluator: Evaluator, result: CandidateResult) -> tuple[CandidateResult, torch.nn.Module]:
     """Full quantization-aware fine-tuning of a returned network, re-measured (thresholds re-tuned if tuning).
 
+    On a static backbone (`EvaluationSettings.static_backbone`): the network with its exits off is fine-tuned
+    exactly as the static search fine-tunes it, then the early exit heads learn on it, frozen, for as many
+    steps; so the final exit stays exactly as accurate as the static counterpart's. Otherwise (joint) the
+    whole network is fine-tuned with every exit's loss.
     Exit costs do not change (same network); exit fractions, accuracy and expected costs are measured again.
     """
     config = evaluator.finetune_config
     result = with_test(evaluator, result)  # the test accuracy it starts from, for the before/after report
     spec = result.spec
-    model = evaluator.model(spec).to(evaluator.device)
     train = evaluator.split("train", spec.resolution)
     steps = int(round(config.final_epochs * max(1, len(train) // config.batch_size)))
-    seconds = finetune(
-        model,
-        train,
-        steps,
-        replace(config, learning_rate=config.final_learning_rate),
-        heads_only=False,
-        augmentation=evaluator.settings.augmentation,
-    )
+    final_config = replace(config, learning_rate=config.final_learning_rate)
+    augmentation = evaluator.settings.augmentation
+    if evaluator.settings.static_backbone and evaluator.supernet_state is not None:
+        static = evaluator.model(spec.without_early_exits()).to(evaluator.device)
+        seconds = finetune(static, train, steps, final_config, heads_only=False, augmentation=augmentation)
+        model = evaluator.model(spec).to(evaluator.device)
+        model.load_state_dict(static.state_dict(), strict=False)
+        early = early_heads(model)
+        if early:
+            calibrate(model, train, config.calibration_images, only=early)
+            seconds += finetune(
+                model, train, steps, final_config, heads_only=True, augmentation=augmentation, trained=early
+            )
+    else:
+        model = evaluator.model(spec).to(evaluator.device)
+        seconds = finetune(model, train, steps, final_config, heads_only=False, augmentation=augmentation)
     stages = spec.active_exit_stages  # the candidate model has only its active exits
     learned = evaluator.learned_policy(model, spec.resolution, stages)  # refitted on the fine-tuned network
     val_cache = evaluator.cached_exits(model, spec.resolution, "val", learned, stages)

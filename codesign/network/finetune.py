@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 
 import torch
 from torch import nn
@@ -20,22 +21,33 @@ from codesign.network.settings import Augmentation, FinetuneConfig
 
 
 @torch.no_grad()
-def calibrate(model: EarlyExitNet, split: Split, images: int, batch_size: int = 128) -> EarlyExitNet:
+def calibrate(
+    model: EarlyExitNet,
+    split: Split,
+    images: int,
+    batch_size: int = 128,
+    only: list[nn.Module] | None = None,
+) -> EarlyExitNet:
+    """`only`: calibrate these parts (e.g. exit heads) and leave every other part exactly as it is."""
     from brevitas.graph.calibrate import calibration_mode
 
+    parts = only if only is not None else [model]
     subset = split.images[: min(images, len(split))]
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.reset_running_stats()
-            module.momentum = None  # cumulative average over the calibration batches
-    model.train()
+    norms = [m for part in parts for m in part.modules() if isinstance(m, nn.BatchNorm2d)]
+    for module in norms:
+        module.reset_running_stats()
+        module.momentum = None  # cumulative average over the calibration batches
+    model.eval()
+    for part in parts:
+        part.train()
     for begin in range(0, len(subset), batch_size):
         model(subset[begin : begin + batch_size])
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.momentum = 0.1
+    for module in norms:
+        module.momentum = 0.1
     model.eval()
-    with calibration_mode(model):
+    with ExitStack() as stack:
+        for part in parts:
+            stack.enter_context(calibration_mode(part))
         for begin in range(0, len(subset), batch_size):
             model(subset[begin : begin + batch_size])
     model.eval()
@@ -49,15 +61,18 @@ def finetune(
     config: FinetuneConfig,
     heads_only: bool,
     augmentation: Augmentation | None = None,
+    trained: list[nn.Module] | None = None,
 ) -> float:
     """Joint exit-loss QAT for `steps` steps; returns seconds spent. Batch norms stay frozen (eval mode).
-    Model and split on the same device."""
+    Model and split on the same device. `heads_only`: only the exit heads learn; `trained`: only these
+    parts learn (e.g. the early exit heads on a frozen static network)."""
     if steps <= 0:
         return 0.0
     start = time.perf_counter()
-    parameters = list(model.heads.parameters()) if heads_only else list(model.parameters())
-    head_ids = {id(p) for p in model.heads.parameters()}
-    frozen = [p for p in model.parameters() if heads_only and id(p) not in head_ids and p.requires_grad]
+    learning = trained if trained is not None else [model.heads] if heads_only else [model]
+    parameters = [p for part in learning for p in part.parameters()]
+    learning_ids = {id(p) for p in parameters}
+    frozen = [p for p in model.parameters() if id(p) not in learning_ids and p.requires_grad]
     for parameter in frozen:  # no backward pass through the backbone
         parameter.requires_grad_(False)
     optimiser = torch.optim.Adam(parameters, lr=config.learning_rate)

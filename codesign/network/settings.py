@@ -19,6 +19,9 @@ class TrainingConfig:
     seed: int = 0
 
 
+EXIT_TRAINING = ("frozen", "joint")
+
+
 @dataclass(frozen=True)
 class SupernetConfig:
     epochs: int = 10
@@ -32,6 +35,18 @@ class SupernetConfig:
     # it enters the backbone (the heads themselves learn at full rate). 1 = joint training; below 1 the
     # backbone stays closer to what its final exit needs.
     exit_gradient: float = 1.0
+    # How exit heads learn. "frozen" (the Shallow-Deep Networks recipe): the backbone supernet is trained
+    # once without exits (the very checkpoint a static search uses), then the early exit heads learn on its
+    # frozen features for `head_epochs`, so a network with its exits off IS the static network and every
+    # final exit is exactly as accurate as its static counterpart. "joint": backbone and exits train
+    # together (`exit_gradient` applies); the backbone then serves its early exits too, at the cost of
+    # its final exit's accuracy against a static backbone.
+    exit_training: str = "frozen"
+    head_epochs: int = 4
+
+    def __post_init__(self) -> None:
+        if self.exit_training not in EXIT_TRAINING:
+            raise ValueError(f"exit_training must be one of {EXIT_TRAINING}, got {self.exit_training!r}")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -254,6 +254,11 @@ def supernet_key(
     }
     if config.exit_gradient == 1.0:  # the default keeps the keys of supernets trained before it existed
         del payload["config"]["exit_gradient"]
+    for name in (
+        "exit_training",
+        "head_epochs",
+    ):  # they train exit heads apart (`exit_heads_key`), or not at all
+        del payload["config"][name]
     if augmentation is not None and augmentation.active:  # only then: other supernets keep their keys
         payload["augmentation"] = asdict(augmentation)
     if not space.early_exits:  # trained without exit heads: must never stand in for an early-exit supernet
@@ -373,4 +378,144 @@ def supernet_checkpoint(
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     atomic_torch_save(state, path)
     report(f"supernet: trained in {time.perf_counter() - start:.0f} s")
+    return path
+
+
+def static_space(space: SearchSpace) -> SearchSpace:
+    """The same space with every exit off: its supernet is the backbone every early-exit network shares."""
+    return replace(space, early_exits=False)
+
+
+def exit_heads_key(
+    space: SearchSpace, dataset: str, config: SupernetConfig, augmentation: Augmentation | None
+) -> str:
+    """The early exit heads trained on the static supernet `supernet_key(static_space(space), ...)`."""
+    payload = {
+        "backbone": supernet_key(static_space(space), dataset, config, augmentation),
+        "space": repr(
+            (space.stages, space.branches, space.final_branch, space.resolution, space.resolutions)
+        ),
+        "head_epochs": config.head_epochs,
+        "version": 1,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _backbone_features(net: Supernet, x: torch.Tensor, spec: CandidateSpec) -> list[torch.Tensor]:
+    """Each stage's output for the sub-network `spec` (no exit heads)."""
+    features = []
+    for stage, blocks in zip(spec.stages, net.stages, strict=True):
+        for depth in range(stage.depth):
+            x = blocks[depth](
+                x, stage.block, stage.width, stage.kernel, stage.expansion, stage.stride if depth == 0 else 1
+            )
+        features.append(x)
+    return features
+
+
+def train_exit_heads(
+    space: SearchSpace,
+    dataset: Dataset,
+    config: SupernetConfig,
+    backbone_state: dict[str, torch.Tensor],
+    progress: Callable[[int, float], None] | None = None,
+    *,
+    device: torch.device | None = None,
+    augmentation: Augmentation | None = None,
+) -> dict[str, torch.Tensor]:
+    """The early exit heads trained on a frozen static supernet (Shallow-Deep Networks): per batch, the
+    largest, the smallest and `random_subnets` random sub-networks' stage outputs (no gradient into the
+    backbone) feed every early head with that sub-network's branch choices; loss: cross-entropy plus, with
+    `distillation` > 0, the KL term towards the same sub-network's own final exit. Returns `backbone_state`
+    with the early heads replaced (backbone and final head untouched)."""
+    device = device or torch.device("cpu")
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    net = Supernet(space).to(device)
+    net.load_state_dict(backbone_state)
+    final = len(space.stages) - 1
+    heads = [net.heads[str(i)] for i in range(final)]
+    for parameter in net.parameters():
+        parameter.requires_grad_(False)
+    parameters = [p for head in heads for p in head.parameters()]
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+    optimiser = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    images, labels = dataset.train.images.to(device), dataset.train.labels.to(device)
+    steps = config.head_epochs * max(1, (len(labels) + config.batch_size - 1) // config.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=config.learning_rate, total_steps=max(1, steps)
+    )
+    largest, smallest = _extreme(space, True), _extreme(space, False)
+    for epoch in range(config.head_epochs):
+        net.train()  # batch statistics, as in supernet training; the backbone's running stats are not kept
+        total = 0.0
+        for batch in shuffled_batches(len(labels), config.batch_size, generator):
+            x, y = augment_batch(images[batch], augmentation, generator), labels[batch]
+            optimiser.zero_grad(set_to_none=True)
+            loss_sum = 0.0
+            for spec in [largest, smallest, *(_random(space, rng) for _ in range(config.random_subnets))]:
+                with torch.no_grad():
+                    features = _backbone_features(net, _at(x, spec.resolution), spec)
+                    soft = F.softmax(net.heads[str(final)](features[final], spec.branch(final)), dim=-1)
+                loss = 0.0
+                for index in range(final):
+                    logits = net.heads[str(index)](features[index], spec.branch(index))
+                    loss = loss + F.cross_entropy(logits, y)
+                    if config.distillation > 0:
+                        loss = loss + config.distillation * F.kl_div(
+                            F.log_softmax(logits, dim=-1), soft, reduction="batchmean"
+                        )
+                loss.backward()
+                loss_sum += float(loss.item())
+            optimiser.step()
+            scheduler.step()
+            total += loss_sum * len(batch)
+        if progress is not None:
+            progress(epoch + 1, total / len(labels))
+    trained = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    prefixes = tuple(f"heads.{i}." for i in range(final))
+    return {k: (trained[k] if k.startswith(prefixes) else v.clone()) for k, v in backbone_state.items()}
+
+
+def exit_heads_checkpoint(
+    space: SearchSpace,
+    dataset: Dataset,
+    config: SupernetConfig,
+    backbone: Path,
+    folder: Path,
+    report: Callable[[str], None] = print,
+    *,
+    device: torch.device | None = None,
+    augmentation: Augmentation | None = None,
+) -> Path:
+    """The static supernet `backbone` with this space's early exit heads trained on it, in `folder`
+    (trained now if missing). Its backbone and final head are the static checkpoint's, bit for bit."""
+    key = exit_heads_key(space, dataset.name, config, augmentation)
+    path = folder / f"exit-heads-{dataset.name}-{key}.pt"
+    if path.is_file():
+        report(f"exit heads: reusing {path}")
+        return path
+    start = time.perf_counter()
+    threads = os.cpu_count() or 1
+    report(
+        f"exit heads: training on the frozen static supernet ({config.head_epochs} epochs, {_where(device, threads)}) -> {path}"
+    )
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        state = train_exit_heads(
+            space,
+            dataset,
+            config,
+            torch.load(backbone, map_location="cpu", weights_only=True),
+            progress=lambda e, loss: report(f"  epoch {e}/{config.head_epochs} loss {loss:.3f}"),
+            device=device,
+            augmentation=augmentation,
+        )
+    finally:
+        torch.set_num_threads(previous)
+    atomic_torch_save(state, path)
+    report(f"exit heads: trained in {time.perf_counter() - start:.0f} s")
     return path

@@ -39,13 +39,32 @@ class BaselineRow:
         return None
 
     @property
+    def verdict(self) -> str:
+        """Whether early exit pays at this level on this accelerator, and by how much (energy)."""
+        ratio = self.energy_ratio
+        if self.static_key is None:
+            return "no static network reaches this level"
+        if ratio is None:
+            return "no early-exit network reaches this level"
+        if ratio < 1 - 1e-9:
+            return f"early exit pays: {100 * (1 - ratio):.0f}% less energy"
+        if self.early_exit_key is not None and ratio <= 1 + 1e-9:
+            return "early exit does not pay: the cheapest network here is a static one"
+        return f"early exit costs {ratio:.2f}x here (its front lost this level on test)"
+
+    @property
     def latency_ratio(self) -> float | None:
         if self.static_latency_s and self.early_exit_latency_s is not None:
             return self.early_exit_latency_s / self.static_latency_s
         return None
 
     def row(self) -> dict[str, object]:
-        return {**self.__dict__, "energy_ratio": self.energy_ratio, "latency_ratio": self.latency_ratio}
+        return {
+            **self.__dict__,
+            "energy_ratio": self.energy_ratio,
+            "latency_ratio": self.latency_ratio,
+            "verdict": self.verdict,
+        }
 
 
 def _test_energy(result: CandidateResult) -> float:
@@ -97,12 +116,14 @@ def summary(rows: list[BaselineRow]) -> list[str]:
     lines = [
         f"early exit against the static baseline (fronts chosen on validation, test figures): static best "
         f"{100 * rows[0].accuracy_at_least:.2f}%",
-        f"{'level':>14} {'accuracy >=':>11} {'static nJ':>10} {'early-exit nJ':>13} {'energy':>7} {'latency':>8}",
+        f"{'level':>14} {'accuracy >=':>11} {'static nJ':>10} {'early-exit nJ':>13} {'energy':>7} {'latency':>8}  verdict",
     ]
     for r in rows:
         static = f"{r.static_energy_pj / 1e3:10.1f}" if r.static_energy_pj else f"{'-':>10}"
         early = f"{r.early_exit_energy_pj / 1e3:13.1f}" if r.early_exit_energy_pj else f"{'-':>13}"
         energy = f"{r.energy_ratio:7.2f}" if r.energy_ratio is not None else f"{'-':>7}"
         latency = f"{r.latency_ratio:8.2f}" if r.latency_ratio is not None else f"{'-':>8}"
-        lines.append(f"{r.level:>14} {100 * r.accuracy_at_least:10.2f}% {static} {early} {energy} {latency}")
+        lines.append(
+            f"{r.level:>14} {100 * r.accuracy_at_least:10.2f}% {static} {early} {energy} {latency}  {r.verdict}"
+        )
     return lines

@@ -106,6 +106,25 @@ def _explore(
             f"{len(dataset.test)} train/val/test images | space of {setup.space.size():,} specs | evaluating in {where} "
             f"| run folder {run_dir}" + (f" | resuming with {resumed} stored evaluations" if resumed else "")
         )
+        seeds: list[CandidateSpec] = []
+        if workload.search.baseline == "static" and setup.space.early_exits:
+            # first: the static search, whose supernet is the early-exit networks' backbone and whose
+            # returned networks start the early-exit search (so its front contains the static one)
+            report(f"\nstatic baseline: the same space with every exit off, in {run_dir / BASELINE_FOLDER}")
+            static = _explore(
+                _static_baseline(setup),
+                run_dir / BASELINE_FOLDER,
+                jobs,
+                cache_path,
+                progress,
+                report,
+                workers,
+                dask,
+            )
+            seeds = [result.spec for result in static.pareto]
+            report(
+                f"\nearly exit: {workload.name}, seeded with the static baseline's {len(seeds)} returned networks"
+            )
         supernet = setup.supernet(cache_path, report)
         recipe = setup.recipe(
             run_dir, cache_path, supernet, cost_jobs=jobs if workers <= 1 and not dask else 1
@@ -113,16 +132,12 @@ def _explore(
         evaluator = setup.evaluator(recipe)
         engine = evaluator.engine
         try:
-            counts = _search(setup, store, recipe, evaluator, workers, dask, progress, report)
+            counts = _search(setup, store, recipe, evaluator, workers, dask, progress, report, seeds)
             front_keys = _choose_front(store, report)
             _finalise(setup, store, evaluator, run_dir, front_keys, progress, report)
         finally:
             engine.close()
-        del evaluator  # its splits and supernet weights are not needed by the baseline
-        if workload.search.baseline == "static" and setup.space.early_exits:
-            report(f"\nstatic baseline: the same space with every exit off, in {run_dir / BASELINE_FOLDER}")
-            baseline = _static_baseline(setup)
-            _explore(baseline, run_dir / BASELINE_FOLDER, jobs, cache_path, progress, report, workers, dask)
+        del evaluator
         front = write_outputs(run_dir, store, report=report, cache_path=cache_path)
         seconds = time.perf_counter() - start
         stats = counts.stats
@@ -213,8 +228,10 @@ def _search(
     dask: str | None,
     progress: bool,
     report: Reporter,
+    seeds: list[CandidateSpec],
 ) -> _Counts:
-    """Run the workload's search; every candidate comes from the run store or is evaluated and stored."""
+    """Run the workload's search; every candidate comes from the run store or is evaluated and stored.
+    `seeds`: static networks the first population starts with."""
     from tqdm import tqdm
 
     settings = setup.workload.search
@@ -269,7 +286,7 @@ def _search(
             f"{s.per_iteration}; predictors {', '.join(s.predictors)} chosen per objective by cross-validated Kendall tau"
         )
     try:
-        run_search(setup.space, settings, evaluate_batch, on_surrogate_round)
+        run_search(setup.space, settings, evaluate_batch, on_surrogate_round, seeds)
     finally:
         bar.close()
         backend.close()

@@ -27,6 +27,7 @@ from codesign.evaluation.result import CandidateResult
 from codesign.files import atomic_write_text
 from codesign.hardware.memory import key_figures
 from codesign.hardware.target import HardwareTarget, load_hardware, load_variant
+from codesign.runs.baseline import compare_fronts
 from codesign.runs.store import RunConfig, RunContents
 from codesign.search.objectives import constraint_values
 
@@ -111,6 +112,10 @@ def report_data(
         },
         "candidates": candidates,
         "static_front": [_network(r) for r in static_front or []],
+        "baseline": [
+            _plain(row.row())
+            for row in compare_fronts([record.result for record in finals.values()], static_front or [])
+        ],
         "layers": layers,
         "hypervolume": [v if math.isfinite(v) else None for v in hypervolumes],
         "surrogate": [

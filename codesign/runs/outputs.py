@@ -64,6 +64,8 @@ def result_row(result: CandidateResult, searched: CandidateResult | None = None)
         "static_energy_pj": result.static.energy_pj,
         "static_latency_cycles": result.static.latency_cycles,
         "energy_vs_static": expected.energy_pj / result.static.energy_pj,
+        "costs_more_than_static": expected.energy_pj > result.static.energy_pj * (1 + 1e-9),
+        "accuracy_vs_static": stats.accuracy - static_accuracy if static_accuracy is not None else None,
         "latency_vs_static": expected.latency_cycles / result.static.latency_cycles,
         "exit_overhead_pj": expected.exit_overhead_pj,
         "oracle_accuracy": result.oracle_test.accuracy if result.oracle_test else None,
@@ -100,17 +102,25 @@ def summary_lines(front: list[CandidateResult], limit: int = 8) -> list[str]:
         f"{'acc%':>6} {'exits':>5} {'fractions':>18} {'E[nJ]':>9} {'static':>9} {'E/static':>8} "
         f"{'E/oracle':>8} {'lat[cyc]':>9}  backbone"
     ]
+    flagged = 0
     for r in front[:limit]:
         oracle = r.expected_oracle_test
         vs_oracle = f"{r.expected_test.energy_pj / oracle.energy_pj:8.2f}" if oracle else f"{'-':>8}"
+        worse = r.expected_test.energy_pj > r.static.energy_pj * (1 + 1e-9)
+        flagged += worse
         lines.append(
-            f"{100 * r.test.accuracy:6.1f} {r.num_exits:5d} {' '.join(f'{f:.2f}' for f in r.test.fractions):>18} "
+            f"{'!' if worse else ' '}{100 * r.test.accuracy:5.1f} {r.num_exits:5d} {' '.join(f'{f:.2f}' for f in r.test.fractions):>18} "
             f"{r.expected_test.energy_pj / 1e3:9.1f} {r.static.energy_pj / 1e3:9.1f} "
             f"{r.expected_test.energy_pj / r.static.energy_pj:8.2f} {vs_oracle} {r.expected_test.latency_cycles:9.0f}  "
             f"{r.spec.describe()}"
         )
     if len(front) > limit:
         lines.append(f"... {len(front) - limit} more in pareto.csv")
+    if flagged:
+        lines.append(
+            f"! {flagged} network{'s' if flagged > 1 else ''} cost more than {'their' if flagged > 1 else 'its'} own "
+            "static counterpart (the same backbone with its exits off): early exit does not pay there"
+        )
     return lines
 
 

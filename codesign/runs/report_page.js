@@ -52,6 +52,16 @@
 
   // ---- the Pareto plot ----
   function traces(metric) {
+    document.getElementById("baseline").innerHTML = D.baseline.length
+      ? table(
+          ["level", "accuracy at least", "cheapest static [nJ]", "cheapest early exit [nJ]", "energy ratio", "latency ratio", "verdict"],
+          D.baseline.map((r) => [
+            esc(r.level), pct(r.accuracy_at_least), num(r.static_energy_pj === null ? null : r.static_energy_pj / 1e3),
+            num(r.early_exit_energy_pj === null ? null : r.early_exit_energy_pj / 1e3), num(r.energy_ratio), num(r.latency_ratio), esc(r.verdict),
+          ]),
+          { text: [0, 6] }
+        )
+      : '<div class="muted">no static baseline in this run (codesign explore --baseline)</div>';
     const returned = C.map((c, i) => [c, i]).filter(([c]) => c.returned).sort((a, b) => metricOf(a[0], metric) - metricOf(b[0], metric));
     const result = [
       {
@@ -167,6 +177,7 @@
         `<div>weights kept on chip ${num(c.weight_kib_on_chip)} KiB, streamed from off chip whenever their layer runs ` +
         `${num(c.weight_kib_streamed)} KiB` +
         (c.weight_load_nj === null ? "" : `; one-time weight load ${num(c.weight_load_nj)} nJ (not per inference)`) + `</div>`) +
+      (c.energy_nj > c.static.energy_nj * (1 + 1e-9) ? `<div class="bad">costs ${num(c.energy_nj / c.static.energy_nj)}x its own static counterpart: early exit does not pay on this network</div>` : "") +
       `<div>own static counterpart: ${pct(c.static.accuracy)}, ${num(c.static.energy_nj)} nJ` +
       (c.oracle ? `; oracle: ${pct(c.oracle.accuracy)}, ${num(c.oracle.energy_nj)} nJ` : "") + `</div>` +
       (c.feasible ? "" : `<div class="bad">violates: ${esc(JSON.stringify(c.violations))}</div>`) +
@@ -213,6 +224,16 @@
       `${run.returned} returned; objectives ${esc(run.objectives.join(", "))}` +
       (Object.keys(run.constraints).length ? `; constraints ${esc(JSON.stringify(run.constraints))}` : "") +
       ` &middot; folder <code>${esc(run.folder)}</code>`;
+    document.getElementById("baseline").innerHTML = D.baseline.length
+      ? table(
+          ["level", "accuracy at least", "cheapest static [nJ]", "cheapest early exit [nJ]", "energy ratio", "latency ratio", "verdict"],
+          D.baseline.map((r) => [
+            esc(r.level), pct(r.accuracy_at_least), num(r.static_energy_pj === null ? null : r.static_energy_pj / 1e3),
+            num(r.early_exit_energy_pj === null ? null : r.early_exit_energy_pj / 1e3), num(r.energy_ratio), num(r.latency_ratio), esc(r.verdict),
+          ]),
+          { text: [0, 6] }
+        )
+      : '<div class="muted">no static baseline in this run (codesign explore --baseline)</div>';
     const returned = C.map((c, i) => [c, i]).filter(([c]) => c.returned).sort((a, b) => b[0].accuracy - a[0].accuracy);
     document.getElementById("returned").innerHTML = returned.length
       ? table(

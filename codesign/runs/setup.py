@@ -23,7 +23,7 @@ from codesign.exits import LEARNED
 from codesign.hardware.target import HardwareTarget, load_hardware, load_variant
 from codesign.network.device import resolve_device
 from codesign.network.model import exit_pool_kernel, feature_map_sizes
-from codesign.network.supernet import supernet_checkpoint
+from codesign.network.supernet import exit_heads_checkpoint, static_space, supernet_checkpoint
 from codesign.runs.store import RunConfig, RunStore
 from codesign.space import SearchSpace
 
@@ -74,15 +74,23 @@ class RunSetup:
         """The supernet checkpoint beside the layer-cost cache (trained now if missing); None in scratch mode."""
         if self.workload.training_mode != "supernet":
             return None
-        return supernet_checkpoint(
-            self.space,
-            self.dataset,
-            self.workload.supernet,
-            cache_path.parent / "supernets",
-            report,
-            device=resolve_device(self.workload.device),
-            augmentation=self.workload.augment,
+        config, folder = self.workload.supernet, cache_path.parent / "supernets"
+        device, augmentation = resolve_device(self.workload.device), self.workload.augment
+        frozen = self.exits_on_static_backbone
+        space = static_space(self.space) if frozen else self.space
+        path = supernet_checkpoint(
+            space, self.dataset, config, folder, report, device=device, augmentation=augmentation
         )
+        if not frozen:
+            return path
+        return exit_heads_checkpoint(
+            self.space, self.dataset, config, path, folder, report, device=device, augmentation=augmentation
+        )
+
+    @property
+    def exits_on_static_backbone(self) -> bool:
+        """Early exit heads learn on the frozen static supernet (`training.supernet.exit_training: frozen`)."""
+        return self.space.early_exits and self.workload.supernet.exit_training == "frozen"
 
     def recipe(
         self, run_dir: Path, cache_path: Path, supernet_path: Path | None, cost_jobs: int = 1
@@ -109,6 +117,8 @@ class RunSetup:
             learned_policy=LEARNED in space.policies,
             device=workload.device,
             augmentation=workload.augment,
+            static_backbone=workload.supernet.exit_training == "frozen",
+            early_exits=space.early_exits,
         )
         return EvaluatorRecipe(
             dataset=workload.dataset,

@@ -64,15 +64,16 @@ def _spea2(population: int, n_obj: int, seed: int, operators: dict[str, Any]) ->
     return SPEA2(pop_size=population, **operators)
 
 
-def make_algorithm(name: str, population: int, n_obj: int, seed: int) -> Any:
-    """The registered algorithm `name` with codesign's operators for the integer genome."""
+def make_algorithm(name: str, population: int, n_obj: int, seed: int, sampling: Any = None) -> Any:
+    """The registered algorithm `name` with codesign's operators for the integer genome (`sampling`: the
+    first population's, default uniformly random)."""
     from pymoo.operators.crossover.ux import UX
     from pymoo.operators.sampling.rnd import IntegerRandomSampling
 
     from codesign.search.operators import ResetMutation
 
     operators = dict(
-        sampling=IntegerRandomSampling(),
+        sampling=sampling or IntegerRandomSampling(),
         crossover=UX(),
         mutation=ResetMutation(),
         eliminate_duplicates=True,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from pymoo.core.problem import Problem
@@ -49,6 +49,22 @@ class CodesignProblem(Problem):
         for position, gene_index in enumerate(self.free):
             indices[gene_index] = int(round(float(x[position])))
         return self.space.decode(indices)
+
+    def seed_rows(self, seeds: Sequence[CandidateSpec]) -> np.ndarray:
+        """The free-gene vectors of these static networks (`SearchSpace.encode`; ones the space cannot
+        express are left out), without repeats."""
+        rows = []
+        for spec in seeds:
+            indices = self.space.encode(spec)
+            if indices is not None:
+                rows.append(tuple(indices[i] for i in self.free))
+        unique = list(dict.fromkeys(rows))
+        return np.array(unique, dtype=float).reshape(len(unique), self.n_var)
+
+    def exit_columns(self) -> list[int]:
+        """Columns of the exits' on/off genes."""
+        genes = self.space.genes
+        return [column for column, index in enumerate(self.free) if genes[index].name.endswith(".on")]
 
     def _evaluate(self, X: np.ndarray, out: dict, *args: object, **kwargs: object) -> None:
         results = self.evaluate_batch([self.decode(x) for x in X])

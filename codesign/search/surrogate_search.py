@@ -7,7 +7,7 @@ store) retraces the same rounds.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +21,7 @@ from codesign.search.problem import CodesignProblem, EvaluateBatchFn
 from codesign.search.settings import SearchSettings, SurrogateSettings
 from codesign.search.surrogate import ObjectivePredictors, rank_agreement
 from codesign.space import SearchSpace
+from codesign.spec import CandidateSpec
 
 INNER_POPULATION = 100
 INNER_GENERATIONS = 60
@@ -79,8 +80,10 @@ def run_surrogate_search(
     settings: SearchSettings,
     evaluate_batch: EvaluateBatchFn,
     on_iteration: Callable[[IterationReport], None] | None = None,
+    seeds: Sequence[CandidateSpec] = (),
 ) -> list[IterationReport]:
-    """`settings.surrogate` rounds (the default surrogate settings if the workload gave none)."""
+    """`settings.surrogate` rounds (the default surrogate settings if the workload gave none); the initial
+    evaluations start with `seeds` (static networks, see `CodesignProblem.seed_rows`)."""
     surrogate = settings.surrogate or SurrogateSettings()
     objectives, constraints = settings.objectives, settings.constraints
     problem = CodesignProblem(space, evaluate_batch, objectives, constraints)
@@ -116,7 +119,8 @@ def run_surrogate_search(
         draws = rng.integers(0, problem.xu.astype(int) + 1, size=(50 * count, problem.n_var))
         return unseen(draws, count)
 
-    evaluate(np.array(random_unseen(surrogate.initial)))
+    first = unseen(problem.seed_rows(seeds), surrogate.initial)
+    evaluate(np.array(first + random_unseen(surrogate.initial - len(first))))
     reports: list[IterationReport] = []
     for iteration in range(1, surrogate.iterations + 1):
         X = np.array(genes, dtype=float) / scale
