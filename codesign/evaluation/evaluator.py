@@ -185,33 +185,14 @@ class Evaluator:
                 augmentation=self.settings.augmentation,
             ).state_dict
         model = inherit(build_model(architecture), self.supernet_state).to(self.device)
-        config = self.finetune_config
         if not self.settings.static_backbone:  # joint: every head fine-tuned on the shared backbone
-            calibrate(model, train, config.calibration_images)
-            finetune(
-                model,
-                train,
-                config.head_steps,
-                config,
-                heads_only=True,
-                augmentation=self.settings.augmentation,
-            )
-            return _cpu_state(model)
+            return self._fit_heads(model, train)
         model.load_state_dict(self.static_weights(architecture), strict=False)
         early = early_heads(model)
-        if early:  # calibrated in a static space too (its quantizers' scales are part of the weights)
-            calibrate(model, train, config.calibration_images, only=early)
-        if early and self.settings.early_exits:
-            finetune(
-                model,
-                train,
-                config.head_steps,
-                config,
-                heads_only=True,
-                augmentation=self.settings.augmentation,
-                trained=early,
-            )
-        return _cpu_state(model)
+        if not early:
+            return _cpu_state(model)
+        # a static space calibrates its unused early heads too: their quantizers' scales are part of the weights
+        return self._fit_heads(model, train, early, tune=self.settings.early_exits)
 
     def static_weights(self, spec: CandidateSpec) -> dict[str, torch.Tensor]:
         """The backbone and final head of `spec`'s static network (its exits off), inherited, calibrated and
@@ -221,10 +202,22 @@ class Evaluator:
             (static.stages, static.resolution, static.branches[-1], static.in_channels, static.num_classes)
         )
         if key not in self._static_states:
-            train = self.split("train", static.resolution)
             model = inherit(build_model(static), self.supernet_state).to(self.device)
-            config = self.finetune_config
-            calibrate(model, train, config.calibration_images)
+            self._static_states[key] = self._fit_heads(model, self.split("train", static.resolution))
+        return self._static_states[key]
+
+    def _fit_heads(
+        self,
+        model: torch.nn.Module,
+        train: Split,
+        heads: list[torch.nn.Module] | None = None,
+        tune: bool = True,
+    ) -> dict[str, torch.Tensor]:
+        """Calibrate (`heads` only, or the whole network) and fine-tune the heads (`heads`, or every head) for
+        the search's head steps; the resulting weights on the CPU."""
+        config = self.finetune_config
+        calibrate(model, train, config.calibration_images, only=heads)
+        if tune:
             finetune(
                 model,
                 train,
@@ -232,9 +225,9 @@ class Evaluator:
                 config,
                 heads_only=True,
                 augmentation=self.settings.augmentation,
+                trained=heads,
             )
-            self._static_states[key] = _cpu_state(model)
-        return self._static_states[key]
+        return _cpu_state(model)
 
     def cached_exits(
         self,
