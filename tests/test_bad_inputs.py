@@ -104,6 +104,8 @@ WORKLOAD_CASES = {
     "population 0": ("search.population", 0, "search.population"),
     "negative supernet epochs": ("training.supernet.epochs", -1, "training.supernet.epochs"),
     "exit gradient above 1": ("training.supernet.exit_gradient", 2, "training.supernet.exit_gradient"),
+    "unknown exit training": ("training.supernet.exit_training", "thawed", "training.supernet.exit_training"),
+    "head epochs as a word": ("training.supernet.head_epochs", "four", "training.supernet.head_epochs"),
     "min accuracy of 95 (percent, not a fraction)": ("search.constraints.min_accuracy", 95, "min_accuracy"),
     "hardware search not a list": ("hardware.search", {"codesign.clock_mhz": 400}, "hardware.search"),
     "a width so large no machine holds the network": (

@@ -128,6 +128,11 @@ def test_baseline_ratios_equal_a_hand_computation_from_the_two_fronts():
         250 / 900
     )
     assert compare_fronts(early, []) == []
+    assert rows[2].verdict == "early exit pays: 78% less energy"
+    same = compare_fronts(static, static)[0]
+    assert same.energy_ratio == 1.0 and same.verdict.startswith("early exit does not pay")
+    lost = compare_fronts([_result(7, 0.99, 0.90, 10.0)], static)[0]
+    assert lost.energy_ratio is None and lost.verdict == "no early-exit network reaches this level"
 
 
 def test_exit_head_bit_widths_reach_the_exported_onnx_and_the_costs(tmp: Path, edge_tpu):

@@ -359,3 +359,42 @@ def test_strided_exit_head_that_leaves_too_small_a_map_to_pool_gets_one_line_err
     message = str(error.value)
     assert "\n" not in message and str(path) in message and "space.exit_branches.stride" in message
     assert "1x1" in message
+
+
+def test_a_static_network_encodes_into_an_early_exit_space_and_seeds_its_first_population():
+    import numpy as np
+
+    from codesign.config.workload import load_workload
+    from codesign.search.operators import SeededSampling
+    from codesign.search.problem import CodesignProblem
+    from codesign.space import SearchSpace
+    from codesign.spec import StageSpec
+
+    workload = load_workload("digits")
+    space = SearchSpace(
+        stages=workload.space.stages, num_classes=10, in_channels=1, resolution=8, thresholds=(0.5, 0.9)
+    )
+    static = SearchSpace(**{**space.__dict__, "early_exits": False})
+    rng = np.random.default_rng(0)
+    seeds = [static.decode([int(rng.integers(len(g.choices))) for g in static.genes]) for _ in range(3)]
+    for seed in seeds:
+        decoded = space.decode(space.encode(seed))
+        assert not any(decoded.exits) and decoded.stages == seed.stages and decoded.key() == seed.key()
+    foreign = seeds[0].__class__(
+        **{
+            **seeds[0].__dict__,
+            "stages": (StageSpec(depth=9, width=3, kernel=3, stride=1, weight_bits=8, act_bits=8),) * 3,
+        }
+    )
+    assert space.encode(foreign) is None  # a backbone this space cannot express is no seed
+
+    problem = CodesignProblem(space, lambda specs: [], ("accuracy", "energy"))
+    rows = problem.seed_rows([*seeds, seeds[0], foreign])
+    assert len(rows) == 3
+    first = SeededSampling(rows, problem.exit_columns())._do(
+        problem, 12, random_state=np.random.default_rng(1)
+    )
+    assert [problem.decode(x).key() for x in first[:3]] == [s.key() for s in seeds]
+    assert (
+        sum(not any(problem.decode(x).exits) for x in first[3:]) >= 1
+    )  # a share of the random rest is static
