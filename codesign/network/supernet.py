@@ -21,7 +21,8 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -337,6 +338,18 @@ def _where(device: torch.device | None, threads: int) -> str:
     return f"{threads} CPU threads"
 
 
+@contextmanager
+def _all_threads(threads: int) -> Iterator[None]:
+    """One-off training before anything else runs (candidate workers and ZigZag start afterwards) gets every
+    core rather than the one thread candidates are evaluated with."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def supernet_checkpoint(
     space: SearchSpace,
     dataset: Dataset,
@@ -360,11 +373,7 @@ def supernet_checkpoint(
         f"supernet: training once for this space ({config.epochs} epochs, {len(dataset.train)} images, "
         f"{_where(device, threads)}) -> {path}"
     )
-    # Nothing else runs yet (candidate workers and ZigZag start afterwards), so the one-off training gets
-    # every core rather than the one thread candidates are evaluated with.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with _all_threads(threads):
         net = train_supernet(
             space,
             dataset,
@@ -373,8 +382,6 @@ def supernet_checkpoint(
             device=device,
             augmentation=augmentation,
         )
-    finally:
-        torch.set_num_threads(previous)
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     atomic_torch_save(state, path)
     report(f"supernet: trained in {time.perf_counter() - start:.0f} s")
@@ -502,9 +509,7 @@ def exit_heads_checkpoint(
     report(
         f"exit heads: training on the frozen static supernet ({config.head_epochs} epochs, {_where(device, threads)}) -> {path}"
     )
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with _all_threads(threads):
         state = train_exit_heads(
             space,
             dataset,
@@ -514,8 +519,6 @@ def exit_heads_checkpoint(
             device=device,
             augmentation=augmentation,
         )
-    finally:
-        torch.set_num_threads(previous)
     atomic_torch_save(state, path)
     report(f"exit heads: trained in {time.perf_counter() - start:.0f} s")
     return path
