@@ -391,10 +391,17 @@ def test_a_static_network_encodes_into_an_early_exit_space_and_seeds_its_first_p
     problem = CodesignProblem(space, lambda specs: [], ("accuracy", "energy"))
     rows = problem.seed_rows([*seeds, seeds[0], foreign])
     assert len(rows) == 3
-    first = SeededSampling(rows, problem.exit_columns())._do(
+    first = SeededSampling(rows, problem.exit_columns(), problem.exit_gene_columns())._do(
         problem, 12, random_state=np.random.default_rng(1)
     )
-    assert [problem.decode(x).key() for x in first[:3]] == [s.key() for s in seeds]
-    assert (
-        sum(not any(problem.decode(x).exits) for x in first[3:]) >= 1
-    )  # a share of the random rest is static
+    decoded = [problem.decode(x) for x in first]
+    assert [d.key() for d in decoded[:3]] == [s.key() for s in seeds]
+    twins = decoded[3:6]  # each seed's backbone with every early exit on
+    assert all(all(t.exits) for t in twins)
+    assert [(t.stages, t.resolution, t.hardware) for t in twins] == [
+        (s.stages, s.resolution, s.hardware) for s in seeds
+    ]
+    assert len(decoded) >= 12 and len(decoded[6:]) >= 6  # at least half a population drawn at random
+    assert sum(not any(d.exits) for d in decoded[6:]) >= 1  # a share of the random rest is static
+    assert len(problem.exit_gene_columns()) > 0
+    assert not set(problem.exit_gene_columns()) & set(problem.exit_columns())

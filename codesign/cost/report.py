@@ -21,14 +21,13 @@ from typing import Any
 import pandas as pd
 
 from codesign.cost.cache import LayerCostCache
+from codesign.cost.candidate import CandidateCosting
 from codesign.cost.engine import CostEngine
-from codesign.cost.exits import MAC, Allocation, expected_cost, per_exit_costs
+from codesign.cost.exits import MAC, Allocation, expected_cost
 from codesign.cost.graph import parse_onnx
 from codesign.cost.imc import is_imc
-from codesign.cost.network import network_costs
 from codesign.cost.plots import plot_layer_energy
 from codesign.cost.records import ItemCost
-from codesign.cost.residency import plan_residency, run_probabilities
 from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.errors import CodesignError
 from codesign.files import atomic_write, atomic_write_text
@@ -91,17 +90,11 @@ def cost_onnx(
     if allocation is not None:
         _check_allocation(allocation, network.exit_stages[-1] + 1, target)
     cache = LayerCostCache(cache_path) if cache_path else None
-    core_of = allocation.core_of if allocation is not None else (lambda segment: 0)
-    fractions = residency_fractions or exit_fractions
-    runs = run_probabilities(network.exit_stages, fractions) if fractions else None
-    plan = plan_residency(network.layers, target, settings.residency, core_of, network.operators, runs)
     with CostEngine(target, options or CostOptions(), cache, jobs=jobs) as engine:
-        items = network_costs(network.layers, network.operators, engine, settings, target, core_of, plan)
+        costing = CandidateCosting(network, network.exit_stages, target, allocation, engine, settings)
+        plan, items, exits = costing.priced(residency_fractions or exit_fractions)
     if cache is not None:
         cache.close()
-    exits = per_exit_costs(
-        items, network.exit_stages, allocation, target.interconnect, target.static_pj_per_cycle
-    )
     layers = layer_table(items, target.clock_hz)
     exit_frame = pd.DataFrame(
         {

@@ -1,14 +1,14 @@
 """Candidate spec -> measured accuracy, exit fractions and expected hardware cost.
 
-The pipeline per candidate, each arrow one step of the package:
-spec -> network (`network.model`) -> weights (`network.supernet`/`network.training`) -> exit statistics
-(`exits`) -> ONNX (`deploy.qcdq`) -> layer list (`cost.graph`) -> layer costs (`cost.engine`) ->
+`Evaluator.evaluate` is the list of a candidate's steps, each called once and in order, none calling back:
+weights (`network.supernet` inherit or `network.training`) -> exit statistics on cached logits (`exits`)
+-> ONNX export and layer list (`deploy.qcdq`, `cost.graph`) -> residency plan, layer costs and per-exit
+costs (`cost.candidate.CandidateCosting`) -> thresholds and exit fractions (`exit_statistics`) ->
 expected costs (`cost.exits`).
 
-Candidates that differ only in active exits and thresholds share an architecture: it is trained
-once (every exit head present), its per-exit logits are cached, and its ONNX layer list is read
-once; a candidate's layers are the architecture's minus the heads it switches off.
-"""
+Candidates that differ only in active exits and thresholds share an architecture: its first three steps
+run once (every exit head present), its per-exit logits are cached, and its ONNX layer list is read
+once; a candidate's layers are the architecture's minus the heads it switches off."""
 
 from __future__ import annotations
 
@@ -16,17 +16,16 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 
 from codesign.cost.cache import LayerCostCache, default_cache_path
+from codesign.cost.candidate import CandidateCosting
 from codesign.cost.engine import CostEngine
-from codesign.cost.exits import Allocation, expected_cost, per_exit_costs
+from codesign.cost.exits import Allocation, expected_cost
 from codesign.cost.graph import ParsedNetwork, parse_onnx
-from codesign.cost.network import network_costs
-from codesign.cost.records import ExitCost, ItemCost
-from codesign.cost.residency import ResidencyPlan, plan_residency, run_probabilities
+from codesign.cost.records import ExitCost
 from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.data.splits import Dataset, Split, resize_split, to_device
 from codesign.deploy.qcdq import export_qcdq
@@ -318,116 +317,57 @@ class Evaluator:
         """The candidate's network with its trained weights (only its active heads)."""
         return load_shared_weights(build_model(spec), self.trained(spec).state_dict)
 
-    def costs(
-        self,
-        spec: CandidateSpec,
-        exit_stages: tuple[int, ...] | None = None,
-        plan: ResidencyPlan | None = None,
-    ) -> list[ItemCost]:
-        """Per-item costs of the candidate's network (or of the same backbone with only `exit_stages`);
-        `plan`: that network's residency plan when already made."""
-        network = self.trained(spec).network
-        exit_stages = exit_stages or spec.active_exit_stages
-        allocation = _allocation(spec)
-        return network_costs(
-            candidate_layers(network.layers, exit_stages),
-            candidate_layers(network.operators, exit_stages),
+    def costing(self, spec: CandidateSpec, exit_stages: tuple[int, ...] | None = None) -> CandidateCosting:
+        """The candidate's network priced on its accelerator variant (or the same backbone with only
+        `exit_stages`): the object whose calls are the costing steps (`cost.candidate`)."""
+        return self._costing(self.trained(spec).network, spec, exit_stages)
+
+    def _costing(
+        self, network: ParsedNetwork, spec: CandidateSpec, exit_stages: tuple[int, ...] | None = None
+    ) -> CandidateCosting:
+        return CandidateCosting(
+            network,
+            exit_stages or spec.active_exit_stages,
+            self.target(spec),
+            _allocation(spec),
             self.engine,
             self.settings.cost_model,
-            self.target(spec),
-            allocation.core_of if allocation else None,
-            plan or self.residency(spec, exit_stages),
         )
 
-    def residency(
-        self,
-        spec: CandidateSpec,
-        exit_stages: tuple[int, ...] | None = None,
-        runs: dict[str, float] | None = None,
-    ) -> ResidencyPlan:
-        """Where the candidate's weights and activations live (or those of the same backbone with only
-        `exit_stages`), and the one-time weight load (see `cost.residency`); `runs`: the probability that
-        each segment runs, from exit fractions (None: not known yet)."""
-        network = self.trained(spec).network
-        exit_stages = exit_stages or spec.active_exit_stages
-        allocation = _allocation(spec)
-        return plan_residency(
-            candidate_layers(network.layers, exit_stages),
-            self.target(spec),
-            self.settings.cost_model.residency,
-            allocation.core_of if allocation else (lambda segment: 0),
-            candidate_layers(network.operators, exit_stages),
-            runs,
-        )
-
-    def exit_costs(
-        self,
-        spec: CandidateSpec,
-        exit_stages: tuple[int, ...] | None = None,
-        items: list[ItemCost] | None = None,
-    ) -> list[ExitCost]:
-        """Per-exit costs; `items`: the per-item costs of the same network when already computed."""
-        exit_stages = exit_stages or spec.active_exit_stages
-        target = self.target(spec)
-        allocation = _allocation(spec)
-        items = items if items is not None else self.costs(spec, exit_stages)
-        return per_exit_costs(items, exit_stages, allocation, target.interconnect, target.static_pj_per_cycle)
-
-    def exit_statistics(
-        self,
-        spec: CandidateSpec,
-        exits: list[ExitCost] | tuple[ExitCost, ...],
-        val: CachedExits,
-        test: CachedExits | None,
-        positions: tuple[int, ...],
-    ) -> tuple[CandidateSpec, ExitStats, ExitStats | None]:
-        """Thresholds tuned on validation (when tuning), then the exit statistics on both splits.
-
-        `positions`: the candidate's active exits as indices into the cached exits (architecture exits
-        during the search; 0..n-1 for a candidate model that has only its active heads)."""
-        settings = self.settings
-        if settings.threshold_tuning is not None:
-            drop = spec.accuracy_drop if spec.accuracy_drop is not None else settings.threshold_tuning
-            tuned, val_stats = tune_thresholds(
-                val,
-                positions,
-                spec.policy,
-                [e.energy_pj for e in exits],
-                drop,
-                confidence=settings.tuning_confidence,
-                reference=settings.drop_reference,
-            )
-            spec = with_thresholds(spec, tuned)
-        else:
-            val_stats = val.simulate(positions, spec.active_thresholds, spec.policy)
-        test_stats = (
-            test.simulate(positions, spec.active_thresholds, spec.policy) if test is not None else None
-        )
-        return spec, val_stats, test_stats
+    def exit_costs(self, spec: CandidateSpec, exit_stages: tuple[int, ...] | None = None) -> list[ExitCost]:
+        """Per-exit costs of the candidate (or of the same backbone with only `exit_stages`), residency
+        planned with every layer counted as running."""
+        return self.costing(spec, exit_stages).priced()[2]
 
     def evaluate(self, spec: CandidateSpec) -> CandidateResult:
+        """The candidate's steps, each once and in order: weights, exit statistics and ONNX layers (once per
+        architecture, `trained`), layer costs and per-exit costs (`CandidateCosting`), thresholds and exit
+        fractions (`exit_statistics`), expected costs. When not every weight fits on chip, which weights stay
+        depends on how often each layer runs: the plan is made again from the validation exit fractions and,
+        if it keeps other tensors, the last two steps run once more on its costs."""
         start = time.perf_counter()
-        trained = self.trained(spec)
+        architecture = self.trained(spec)
         trained_at = time.perf_counter()
         active = spec.active_exit_stages  # architecture exit k sits after stage k
+        costing = self._costing(architecture.network, spec)
+        plan, items, exits = costing.priced()
         searched, residency_fractions = spec, None
-        plan = self.residency(spec)
-        items = self.costs(spec, plan=plan)
-        exits = self.exit_costs(spec, items=items)
-        spec, val, test = self.exit_statistics(searched, exits, trained.val, trained.test, active)
+        spec, val, test = exit_statistics(
+            searched, exits, architecture.val, architecture.test, active, self.settings
+        )
         if plan.streamed_bytes > 0 and len(active) > 1:
-            # Not every weight fits: which ones stay on chip depends on how often each layer runs. Plan again
-            # from the validation exit fractions; if that keeps other tensors, cost it and tune again (once).
             residency_fractions = val.fractions
-            informed = self.residency(searched, runs=run_probabilities(active, residency_fractions))
+            informed = costing.residency(residency_fractions)
             if informed.weights_on_chip != plan.weights_on_chip:
-                items = self.costs(searched, plan=informed)
-                exits = self.exit_costs(searched, items=items)
-                spec, val, test = self.exit_statistics(searched, exits, trained.val, trained.test, active)
+                items = costing.layer_costs(informed)
+                exits = costing.exit_costs(items)
+                spec, val, test = exit_statistics(
+                    searched, exits, architecture.val, architecture.test, active, self.settings
+                )
             plan = informed
         final = spec.num_stages - 1
-        static = self.exit_costs(spec, (final,))[0]
-        target = self.target(spec)
+        static = costing.with_exits((final,)).priced()[2][0]
+        target = costing.target
         load = plan.weight_load
         return CandidateResult(
             spec=spec,
@@ -436,11 +376,11 @@ class Evaluator:
             exits=tuple(exits),
             expected_val=expected_cost(exits, val.fractions),
             expected_test=expected_cost(exits, test.fractions) if test is not None else None,
-            **_oracle(trained.test, active, exits, test),
+            **_oracle(architecture.test, active, exits, test),
             static=static,
-            static_val_accuracy=float(trained.val.correct[final].mean()),
-            static_test_accuracy=float(trained.test.correct[final].mean())
-            if trained.test is not None
+            static_val_accuracy=float(architecture.val.correct[final].mean()),
+            static_test_accuracy=float(architecture.test.correct[final].mean())
+            if architecture.test is not None
             else None,
             accelerator=target.name,
             clock_hz=target.clock_hz,
@@ -451,9 +391,42 @@ class Evaluator:
             weight_bytes_on_chip=plan.on_chip_bytes,
             weight_bytes_streamed=plan.streamed_bytes,
             residency_fractions=residency_fractions,
-            learned_policy=trained.learned.to_dict() if trained.learned and spec.policy == LEARNED else None,
+            learned_policy=architecture.learned.to_dict()
+            if architecture.learned and spec.policy == LEARNED
+            else None,
             timings={"train_s": trained_at - start, "cost_s": time.perf_counter() - trained_at},
         )
+
+
+def exit_statistics(
+    spec: CandidateSpec,
+    exits: list[ExitCost] | tuple[ExitCost, ...],
+    val: CachedExits,
+    test: CachedExits | None,
+    positions: tuple[int, ...],
+    settings: EvaluationSettings,
+) -> tuple[CandidateSpec, ExitStats, ExitStats | None]:
+    """Thresholds tuned on validation for the lowest expected energy (when `settings` tune them), then the
+    exit statistics on both splits; the spec returned carries the thresholds used.
+
+    `positions`: the candidate's active exits as indices into the cached exits (architecture exits during
+    the search; 0..n-1 for a candidate model that has only its active heads)."""
+    if settings.threshold_tuning is not None:
+        drop = spec.accuracy_drop if spec.accuracy_drop is not None else settings.threshold_tuning
+        tuned, val_stats = tune_thresholds(
+            val,
+            positions,
+            spec.policy,
+            [e.energy_pj for e in exits],
+            drop,
+            confidence=settings.tuning_confidence,
+            reference=settings.drop_reference,
+        )
+        spec = with_thresholds(spec, tuned)
+    else:
+        val_stats = val.simulate(positions, spec.active_thresholds, spec.policy)
+    test_stats = test.simulate(positions, spec.active_thresholds, spec.policy) if test is not None else None
+    return spec, val_stats, test_stats
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -513,7 +486,9 @@ def finalize(evaluator: Evaluator, result: CandidateResult) -> tuple[CandidateRe
     test_cache = evaluator.cached_exits(model, spec.resolution, "test", learned, stages)
     positions = tuple(range(len(stages)))
     searched = test_cache.simulate(positions, spec.active_thresholds, spec.policy)
-    spec, val, test = evaluator.exit_statistics(spec, result.exits, val_cache, test_cache, positions)
+    spec, val, test = exit_statistics(
+        spec, result.exits, val_cache, test_cache, positions, evaluator.settings
+    )
     final = positions[-1]
     finalized = replace(
         result,
@@ -569,12 +544,3 @@ def with_thresholds(spec: CandidateSpec, active_thresholds: tuple[float, ...]) -
     values = iter(active_thresholds)
     thresholds = tuple(next(values) if on else t for on, t in zip(spec.exits, spec.thresholds, strict=True))
     return replace(spec, thresholds=thresholds)
-
-
-Segmented = TypeVar("Segmented")
-
-
-def candidate_layers(items: list[Segmented], active_exit_stages: tuple[int, ...]) -> list[Segmented]:
-    """The architecture's layers (or operators) minus the exit heads that are switched off."""
-    heads = {f"head{i}" for i in active_exit_stages}
-    return [item for item in items if not item.segment.startswith("head") or item.segment in heads]  # type: ignore[attr-defined]

@@ -31,22 +31,51 @@ class ResetMutation(Mutation):
 
 
 class SeededSampling(Sampling):
-    """The first population: the given rows (seeds, e.g. the static search's returned networks), then random
-    rows, of which `exits_off_share` have every exit switched off (the static networks inside the space, so
-    early exit competes with them from the start); `exit_columns`: the columns of the exits' on/off genes."""
+    """The first population: the given rows (seeds, e.g. the static search's returned networks), each seed's
+    early-exit twin (`exit_twins`), then random rows (at least half of `n_samples`), of which
+    `exits_off_share` have every exit switched off (the static networks inside the space, so early exit
+    competes with them from the start). `exit_columns`: the columns of the exits' on/off genes;
+    `exit_gene_columns`: those of the other exit genes (branches, policy, accuracy drop)."""
 
-    def __init__(self, seeds: np.ndarray, exit_columns: list[int], exits_off_share: float = 0.25) -> None:
+    def __init__(
+        self,
+        seeds: np.ndarray,
+        exit_columns: list[int],
+        exit_gene_columns: list[int] | None = None,
+        exits_off_share: float = 0.25,
+    ) -> None:
         super().__init__()
         self.seeds = seeds
         self.exit_columns = exit_columns
+        self.exit_gene_columns = exit_gene_columns or []
         self.exits_off_share = exits_off_share
 
     def _do(self, problem, n_samples, random_state=None, **kwargs):  # noqa: ANN001, ANN003, ANN201 (pymoo's signature)
-        seeds = self.seeds[:n_samples]
-        rest = n_samples - len(seeds)
         low, high = problem.xl.astype(int), problem.xu.astype(int)
+        twins = exit_twins(self.seeds, self.exit_columns, self.exit_gene_columns, low, high, random_state)
+        rest = max(n_samples - len(self.seeds) - len(twins), n_samples // 2 if len(self.seeds) else n_samples)
         drawn = random_state.integers(low, high + 1, size=(rest, problem.n_var))
         if self.exit_columns:
             off = random_state.random(rest) < self.exits_off_share
             drawn[np.ix_(off, self.exit_columns)] = 0
-        return np.vstack([seeds, drawn]).astype(float) if len(seeds) else drawn.astype(float)
+        return np.vstack([self.seeds.reshape(-1, problem.n_var), twins, drawn]).astype(float)
+
+
+def exit_twins(
+    seeds: np.ndarray,
+    exit_columns: list[int],
+    exit_gene_columns: list[int],
+    low: np.ndarray,
+    high: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Each static seed with every early exit on and its exit branches, policy and accuracy drop drawn at
+    random: whether exits pay on that very backbone. A twin shares its seed's backbone and fitted static
+    weights, so it costs its heads' fitting, layer costs and a threshold tuning, not a backbone training."""
+    if not exit_columns or not len(seeds):
+        return np.empty((0, len(low)), dtype=int)
+    twins = np.asarray(seeds, dtype=int).copy()
+    twins[:, exit_columns] = 1
+    for column in exit_gene_columns:
+        twins[:, column] = rng.integers(low[column], high[column] + 1, size=len(twins))
+    return twins

@@ -66,6 +66,18 @@ class CodesignProblem(Problem):
         genes = self.space.genes
         return [column for column, index in enumerate(self.free) if genes[index].name.endswith(".on")]
 
+    def exit_gene_columns(self) -> list[int]:
+        """Columns of the genes that shape the exits besides their on/off genes: branches, policy, accuracy drop."""
+        genes = self.space.genes
+
+        def shapes_exits(name: str) -> bool:
+            return (name.startswith("exit") and not name.endswith(".on")) or name in (
+                "policy",
+                "accuracy_drop",
+            )
+
+        return [column for column, index in enumerate(self.free) if shapes_exits(genes[index].name)]
+
     def _evaluate(self, X: np.ndarray, out: dict, *args: object, **kwargs: object) -> None:
         results = self.evaluate_batch([self.decode(x) for x in X])
         out["F"] = np.array([objective_values(r, self.objectives) for r in results])

@@ -37,11 +37,12 @@ def run_algorithm(
     seeds: Sequence[CandidateSpec] = (),
 ) -> None:
     """`settings.algorithm` (NSGA-II by default) for `settings.generations` generations, every candidate real;
-    the first population holds the seeds, and a quarter of the rest has every exit off."""
+    the first population holds the seeds and their early-exit twins (`operators.exit_twins`), and a quarter
+    of the rest has every exit off."""
     from pymoo.optimize import minimize
 
     problem = CodesignProblem(space, evaluate_batch, settings.objectives, settings.constraints)
-    sampling = SeededSampling(problem.seed_rows(seeds), problem.exit_columns())
+    sampling = SeededSampling(problem.seed_rows(seeds), problem.exit_columns(), problem.exit_gene_columns())
     algorithm = make_algorithm(
         settings.algorithm, settings.population, len(settings.objectives), settings.seed, sampling
     )

@@ -17,6 +17,7 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from codesign.search.algorithms import make_algorithm
 from codesign.search.objectives import constraint_values, objective_values
+from codesign.search.operators import exit_twins
 from codesign.search.problem import CodesignProblem, EvaluateBatchFn
 from codesign.search.settings import SearchSettings, SurrogateSettings
 from codesign.search.surrogate import ObjectivePredictors, rank_agreement
@@ -83,7 +84,8 @@ def run_surrogate_search(
     seeds: Sequence[CandidateSpec] = (),
 ) -> list[IterationReport]:
     """`settings.surrogate` rounds (the default surrogate settings if the workload gave none); the initial
-    evaluations start with `seeds` (static networks, see `CodesignProblem.seed_rows`)."""
+    evaluations start with `seeds` (static networks, see `CodesignProblem.seed_rows`) and their early-exit
+    twins (`operators.exit_twins`)."""
     surrogate = settings.surrogate or SurrogateSettings()
     objectives, constraints = settings.objectives, settings.constraints
     problem = CodesignProblem(space, evaluate_batch, objectives, constraints)
@@ -119,7 +121,10 @@ def run_surrogate_search(
         draws = rng.integers(0, problem.xu.astype(int) + 1, size=(50 * count, problem.n_var))
         return unseen(draws, count)
 
-    first = unseen(problem.seed_rows(seeds), surrogate.initial)
+    seed_rows = problem.seed_rows(seeds)
+    low, high = problem.xl.astype(int), problem.xu.astype(int)
+    twins = exit_twins(seed_rows, problem.exit_columns(), problem.exit_gene_columns(), low, high, rng)
+    first = unseen(np.vstack([seed_rows, twins]) if len(twins) else seed_rows, surrogate.initial)
     evaluate(np.array(first + random_unseen(surrogate.initial - len(first))))
     reports: list[IterationReport] = []
     for iteration in range(1, surrogate.iterations + 1):

@@ -1,0 +1,57 @@
+"""Wall time of `codesign explore --baseline` against a plain explore of the same workload, fresh caches.
+
+    .venv/bin/python benchmarks/baseline_walltime.py -w digits
+    .venv/bin/python benchmarks/baseline_walltime.py -w fashion_mnist --extra "--workers 2 -j 1"
+
+Runs the two commands one after the other, each in its own temporary run folder with its own empty layer-cost
+and supernet caches (so each trains its supernet), and prints both wall times and their ratio (goal: <= 1.3;
+the static search reuses the early-exit search's supernet and adds only its own candidates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CODESIGN = Path(sys.executable).with_name("codesign")
+
+
+def timed_explore(workload: str, folder: Path, extra: list[str]) -> float:
+    command = [
+        str(CODESIGN),
+        "explore",
+        "-w",
+        workload,
+        "--run-dir",
+        str(folder / "run"),
+        "--cost-cache",
+        str(folder / "cache" / "layer_costs.sqlite"),
+        "-q",
+        *extra,
+    ]
+    print("$", shlex.join(command), flush=True)
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-w", "--workload", default="digits")
+    parser.add_argument("--extra", default="", help="more explore options, one string")
+    args = parser.parse_args()
+    extra = shlex.split(args.extra)
+    with tempfile.TemporaryDirectory(prefix="codesign-walltime-") as tmp:
+        plain = timed_explore(args.workload, Path(tmp) / "plain", extra)
+        baseline = timed_explore(args.workload, Path(tmp) / "baseline", [*extra, "--baseline"])
+    print(f"workload {args.workload}: plain explore {plain:.1f} s, --baseline {baseline:.1f} s")
+    print(f"ratio {baseline / plain:.2f} (goal <= 1.3)")
+
+
+if __name__ == "__main__":
+    main()
