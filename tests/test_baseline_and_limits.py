@@ -85,7 +85,10 @@ def test_a_network_without_early_exits_has_oracle_equal_to_achieved_equal_to_sta
     assert early.oracle_test.accuracy >= early.test.accuracy
 
 
-def _result(key_seed: int, val: float, test: float, energy: float, latency: float = 100.0) -> CandidateResult:
+def _result(
+    key_seed: int, val: float, test: float, energy: float, latency: float = 100.0, early: bool = False
+) -> CandidateResult:
+    """A returned network's record for the front comparison; `early`: with an early exit before its final one."""
     spec = replace(tiny_spec(), thresholds=(0.1 * key_seed, 0.2))
     stats = lambda accuracy: ExitStats(accuracy, (1.0,), (accuracy,))  # noqa: E731
     cost = ExpectedCost(energy, latency, latency, 0)
@@ -93,7 +96,8 @@ def _result(key_seed: int, val: float, test: float, energy: float, latency: floa
         spec=spec,
         val=stats(val),
         test=stats(test),
-        exits=(ExitCost(2, energy, latency, 0),),
+        exits=((ExitCost(0, energy / 4, latency / 4, 0),) if early else ())
+        + (ExitCost(2, energy, latency, 0),),
         expected_val=cost,
         expected_test=cost,
         static=ExitCost(2, energy, latency, 0),
@@ -110,9 +114,9 @@ def test_baseline_ratios_equal_a_hand_computation_from_the_two_fronts():
         _result(3, 0.93, 0.925, 300.0, 200),
     ]
     early = [
-        _result(4, 0.96, 0.963, 1500.0, 300),
-        _result(5, 0.95, 0.955, 900.0, 250),
-        _result(6, 0.90, 0.90, 100.0, 50),
+        _result(4, 0.96, 0.963, 1500.0, 300, early=True),
+        _result(5, 0.95, 0.955, 900.0, 250, early=True),
+        _result(6, 0.90, 0.90, 100.0, 50, early=True),
     ]
     rows = compare_fronts(early, static)
     # static best = the test accuracy of its most accurate network on validation: 0.962
@@ -131,6 +135,12 @@ def test_baseline_ratios_equal_a_hand_computation_from_the_two_fronts():
     assert rows[2].verdict == "early exit pays: 78% less energy"
     same = compare_fronts(static, static)[0]
     assert same.energy_ratio == 1.0 and same.verdict.startswith("early exit does not pay")
+    # the early-exit search found a cheaper static network: a better static search, not early exit paying
+    better_static = compare_fronts([_result(8, 0.97, 0.962, 2000.0)], static)[0]
+    assert better_static.energy_ratio == pytest.approx(0.5) and better_static.early_exit_has_exits is False
+    assert better_static.verdict.startswith(
+        "early exit does not pay: the cheapest network here is a static one"
+    )
     lost = compare_fronts([_result(7, 0.99, 0.90, 10.0)], static)[0]
     assert lost.energy_ratio is None and lost.verdict == "no early-exit network reaches this level"
 

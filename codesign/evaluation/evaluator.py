@@ -190,7 +190,8 @@ class Evaluator:
         early = early_heads(model)
         if not early:
             return _cpu_state(model)
-        # a static space calibrates its unused early heads too: their quantizers' scales are part of the weights
+        # a static space calibrates its unused early heads too: uncalibrated quantizers lack the buffers the
+        # architecture's state needs to load into any of its candidates
         return self._fit_heads(model, train, early, tune=self.settings.early_exits)
 
     def static_weights(self, spec: CandidateSpec) -> dict[str, torch.Tensor]:
