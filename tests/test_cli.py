@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from codesign.cli.main import main
 from codesign.deploy.qcdq import onnxruntime_session
@@ -88,3 +89,18 @@ def test_cli_bad_accelerator_is_one_line_and_exit_code_2(tmp: Path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "nope" in lines[0] and "expected one of" in lines[0], result.stderr
     assert not any(tmp.iterdir())  # nothing half-written
+
+
+def test_version_and_a_quiet_report(tmp, capsys):
+    import codesign
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"codesign {codesign.__version__}"
+    run = tmp / "run"
+    argv = explore_argv(Path("digits"), run, tmp / "c.sqlite", "-q")
+    assert main([*argv, "--generations", "1", "--population", "4", "--epochs", "1"]) == 0
+    capsys.readouterr()
+    (run / "pareto.csv").unlink()
+    assert main(["report", str(run), "-q", "--cost-cache", str(tmp / "c.sqlite")]) == 0
+    assert capsys.readouterr().out == "" and (run / "pareto.csv").is_file()

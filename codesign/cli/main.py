@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
+from importlib.metadata import version
 
 from codesign.cli import accelerators, cost, explore, infer, report
 from codesign.cli.options import OneLineParser
@@ -17,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="codesign", description="Co-design quantized early-exit networks and edge accelerators."
     )
+    parser.add_argument("--version", action="version", version=f"codesign {version('codesign')}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     for command in COMMANDS:
         command.add_command(sub)
