@@ -36,7 +36,8 @@ def timed_explore(workload: str, folder: Path, extra: list[str]) -> float:
     ]
     print("$", shlex.join(command), flush=True)
     start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    if subprocess.run(command, stdout=subprocess.DEVNULL).returncode != 0:  # its own one-line error is above
+        sys.exit(2)
     return time.perf_counter() - start
 
 
@@ -45,7 +46,10 @@ def main() -> None:
     parser.add_argument("-w", "--workload", default="digits")
     parser.add_argument("--extra", default="", help="more explore options, one string")
     args = parser.parse_args()
-    extra = shlex.split(args.extra)
+    try:
+        extra = shlex.split(args.extra)
+    except ValueError as exc:
+        parser.error(f"--extra: expected explore options as one shell string ({exc})")
     with tempfile.TemporaryDirectory(prefix="codesign-walltime-") as tmp:
         plain = timed_explore(args.workload, Path(tmp) / "plain", extra)
         baseline = timed_explore(args.workload, Path(tmp) / "baseline", [*extra, "--baseline"])

@@ -10,6 +10,7 @@ and nothing calls back into whoever built it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TypeVar
 
 from codesign.cost.engine import CostEngine
@@ -33,11 +34,11 @@ class CandidateCosting:
     engine: CostEngine
     settings: CostModelSettings
 
-    @property
+    @cached_property
     def layers(self) -> list[LayerSpec]:
         return candidate_layers(self.network.layers, self.exit_stages)
 
-    @property
+    @cached_property
     def operators(self) -> list[OperatorSpec]:
         return candidate_layers(self.network.operators, self.exit_stages)
 

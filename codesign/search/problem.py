@@ -9,6 +9,7 @@ from pymoo.core.problem import Problem
 
 from codesign.evaluation.result import CandidateResult
 from codesign.search.objectives import constraint_values, objective_values
+from codesign.search.operators import exit_twins
 from codesign.search.settings import Constraints
 from codesign.space import SearchSpace
 from codesign.spec import CandidateSpec
@@ -77,6 +78,11 @@ class CodesignProblem(Problem):
             )
 
         return [column for column, index in enumerate(self.free) if shapes_exits(genes[index].name)]
+
+    def exit_twins(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The early-exit twins of these static rows (`operators.exit_twins`)."""
+        low, high = self.xl.astype(int), self.xu.astype(int)
+        return exit_twins(rows, self.exit_columns(), self.exit_gene_columns(), low, high, rng)
 
     def _evaluate(self, X: np.ndarray, out: dict, *args: object, **kwargs: object) -> None:
         results = self.evaluate_batch([self.decode(x) for x in X])

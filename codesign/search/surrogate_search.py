@@ -17,7 +17,6 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from codesign.search.algorithms import make_algorithm
 from codesign.search.objectives import constraint_values, objective_values
-from codesign.search.operators import exit_twins
 from codesign.search.problem import CodesignProblem, EvaluateBatchFn
 from codesign.search.settings import SearchSettings, SurrogateSettings
 from codesign.search.surrogate import ObjectivePredictors, rank_agreement
@@ -122,8 +121,7 @@ def run_surrogate_search(
         return unseen(draws, count)
 
     seed_rows = problem.seed_rows(seeds)
-    low, high = problem.xl.astype(int), problem.xu.astype(int)
-    twins = exit_twins(seed_rows, problem.exit_columns(), problem.exit_gene_columns(), low, high, rng)
+    twins = problem.exit_twins(seed_rows, rng)
     first = unseen(np.vstack([seed_rows, twins]) if len(twins) else seed_rows, surrogate.initial)
     evaluate(np.array(first + random_unseen(surrogate.initial - len(first))))
     reports: list[IterationReport] = []
