@@ -61,6 +61,7 @@ class CandidateCosting:
             self.target,
             self.allocation.core_of if self.allocation else None,
             plan,
+            self.network.dataflow,
         )
 
     def exit_costs(self, items: list[ItemCost]) -> list[ExitCost]:

@@ -8,8 +8,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from codesign.cost.cache import LayerCostCache, layer_cost_key
-from codesign.cost.graph import SOURCE_INPUT_FROM_LAYER, LayerSpec, conv_layer, gemm_layer
-from codesign.cost.imc import imc_layer_costs, is_imc, network_key
+from codesign.cost.graph import SOURCE_INPUT_FROM_LAYER, DataflowNode, LayerSpec, conv_layer, gemm_layer
+from codesign.cost.imc import (
+    ImcNodeFailure,
+    ImcPlacement,
+    imc_layer_cost,
+    imc_layer_key,
+    imc_placements,
+    is_imc,
+)
 from codesign.cost.records import LayerCost
 from codesign.cost.settings import CostOptions
 from codesign.cost.zigzag import zigzag_layer_cost
@@ -29,15 +36,19 @@ class CostEngineStats:
         self.zigzag_seconds += other.zigzag_seconds
 
 
-def _evaluate(job: tuple[LayerSpec, HardwareTarget, CostOptions]) -> LayerCost:
-    """One layer through ZigZag. A failure there comes from the accelerator or mapping it was given (a
-    programming error would fail on every accelerator), so it is reported against those files."""
-    layer, target, options = job
+def _evaluate(job: tuple[LayerSpec, HardwareTarget, CostOptions, ImcPlacement | None]) -> LayerCost:
+    """One layer through ZigZag (its IMC path when placed by the data-locality search). A failure there
+    comes from the accelerator or mapping it was given (a programming error would fail on every
+    accelerator), so it is reported against those files."""
+    layer, target, options, placement = job
     try:
+        if placement is not None:
+            return imc_layer_cost(layer, placement, target, options)
         return zigzag_layer_cost(layer, target, options)
     except Exception as exc:
         loops = dict(zip(layer.loop_dims, layer.loop_sizes, strict=True))
-        raise _zigzag_failure(target, "an", f"layer {layer.name} ({layer.op_type} {loops})", exc) from exc
+        kind = "an in-memory-computing" if placement is not None else "an"
+        raise _zigzag_failure(target, kind, f"layer {layer.name} ({layer.op_type} {loops})", exc) from exc
 
 
 def _zigzag_failure(target: HardwareTarget, kind: str, what: str, exc: Exception) -> CodesignError:
@@ -102,18 +113,32 @@ class CostEngine:
         self._memory: dict[str, LayerCost] = {}
         self._pool: ProcessPoolExecutor | None = None
 
-    def layer_costs(self, layers: list[LayerSpec], target: HardwareTarget | None = None) -> list[LayerCost]:
+    def layer_costs(
+        self,
+        layers: list[LayerSpec],
+        target: HardwareTarget | None = None,
+        placements: list[ImcPlacement] | None = None,
+    ) -> list[LayerCost]:
+        """Each layer's cost on `target` (default: the engine's); `placements`: the IMC memory levels of each
+        layer (`imc_layer_costs` makes them), None for a digital accelerator."""
         target = target or self.target
-        keys = [layer_cost_key(layer, target, self.options) for layer in layers]
+        if placements is None:
+            keys = [layer_cost_key(layer, target, self.options) for layer in layers]
+            placed: list[ImcPlacement | None] = [None] * len(layers)
+        else:
+            keys = [
+                imc_layer_key(*pair, target, self.options) for pair in zip(layers, placements, strict=True)
+            ]
+            placed = list(placements)
         missing = [k for k in dict.fromkeys(keys) if k not in self._memory]
         if missing and self.cache is not None:
             self._memory.update(self.cache.get_many(missing))
-        by_key = dict(zip(keys, layers, strict=True))
+        by_key = {key: (layer, place) for key, layer, place in zip(keys, layers, placed, strict=True)}
         todo = [k for k in missing if k not in self._memory]
         self.stats.cache_hits += len(keys) - len(todo)
         if todo:
             start = time.perf_counter()
-            jobs = [(by_key[k], target, self.options) for k in todo]
+            jobs = [(by_key[k][0], target, self.options, by_key[k][1]) for k in todo]
             if self.jobs > 1 and len(jobs) > 1:
                 results = list(self._executor().map(_evaluate, jobs))
             else:
@@ -123,38 +148,26 @@ class CostEngine:
             self._memory.update(zip(todo, results, strict=True))
             if self.cache is not None:
                 self.cache.put_many(
-                    (k, by_key[k], self.target.name, c) for k, c in zip(todo, results, strict=True)
+                    (k, by_key[k][0], self.target.name, c) for k, c in zip(todo, results, strict=True)
                 )
         return [self._memory[k] for k in keys]
 
     def imc_layer_costs(
-        self, layers: list[LayerSpec], target: HardwareTarget | None = None
+        self,
+        layers: list[LayerSpec],
+        target: HardwareTarget | None = None,
+        dataflow: tuple[DataflowNode, ...] = (),
     ) -> list[LayerCost]:
-        """Per-layer costs of a whole network on an in-memory-computing accelerator (see `cost.imc`),
-        cached per network: ZigZag's decisions for one layer depend on its neighbours there."""
+        """Per-layer costs of a whole network on an in-memory-computing accelerator (see `cost.imc`): ZigZag's
+        data-locality search on the network's graph places each layer, then each distinct (layer, placement)
+        is costed once, through the cache and the worker processes like a digital layer.
+        `dataflow`: the network's graph (`ParsedNetwork.dataflow`); without it, layers link along `inputs_from`."""
         target = target or self.target
-        network = network_key(layers, target, self.options)
-        keys = [f"{network}:{index}" for index in range(len(layers))]
-        missing = [key for key in keys if key not in self._memory]
-        if missing and self.cache is not None:
-            self._memory.update(self.cache.get_many(missing))
-        if all(key in self._memory for key in keys):
-            self.stats.cache_hits += len(keys)
-            return [self._memory[key] for key in keys]
-        start = time.perf_counter()
         try:
-            costs = imc_layer_costs(layers, target, self.options)
-        except Exception as exc:
-            raise _zigzag_failure(target, "an in-memory-computing", "this network", exc) from exc
-        self.stats.zigzag_seconds += time.perf_counter() - start
-        self.stats.zigzag_calls += len(layers)
-        self._memory.update(zip(keys, costs, strict=True))
-        if self.cache is not None:
-            self.cache.put_many(
-                (key, layer, self.target.name, cost)
-                for key, layer, cost in zip(keys, layers, costs, strict=True)
-            )
-        return costs
+            placements = imc_placements(layers, target, dataflow)
+        except ImcNodeFailure as failure:
+            raise _zigzag_failure(target, "an in-memory-computing", failure.where, failure.cause) from failure
+        return self.layer_costs(layers, target, placements)
 
     def check_mappable(self, target: HardwareTarget | None = None) -> None:
         """Fail now, with one line naming the accelerator file, if ZigZag cannot map small layers onto it

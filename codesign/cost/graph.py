@@ -172,6 +172,20 @@ class OperatorSpec:
 
 
 @dataclass(frozen=True)
+class DataflowNode:
+    """One ONNX node as ZigZag's ONNX parser links it: a compute layer or a node it does not cost (a
+    "dummy"), and the nodes producing its inputs. In-memory computing needs this whole graph: ZigZag decides
+    where each layer's operands live from its neighbours across residual Adds, concatenations and branches."""
+
+    position: int  # node index in the graph (ZigZag's node id)
+    name: str
+    op_type: str
+    segment: str
+    is_layer: bool
+    predecessors: tuple[int, ...]  # positions of the nodes producing its inputs, in input order
+
+
+@dataclass(frozen=True)
 class ParsedNetwork:
     """What the cost engine needs from a graph: compute layers, other operators, and its exits.
 
@@ -182,6 +196,7 @@ class ParsedNetwork:
     operators: list[OperatorSpec]
     exit_stages: tuple[int, ...]
     output_names: tuple[str, ...]
+    dataflow: tuple[DataflowNode, ...] = ()  # every node that feeds an output, in graph order
 
 
 def conv_layer(
@@ -583,14 +598,28 @@ def parse_onnx(
         exit_stages = tuple(range(len(output_names)))
     layers: list[LayerSpec] = []
     operators: list[OperatorSpec] = []
+    dataflow: list[DataflowNode] = []
+    producer_position: dict[str, int] = {}
     for position, node in enumerate(model.graph.node):
-        if node.op_type not in COMPUTE_OPS and node.op_type not in POOL_OPS and node.op_type not in ADD_OPS:
-            continue
+        for out in node.output:
+            producer_position[out] = position
         if not reach[position]:
             continue  # feeds no output: dead code
         segment = _named_segment(node)
         if segment is None:
             segment = _structural_segment(reach[position], exit_stages)
+        dataflow.append(
+            DataflowNode(
+                position,
+                node.name or f"{node.op_type}_{node.output[0]}",
+                node.op_type,
+                segment,
+                node.op_type in COMPUTE_OPS,
+                tuple(producer_position[i] for i in node.input if i in producer_position),
+            )
+        )
+        if node.op_type not in COMPUTE_OPS and node.op_type not in POOL_OPS and node.op_type not in ADD_OPS:
+            continue
         if node.op_type in COMPUTE_OPS:
             layer = _layer_from_node(node, graph, segment)
             sources = graph.compute_sources(node)
@@ -602,7 +631,7 @@ def parse_onnx(
             operators.append(replace(operator, reads=graph.item_sources(node), position=position))
     if not layers:
         raise CodesignError(f"{source}: graph: expected at least one Conv, Gemm or MatMul node, found none")
-    return ParsedNetwork(layers, operators, exit_stages, output_names)
+    return ParsedNetwork(layers, operators, exit_stages, output_names, tuple(dataflow))
 
 
 def _elements(shape: list[int]) -> int:

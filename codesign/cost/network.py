@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from codesign.cost.engine import CostEngine
-from codesign.cost.graph import LayerSpec, OperatorSpec
+from codesign.cost.graph import DataflowNode, LayerSpec, OperatorSpec
 from codesign.cost.imc import MODEL_IMC, is_imc
 from codesign.cost.records import OFF_CHIP, ON_CHIP, ItemCost, LayerCost, MemoryEnergy
 from codesign.cost.residency import ResidencyPlan, plan_residency, resident_target
@@ -59,14 +59,24 @@ def precision_adjusted(raw: LayerCost, layer: LayerSpec, target: HardwareTarget)
     return adjusted, MODEL_PRECISION_SCALABLE if factor > 1 else MODEL_PRECISION
 
 
+def adder_energy_pj(target: HardwareTarget, act_bits: int) -> float:
+    """One addition of two `act_bits` operands: the MAC unit's adder share scaled to the width (digital), or
+    `act_bits` one-bit adders of ZigZag's IMC technology model (in-memory computing; 28 nm)."""
+    if is_imc(target):
+        from codesign.cost.zigzag import accelerator_of
+
+        return float(accelerator_of(target).operational_array.get_1b_adder_energy()) * act_bits
+    unit = float(target.accelerator_data["operational_array"]["unit_energy"])
+    model = target.mac_energy
+    return unit * (1.0 - model.multiplier_share) * (2 * act_bits) / sum(model.reference_bits)
+
+
 def operator_cost(op: OperatorSpec, target: HardwareTarget) -> LayerCost:
     buffer = activation_buffer(target)
     read_bits = op.input_elements * op.act_bits
     write_bits = op.output_elements * op.output_bits
     memory_energy = read_bits * buffer.read_pj_per_bit + write_bits * buffer.write_pj_per_bit
-    unit = float(target.accelerator_data["operational_array"]["unit_energy"])
-    model = target.mac_energy
-    adder_energy = unit * (1.0 - model.multiplier_share) * (2 * op.act_bits) / sum(model.reference_bits)
+    adder_energy = adder_energy_pj(target, op.act_bits)
     latency = math.ceil(read_bits / max(buffer.read_bits_per_cycle, 1.0)) + math.ceil(
         write_bits / max(buffer.write_bits_per_cycle, 1.0)
     )
@@ -92,16 +102,18 @@ def network_costs(
     target: HardwareTarget | None = None,
     core_of: Callable[[str], int] | None = None,
     plan: ResidencyPlan | None = None,
+    dataflow: tuple[DataflowNode, ...] = (),
 ) -> list[ItemCost]:
     """Costs of every compute layer (and, if enabled, every non-compute operator), in the given order.
 
     Each compute layer is costed on the hierarchy its residency leaves it (see `cost.residency`);
     `core_of` gives the core of a segment on a multi-core accelerator (weights are resident per core);
-    `plan`: the residency plan of these layers when the caller already made it."""
+    `plan`: the residency plan of these layers when the caller already made it; `dataflow`: the network's
+    graph, which in-memory computing needs (`ParsedNetwork.dataflow`)."""
     settings = settings or CostModelSettings()
     target = target or engine.target
     if is_imc(target):
-        items = _imc_items(layers, operators, engine, settings, target)
+        items = _imc_items(layers, operators, engine, settings, target, dataflow)
     else:
         if plan is None:
             plan = plan_residency(layers, target, settings.residency, core_of or (lambda s: 0), operators)
@@ -169,12 +181,13 @@ def _imc_items(
     engine: CostEngine,
     settings: CostModelSettings,
     target: HardwareTarget,
+    dataflow: tuple[DataflowNode, ...],
 ) -> list[ItemCost]:
     """An in-memory-computing accelerator: ZigZag's IMC path for the whole network (see `cost.imc`);
     precision-aware MAC energy and residency do not apply there."""
     items = [
         _item(layer, cost, MODEL_IMC, "zigzag", "zigzag")
-        for layer, cost in zip(layers, engine.imc_layer_costs(layers, target), strict=True)
+        for layer, cost in zip(layers, engine.imc_layer_costs(layers, target, dataflow), strict=True)
     ]
     return items + (_operator_items(operators, target) if settings.non_compute_ops else [])
 

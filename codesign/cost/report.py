@@ -25,7 +25,7 @@ from codesign.cost.candidate import CandidateCosting
 from codesign.cost.engine import CostEngine
 from codesign.cost.exits import MAC, Allocation, expected_cost
 from codesign.cost.graph import parse_onnx
-from codesign.cost.imc import is_imc
+from codesign.cost.imc import ImcGraphError, is_imc
 from codesign.cost.plots import plot_layer_energy
 from codesign.cost.records import ItemCost
 from codesign.cost.settings import CostModelSettings, CostOptions
@@ -92,7 +92,10 @@ def cost_onnx(
     cache = LayerCostCache(cache_path) if cache_path else None
     with CostEngine(target, options or CostOptions(), cache, jobs=jobs) as engine:
         costing = CandidateCosting(network, network.exit_stages, target, allocation, engine, settings)
-        plan, items, exits = costing.priced(residency_fractions or exit_fractions)
+        try:
+            plan, items, exits = costing.priced(residency_fractions or exit_fractions)
+        except ImcGraphError as exc:
+            raise CodesignError(f"{model}: {exc}") from None
     if cache is not None:
         cache.close()
     layers = layer_table(items, target.clock_hz)
