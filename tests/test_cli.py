@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -76,6 +78,18 @@ def test_explore_end_to_end_writes_every_output_and_resumes(tmp: Path, capsys):
     assert "evaluations: 0 new" in out and "0 layer evaluations" in out
     assert len(RunStore(run_dir / "run.db")) == stored
     assert pd.read_csv(run_dir / "pareto.csv")["key"].tolist() == pareto["key"].tolist()
+
+    # A returned network costed again: the run's settings and cache by default, its figures, in under 1 s.
+    row = pareto.iloc[0]
+    start = time.perf_counter()
+    assert main(["cost", str(run_dir / row["onnx"]), "--out", str(tmp / "again"), "-j", "1"]) == 0
+    assert time.perf_counter() - start < 1.0
+    captured = capsys.readouterr()
+    assert f"network {row['key']} of run {run_dir.resolve()}" in captured.out and "lpf limit 3" in captured.out
+    assert "costing layers with ZigZag" not in captured.err  # every layer from the run's cache
+    again = json.loads((tmp / "again" / "cost.json").read_text())["expected"]
+    assert again["energy_pj"] == pytest.approx(row["expected_energy_pj"], rel=1e-9)
+    assert again["static_energy_pj"] == pytest.approx(row["static_energy_pj"], rel=1e-9)
 
 
 def test_cli_bad_accelerator_is_one_line_and_exit_code_2(tmp: Path):

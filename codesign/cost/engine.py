@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -104,8 +105,10 @@ class CostEngine:
         options: CostOptions | None = None,
         cache: LayerCostCache | None = None,
         jobs: int = 1,
+        progress: Callable[[int, int], None] | None = None,
     ):
         self.target = target
+        self.progress = progress  # called with (layers done, layers to do) while ZigZag works
         self.options = options or CostOptions()
         self.cache = cache
         self.jobs = max(1, jobs)
@@ -139,10 +142,16 @@ class CostEngine:
         if todo:
             start = time.perf_counter()
             jobs = [(by_key[k][0], target, self.options, by_key[k][1]) for k in todo]
-            if self.jobs > 1 and len(jobs) > 1:
-                results = list(self._executor().map(_evaluate, jobs))
-            else:
-                results = [_evaluate(job) for job in jobs]
+            evaluated = (
+                self._executor().map(_evaluate, jobs)
+                if self.jobs > 1 and len(jobs) > 1
+                else map(_evaluate, jobs)
+            )
+            results = []
+            for result in evaluated:
+                results.append(result)
+                if self.progress is not None:
+                    self.progress(len(results), len(jobs))
             self.stats.zigzag_seconds += time.perf_counter() - start
             self.stats.zigzag_calls += len(todo)
             self._memory.update(zip(todo, results, strict=True))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -64,9 +65,11 @@ def cost_onnx(
     jobs: int = 1,
     input_shape: tuple[int, ...] | None = None,
     residency_fractions: tuple[float, ...] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> CostReport:
     """`residency_fractions`: the exit fractions the residency plan keeps weights on chip by (default:
-    `exit_fractions`; neither: every layer counts as running)."""
+    `exit_fractions`; neither: every layer counts as running); `progress`: called with (done, to do) while
+    ZigZag costs layers the cache does not hold."""
     target = (
         accelerator
         if isinstance(accelerator, HardwareTarget)
@@ -90,10 +93,15 @@ def cost_onnx(
     if allocation is not None:
         _check_allocation(allocation, network.exit_stages[-1] + 1, target)
     cache = LayerCostCache(cache_path) if cache_path else None
-    with CostEngine(target, options or CostOptions(), cache, jobs=jobs) as engine:
+    with CostEngine(target, options or CostOptions(), cache, jobs=jobs, progress=progress) as engine:
         costing = CandidateCosting(network, network.exit_stages, target, allocation, engine, settings)
         try:
             plan, items, exits = costing.priced(residency_fractions or exit_fractions)
+            static = (
+                costing.with_exits(network.exit_stages[-1:]).priced()[2][-1]
+                if exit_fractions is not None
+                else None
+            )
         except ImcGraphError as exc:
             raise CodesignError(f"{model}: {exc}") from None
     if cache is not None:
@@ -126,8 +134,8 @@ def cost_onnx(
             "edp_j_s": exp.energy_pj * 1e-12 * latency_s,
             "worst_latency_cycles": exp.worst_latency_cycles,
             "macs": exp.macs,
-            "static_energy_pj": exits[-1].energy_pj,
-            "static_latency_cycles": exits[-1].latency_cycles,
+            "static_energy_pj": static.energy_pj if static else exits[-1].energy_pj,
+            "static_latency_cycles": static.latency_cycles if static else exits[-1].latency_cycles,
         }
     notes = [f"compute layers: {', '.join(sorted(set(layers.loc[layers['macs'] > 0, 'model'])))}"]
     notes.append(plan.describe())
@@ -305,7 +313,8 @@ def format_cost_report(report: CostReport, max_layers: int = 60) -> str:
             "",
             f"expected per inference: {e['energy_pj'] / 1e3:.1f} nJ, {e['latency_cycles']:.0f} cycles "
             f"({e['latency_s'] * 1e6:.2f} us), EDP {e['edp_j_s']:.3g} J*s, worst case {e['worst_latency_cycles']:.0f} cycles; "
-            f"without early exit {e['static_energy_pj'] / 1e3:.1f} nJ, {e['static_latency_cycles']:.0f} cycles",
+            f"the same backbone without its exit heads {e['static_energy_pj'] / 1e3:.1f} nJ, "
+            f"{e['static_latency_cycles']:.0f} cycles",
         ]
     lines += ["", *(f"note: {n}" for n in report.notes)]
     return "\n".join(lines)

@@ -101,6 +101,7 @@ def _explore(
             else (f"{workers} worker processes" if workers > 1 else "this process")
         )
         resumed, dataset = len(store), setup.dataset
+        store.set_cost_cache(cache_path)
         report(
             f"codesign explore: {workload.name} on {setup.target.name} | {len(dataset.train)}/{len(dataset.val)}/"
             f"{len(dataset.test)} train/val/test images | space of {setup.space.size():,} specs | evaluating in {where} "

@@ -38,6 +38,7 @@ TABLES = {
 }
 # Meta keys (unchanged since the first run stores, so every store written before still opens).
 _CONFIG, _GENERATIONS, _SURROGATE, _FRONT, _FINAL = "config", "generations", "surrogate", "front", "final:"
+_COST_CACHE = "cost_cache"
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,17 @@ class RunStore:
 
     def set_front(self, keys: list[str]) -> None:
         self._set(_FRONT, keys)
+
+    def cost_cache(self) -> str | None:
+        """The layer-cost cache the run last used (what `codesign cost` of its networks reads by default)."""
+        return self._get(_COST_CACHE)
+
+    def set_cost_cache(self, path: str | Path) -> None:
+        self._set(_COST_CACHE, str(Path(path).resolve()))
+
+    def final_of_onnx(self, relative: str) -> FinalRecord | None:
+        """The returned network exported to `relative` (a path inside the run folder), if any."""
+        return next((record for record in self.finals().values() if record.onnx == relative), None)
 
     def final(self, key: str) -> FinalRecord | None:
         data = self._get(_FINAL + key)
