@@ -81,7 +81,9 @@ def main() -> int:
     parser.add_argument("--opt", default="EDP")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)  # before ZigZag's API turns INFO logging on for the root logger
+    logging.basicConfig(
+        level=logging.WARNING
+    )  # before ZigZag's API turns INFO logging on for the root logger
     from codesign.cost.imc import is_imc
     from codesign.hardware.target import load_hardware
 

@@ -85,7 +85,9 @@ def test_explore_end_to_end_writes_every_output_and_resumes(tmp: Path, capsys):
     assert main(["cost", str(run_dir / row["onnx"]), "--out", str(tmp / "again"), "-j", "1"]) == 0
     assert time.perf_counter() - start < 1.0
     captured = capsys.readouterr()
-    assert f"network {row['key']} of run {run_dir.resolve()}" in captured.out and "lpf limit 3" in captured.out
+    assert (
+        f"network {row['key']} of run {run_dir.resolve()}" in captured.out and "lpf limit 3" in captured.out
+    )
     assert "costing layers with ZigZag" not in captured.err  # every layer from the run's cache
     again = json.loads((tmp / "again" / "cost.json").read_text())["expected"]
     assert again["energy_pj"] == pytest.approx(row["expected_energy_pj"], rel=1e-9)
