@@ -121,6 +121,17 @@ WORKLOAD_CASES = {
         "training.augment.crop_padding",
     ),
     "unknown augmentation": ("training.augment", {"rotate": 10}, "training.augment.rotate"),
+    "area as an objective on a file without areas": (
+        "search.objectives",
+        ["accuracy", "energy", "area"],
+        "search.objectives",
+    ),
+    "an area limit on a file without areas": (
+        "search.constraints.max_area",
+        2.0,
+        "search.constraints.max_area",
+    ),
+    "a negative area limit": ("search.constraints.max_area", -1, "search.constraints.max_area"),
 }
 
 

@@ -363,3 +363,30 @@ def test_fingerprints_of_targets_without_dvfs_stay_as_runs_recorded_them():
     from codesign.hardware.target import load_hardware
 
     assert load_hardware("edge_tpu_like").fingerprint == "d38621754bacff9d"
+
+
+def test_costs_by_role_add_up_and_two_accelerators_share_one_table(network: Path, tmp: Path, capsys):
+    from codesign.cost.roles import ROLE_COLUMNS
+    from codesign.hardware.area import ROLES as ROLE_NAMES
+
+    out = tmp / "both"
+    argv = ["cost", str(network), "-a", "edge_tpu_like,eyeriss_like", "--exit-fractions", "1.0",
+            "--lpf-limit", "2", "--out", str(out), "--cost-cache", str(tmp / "c.sqlite"), "-j", "1"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    table = pd.read_csv(out / "compare.csv")
+    assert list(table["accelerator"]) == ["edge_tpu_like", "edge_tpu_like", "eyeriss_like", "eyeriss_like"]
+    assert set(ROLE_COLUMNS) <= set(table.columns) and "chip_area" in printed
+    area = table.groupby("accelerator")["chip_area"].first()
+    assert pd.isna(area["edge_tpu_like"]) and area["eyeriss_like"] > 0
+    for name in ("edge_tpu_like", "eyeriss_like"):
+        exits = pd.read_csv(out / name / "exits.csv")
+        layers = pd.read_csv(out / name / "layers.csv")
+        by_role = exits[[c for c in ROLE_COLUMNS if c.count("_") > 2 or "off_chip" in c or "register" in c]]
+        by_operand = exits[["energy_W_pj", "energy_I_pj", "energy_O_pj"]].sum(axis=1)
+        memory = exits["energy_pj"] - exits["energy_MAC_pj"]
+        assert by_role.sum(axis=1).tolist() == pytest.approx(memory.tolist(), rel=1e-9)
+        assert by_operand.tolist() == pytest.approx(memory.tolist(), rel=1e-9)
+        assert layers["energy_off_chip_pj"].sum() == pytest.approx(exits["energy_off_chip_pj"].iloc[-1])
+    breakdown = pd.read_csv(out / "eyeriss_like" / "breakdown.csv")
+    assert {"register_file", "buffer", "compute"} <= set(breakdown["role"]) <= {*ROLE_NAMES, "compute"}

@@ -176,3 +176,47 @@ def test_resident_accelerator_keeps_activations_on_chip_and_still_reads_weights_
     # Off-chip activation traffic was most of the wide map's energy; the weight-heavy layer hardly changes.
     assert costs["resident"][0].energy_pj < costs["like"][0].energy_pj / 3
     assert costs["resident"][1].energy_pj == pytest.approx(costs["like"][1].energy_pj, rel=0.1)
+
+
+def test_chip_area_sums_the_files_area_fields_and_says_when_there_are_none():
+    import yaml
+
+    from codesign.hardware.area import NO_AREA, chip_area, memory_roles
+
+    assert chip_area(load_hardware("edge_tpu_like")) is None and "not modelled" in NO_AREA
+    eyeriss = load_hardware("eyeriss_like")
+    data = yaml.safe_load(Path(eyeriss.accelerator_path).read_text())
+    sizes = dict(
+        zip(data["operational_array"]["dimensions"], data["operational_array"]["sizes"], strict=True)
+    )
+    by_hand = sum(
+        memory["area"]
+        * math.prod(n for d, n in sizes.items() if d not in memory.get("served_dimensions", []))
+        for memory in data["memories"].values()
+    ) + data["operational_array"]["unit_area"] * math.prod(sizes.values())
+    area = chip_area(eyeriss)
+    assert area is not None and area.total == pytest.approx(by_hand) and by_hand > 0
+    assert "area unit" in area.describe()
+    roles = memory_roles(eyeriss)
+    assert (
+        roles["dram"] == "off_chip" and roles["rf_64B_W"] == "register_file" and roles["sram_1M"] == "buffer"
+    )
+
+
+def test_chip_area_follows_a_searched_array_size_and_serves_as_objective_and_limit():
+    from types import SimpleNamespace
+
+    from codesign.hardware.area import chip_area
+    from codesign.hardware.target import load_variant
+    from codesign.search.objectives import OBJECTIVES, constraint_values
+    from codesign.search.settings import Constraints
+
+    eyeriss = load_hardware("eyeriss_like")
+    sizes = eyeriss.accelerator_data["operational_array"]["sizes"]
+    smaller = load_variant(eyeriss, {"operational_array.sizes": [max(1, s // 2) for s in sizes]})
+    assert chip_area(smaller).total < chip_area(eyeriss).total
+    result = SimpleNamespace(chip_area=chip_area(smaller).total, expected_val=None)
+    assert OBJECTIVES["area"].value(result) == chip_area(smaller).total
+    limit = Constraints(max_area=chip_area(eyeriss).total)
+    assert constraint_values(result, limit)[0] < 0  # met
+    assert constraint_values(SimpleNamespace(chip_area=2 * limit.max_area, expected_val=None), limit)[0] == pytest.approx(1.0)

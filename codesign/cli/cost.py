@@ -121,7 +121,14 @@ def run_defaults(model: Path) -> RunDefaults | None:
 def run(args: argparse.Namespace) -> int:
     from codesign.cost.cache import default_cache_path
     from codesign.cost.exits import Allocation
-    from codesign.cost.report import cost_onnx, format_cost_report, write_cost_report
+    from codesign.cost.report import (
+        comparison_table,
+        cost_onnx,
+        format_comparison,
+        format_cost_report,
+        write_cost_report,
+    )
+    from codesign.files import atomic_write
     from codesign.hardware.overrides import parse_override
 
     if args.zigzag_only and args.residency == "auto":
@@ -161,38 +168,66 @@ def run(args: argparse.Namespace) -> int:
         settings = CostModelSettings(residency=args.residency or "auto")
     exit_fractions = parse_fractions(args.exit_fractions) if args.exit_fractions else None
     residency_fractions = None
-    if exit_fractions is None and run is not None and same_hardware:
+    if (
+        exit_fractions is None and run is not None
+    ):  # how inputs leave depends on the network, not the hardware
         exit_fractions, residency_fractions = run.exit_fractions, run.residency_fractions
     cache_path = (
         Path(args.cost_cache) if args.cost_cache else (run.cache_path if run and run.cache_path else None)
     )
     if run is not None:
         print(_described(run, same_hardware, args, options, settings, exit_fractions is not None))
-    report = cost_onnx(
-        args.model,
-        (run.accelerator if same_hardware else args.accelerator) or "edge_tpu_like",
-        mapping=run.mapping if same_hardware else args.mapping,
-        exit_fractions=exit_fractions,
-        options=options,
-        settings=settings,
-        overrides={
-            **(run.overrides if same_hardware else {}),
-            **dict(parse_override(text) for text in args.hw),
-        },
-        allocation=allocation or (run.allocation if same_hardware else None),
-        cache_path=cache_path or default_cache_path(),
-        jobs=args.jobs,
-        input_shape=input_shape,
-        residency_fractions=residency_fractions,
-        progress=progress_printer(),
+    accelerators = (
+        [run.accelerator]
+        if same_hardware and run is not None
+        else [name.strip() for name in (args.accelerator or "edge_tpu_like").split(",")]
     )
-    print(format_cost_report(report))
+    if len(accelerators) > 1 and args.mapping:
+        raise CodesignError(
+            f"--mapping: expected one accelerator with --mapping, got {len(accelerators)} ({args.accelerator}); "
+            "name accelerator YAML files with a <name>.mapping.yaml beside each instead"
+        )
+    if len(set(accelerators)) != len(accelerators) or not all(accelerators):
+        raise CodesignError(
+            f"--accelerator {args.accelerator!r}: expected distinct names separated by commas"
+        )
+    reports = [
+        cost_onnx(
+            args.model,
+            accelerator,
+            mapping=run.mapping if same_hardware and run is not None else args.mapping,
+            exit_fractions=exit_fractions,
+            options=options,
+            settings=settings,
+            overrides={
+                **(run.overrides if same_hardware and run is not None else {}),
+                **dict(parse_override(text) for text in args.hw),
+            },
+            allocation=allocation or (run.allocation if same_hardware and run is not None else None),
+            cache_path=cache_path or default_cache_path(),
+            jobs=args.jobs,
+            input_shape=input_shape,
+            residency_fractions=residency_fractions,
+            progress=progress_printer(),
+        )
+        for accelerator in accelerators
+    ]  # every accelerator costed before anything is written
     out = (
         Path(args.out)
         if args.out
         else Path(args.model).with_suffix("").with_name(Path(args.model).stem + "_cost")
     )
-    paths = write_cost_report(report, out)
+    if len(reports) == 1:
+        print(format_cost_report(reports[0]))
+        paths = write_cost_report(reports[0], out)
+    else:
+        table = comparison_table(reports)
+        for report in reports:
+            write_cost_report(report, out / report.accelerator)
+        atomic_write(out / "compare.csv", lambda tmp: table.to_csv(tmp, index=False))
+        print(format_comparison(table))
+        names = ", ".join(report.accelerator for report in reports)
+        paths = [out / "compare.csv", Path(f"{out}/{{{names}}}/")]
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0
 

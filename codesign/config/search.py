@@ -99,10 +99,17 @@ def _constraints(source: str, data: dict[str, Any]) -> Constraints:
         source,
         "search.constraints.",
         data,
-        {"min_accuracy", "max_latency_ms", "max_energy_uj", "max_exit_overhead_uj", "weights_on_chip"},
+        {
+            "min_accuracy",
+            "max_latency_ms",
+            "max_energy_uj",
+            "max_exit_overhead_uj",
+            "max_area",
+            "weights_on_chip",
+        },
     )
     values: dict[str, Any] = {}
-    for key in ("min_accuracy", "max_latency_ms", "max_energy_uj", "max_exit_overhead_uj"):
+    for key in ("min_accuracy", "max_latency_ms", "max_energy_uj", "max_exit_overhead_uj", "max_area"):
         if data.get(key) is None:
             continue
         value = data[key]

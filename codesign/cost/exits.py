@@ -67,6 +67,7 @@ class _Task:
     finish: float = 0.0
     transfer_energy: float = 0.0
     parts: dict[str, float] = field(default_factory=dict)  # energy by memory level and "MAC"
+    memory: dict[str, float] = field(default_factory=dict)  # memory energy by "level/operand"
 
 
 def _tasks(items: list[ItemCost], exit_stages: tuple[int, ...]) -> list[_Task]:
@@ -79,6 +80,9 @@ def _tasks(items: list[ItemCost], exit_stages: tuple[int, ...]) -> list[_Task]:
         task.energy += item.energy_pj
         for part, energy in energy_parts(item).items():
             task.parts[part] = task.parts.get(part, 0.0) + energy
+        for entry in item.memory:
+            where = f"{entry.level}/{entry.operand}"
+            task.memory[where] = task.memory.get(where, 0.0) + entry.read_pj + entry.write_pj
         task.latency += item.latency_cycles
         task.macs += item.macs
         if item.macs > 0:  # a stage hands on the output of its last compute layer
@@ -135,6 +139,7 @@ def per_exit_costs(
         transfer = 0.0
         macs = 0
         parts: dict[str, float] = {}
+        memory: dict[str, float] = {}
         for task in tasks:
             if task.start > decided or (task.start == decided and task.latency > 0):
                 continue
@@ -144,13 +149,15 @@ def per_exit_costs(
             macs += round(share * task.macs)
             for part, value in task.parts.items():
                 parts[part] = parts.get(part, 0.0) + share * value
+            for where, value in task.memory.items():
+                memory[where] = memory.get(where, 0.0) + share * value
         if transfer:
             parts[INTERCONNECT] = transfer
         if static_pj_per_cycle:
             parts[STATIC] = static_pj_per_cycle * decided
             energy += parts[STATIC]
         head_energy = head.energy if head is not None else 0.0
-        result.append(ExitCost(exit_stage, energy, decided, macs, transfer, parts, head_energy))
+        result.append(ExitCost(exit_stage, energy, decided, macs, transfer, parts, head_energy, memory))
     return result
 
 

@@ -101,6 +101,8 @@ class ExitCost:
     # energy_pj by where it is spent: each memory level, "MAC", "interconnect" (empty in older run stores)
     energy_by_part: dict[str, float] = field(default_factory=dict)
     head_energy_pj: float = 0.0  # this exit's own head (0 for an exit without one, and in older run stores)
+    # memory energy by "level/operand" (operand W, I or O): roles and operands derive from it (empty in older stores)
+    memory_by_operand: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,11 @@ from codesign.cost.graph import parse_onnx
 from codesign.cost.imc import ImcGraphError, is_imc
 from codesign.cost.plots import plot_layer_energy
 from codesign.cost.records import ItemCost
+from codesign.cost.roles import ROLE_COLUMNS, role_energies
 from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.errors import CodesignError
 from codesign.files import atomic_write, atomic_write_text
+from codesign.hardware.area import NO_AREA, ChipArea, chip_area, memory_roles
 from codesign.hardware.target import HardwareTarget, load_hardware
 
 
@@ -49,6 +51,7 @@ class CostReport:
     weight_load: dict[str, float] | None = None
     # per core: the on-chip weight memory, its capacity, weight bytes kept there and streamed every inference
     weights_per_core: tuple[dict[str, Any], ...] = ()
+    area: ChipArea | None = None  # None: the accelerator file states no areas
 
 
 def cost_onnx(
@@ -106,7 +109,7 @@ def cost_onnx(
             raise CodesignError(f"{model}: {exc}") from None
     if cache is not None:
         cache.close()
-    layers = layer_table(items, target.clock_hz)
+    layers = layer_table(items, target)
     exit_frame = pd.DataFrame(
         {
             "exit": list(network.output_names),
@@ -116,6 +119,10 @@ def cost_onnx(
             "latency_s": [e.latency_cycles / target.clock_hz for e in exits],
             "macs": [e.macs for e in exits],
             "transfer_energy_pj": [e.transfer_energy_pj for e in exits],
+            **{
+                column: [role_energies(e.memory_by_operand, target)[column] for e in exits]
+                for column in ROLE_COLUMNS
+            },
             **{
                 f"energy_{part}_pj": [e.energy_by_part.get(part, 0.0) for e in exits]
                 for part in dict.fromkeys(part for e in exits for part in e.energy_by_part)
@@ -163,6 +170,8 @@ def cost_onnx(
         notes.append(
             "static (leakage) power: not modelled (the accelerator file has no codesign.dvfs section)"
         )
+    area = chip_area(target)
+    notes.append(area.describe() if area is not None else NO_AREA)
     notes.extend(target.notes)
     if target.clock_assumed:
         notes.append(
@@ -180,18 +189,25 @@ def cost_onnx(
         exit_frame,
         expected,
         tuple(notes),
-        breakdown_table(items),
+        breakdown_table(items, target),
         load,
         tuple(asdict(core) for core in plan.cores),
+        area,
     )
 
 
-def layer_table(items: list[ItemCost], clock_hz: float) -> pd.DataFrame:
-    """One row per operator: what it is, its energy and latency, latency split into ZigZag's parts."""
+def layer_table(items: list[ItemCost], target: HardwareTarget) -> pd.DataFrame:
+    """One row per operator: what it is, its energy (by memory role and operand too) and latency, latency
+    split into ZigZag's parts."""
     rows = []
     for item in items:
         row = {k: v for k, v in asdict(item).items() if k not in ("memory", "latency_parts")}
-        row["latency_s"] = item.latency_cycles / clock_hz
+        memory: dict[str, float] = {}
+        for entry in item.memory:
+            where = f"{entry.level}/{entry.operand}"
+            memory[where] = memory.get(where, 0.0) + entry.read_pj + entry.write_pj
+        row.update(role_energies(memory, target))
+        row["latency_s"] = item.latency_cycles / target.clock_hz
         parts = item.latency_parts
         for name in LATENCY_PARTS:
             row[name] = getattr(parts, name) if parts is not None else float("nan")
@@ -208,8 +224,10 @@ LATENCY_PARTS = (
 )
 
 
-def breakdown_table(items: list[ItemCost]) -> pd.DataFrame:
-    """Long table of energy by operator x memory level x operand x direction, and each operator's MAC energy."""
+def breakdown_table(items: list[ItemCost], target: HardwareTarget) -> pd.DataFrame:
+    """Long table of energy by operator x memory level (with its role) x operand x direction, and each
+    operator's MAC energy."""
+    roles = memory_roles(target)
     rows = []
     for item in items:
         for entry in item.memory:
@@ -219,6 +237,7 @@ def breakdown_table(items: list[ItemCost]) -> pd.DataFrame:
                         "name": item.name,
                         "segment": item.segment,
                         "part": entry.level,
+                        "role": roles.get(entry.level, "buffer"),
                         "operand": entry.operand,
                         "direction": direction,
                         "energy_pj": energy,
@@ -229,12 +248,15 @@ def breakdown_table(items: list[ItemCost]) -> pd.DataFrame:
                 "name": item.name,
                 "segment": item.segment,
                 "part": MAC,
+                "role": "compute",
                 "operand": "-",
                 "direction": "compute",
                 "energy_pj": item.mac_energy_pj,
             }
         )
-    return pd.DataFrame(rows, columns=["name", "segment", "part", "operand", "direction", "energy_pj"])
+    return pd.DataFrame(
+        rows, columns=["name", "segment", "part", "role", "operand", "direction", "energy_pj"]
+    )
 
 
 def _check_allocation(allocation: Allocation, stages: int, target: HardwareTarget) -> None:
@@ -279,10 +301,61 @@ def write_cost_report(report: CostReport, out_dir: str | Path) -> list[Path]:
         "expected": report.expected,
         "weight_load": report.weight_load,
         "weights_per_core": list(report.weights_per_core),
+        "chip_area": asdict(report.area) if report.area is not None else None,
         "notes": list(report.notes),
     }
     atomic_write_text(paths[3], json.dumps(summary, indent=2))
     return paths
+
+
+def comparison_table(reports: list[CostReport]) -> pd.DataFrame:
+    """One row per accelerator and exit (and its expected cost, when exit fractions were given), with the
+    columns every accelerator shares: energy and latency, energy by memory role and operand, chip area."""
+    rows = []
+    for report in reports:
+        area = report.area.total if report.area is not None else float("nan")
+        for record in report.exits.to_dict(orient="records"):
+            rows.append(
+                {
+                    "accelerator": report.accelerator,
+                    "exit": record["exit"],
+                    "after_stage": record["after_stage"],
+                    "fraction": record.get("fraction", float("nan")),
+                    "energy_pj": record["energy_pj"],
+                    "latency_cycles": record["latency_cycles"],
+                    "latency_s": record["latency_s"],
+                    "macs": record["macs"],
+                    "energy_MAC_pj": record.get(f"energy_{MAC}_pj", 0.0),
+                    **{column: record[column] for column in ROLE_COLUMNS},
+                    "chip_area": area,
+                }
+            )
+        if report.expected is not None:
+            e = report.expected
+            rows.append(
+                {
+                    "accelerator": report.accelerator,
+                    "exit": "expected",
+                    "energy_pj": e["energy_pj"],
+                    "latency_cycles": e["latency_cycles"],
+                    "latency_s": e["latency_s"],
+                    "macs": e["macs"],
+                    "chip_area": area,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def format_comparison(table: pd.DataFrame) -> str:
+    shown = table[
+        ["accelerator", "exit", "energy_pj", "latency_s", "macs", "energy_off_chip_pj", "chip_area"]
+    ]
+    lines = [shown.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-")]
+    lines.append(
+        "chip_area: from each accelerator file's area fields ('-': the file states none); every energy_* column "
+        "of compare.csv means the same on every accelerator (memory names are in each folder's breakdown.csv)"
+    )
+    return "\n".join(lines)
 
 
 def format_cost_report(report: CostReport, max_layers: int = 60) -> str:

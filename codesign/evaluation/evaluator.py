@@ -32,6 +32,7 @@ from codesign.deploy.qcdq import export_qcdq
 from codesign.evaluation.result import CandidateResult
 from codesign.exits import LEARNED, CachedExits, ExitStats, LearnedConfidence, tune_thresholds
 from codesign.files import atomic_torch_save
+from codesign.hardware.area import chip_area
 from codesign.hardware.memory import on_chip_weight_bytes
 from codesign.hardware.target import HardwareTarget, load_hardware, load_variant
 from codesign.network.device import resolve_device
@@ -396,6 +397,7 @@ class Evaluator:
             if architecture.learned and spec.policy == LEARNED
             else None,
             timings={"train_s": trained_at - start, "cost_s": time.perf_counter() - trained_at},
+            chip_area=area.total if (area := chip_area(target)) is not None else None,
         )
 
 

@@ -54,6 +54,9 @@ class CandidateResult:
     # The learned exit policy's fitted model (`exits.LearnedConfidence.to_dict`), for a candidate that uses it
     learned_policy: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # The accelerator variant's chip area from its file's area fields (None: the file states none, or stores
+    # written before area was recorded)
+    chip_area: float | None = None
 
     def seconds(self, cycles: float) -> float:
         return cycles / self.clock_hz
@@ -111,6 +114,7 @@ class CandidateResult:
             if data.get("expected_oracle_test")
             else None,
             timings=dict(data.get("timings", {})),
+            chip_area=data.get("chip_area"),
         )
 
 

@@ -20,6 +20,7 @@ from codesign.errors import CodesignError
 from codesign.evaluation.backends import EvaluatorRecipe, build_evaluator
 from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
 from codesign.exits import LEARNED
+from codesign.hardware.area import chip_area
 from codesign.hardware.target import HardwareTarget, load_hardware, load_variant
 from codesign.network.device import resolve_device
 from codesign.network.model import exit_pool_kernel, feature_map_sizes
@@ -159,6 +160,7 @@ def prepare_run(workload: Workload, data_dir: Path | None = None) -> RunSetup:
     target = load_hardware(
         workload.accelerator, workload.mapping, overrides=dict(workload.hardware_overrides)
     )
+    _check_area(workload, target)
     dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=data_dir)
     return RunSetup(workload, target, dataset, prepare_space(workload, dataset, target), data_dir)
 
@@ -180,6 +182,22 @@ def prepare_space(workload: Workload, dataset: Dataset, target: HardwareTarget) 
         for choice in choices:
             load_variant(target, {**dict(workload.hardware_overrides), path: choice})
     return space
+
+
+def _check_area(workload: Workload, target: HardwareTarget) -> None:
+    """Chip area as an objective or a limit needs an accelerator file that states areas."""
+    field = (
+        "search.objectives"
+        if "area" in workload.search.objectives
+        else "search.constraints.max_area"
+        if workload.search.constraints.max_area is not None
+        else None
+    )
+    if field is not None and chip_area(target) is None:
+        raise CodesignError(
+            f"{workload.source}: {field}: expected an accelerator whose file states memory areas for chip area "
+            f"({target.accelerator_path} states none: give its memories an `area` and its array a `unit_area`)"
+        )
 
 
 def _check_augmentation(workload: Workload, dataset: Dataset, space: SearchSpace) -> None:

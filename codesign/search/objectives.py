@@ -43,6 +43,10 @@ OBJECTIVES: Registry[Objective] = Registry(
             "expected multiply-accumulates per inference (the cost model of EDANAS, NACHOS, AEBNAS)",
             lambda r: float(r.expected_val.macs),
         ),
+        "area": Objective(
+            "chip area of the accelerator variant, from its file's area fields [file unit, mm^2 by convention]",
+            lambda r: r.chip_area if r.chip_area is not None else float("nan"),
+        ),
         "exit_overhead": Objective(
             "expected energy in exit heads the input went past [pJ]",
             lambda r: r.expected_val.exit_overhead_pj,
@@ -68,6 +72,9 @@ def constraint_values(result: CandidateResult, constraints: Constraints) -> list
         "max_energy_uj": lambda: expected.energy_pj * 1e-6 / constraints.max_energy_uj - 1.0,
         "max_exit_overhead_uj": lambda: (
             expected.exit_overhead_pj * 1e-6 / constraints.max_exit_overhead_uj - 1.0
+        ),
+        "max_area": lambda: (
+            (result.chip_area / constraints.max_area - 1.0) if result.chip_area is not None else float("nan")
         ),
         "weights_on_chip": lambda: (  # unknown capacity (results stored by an older version): not held against it
             0.0

@@ -24,12 +24,13 @@ class Constraints:
     max_energy_uj: float | None = None  # expected energy per inference
     weights_on_chip: bool = False  # all weights (at their bit widths) fit the accelerator's on-chip memories
     max_exit_overhead_uj: float | None = None  # expected energy in exit heads inputs went past, per inference
+    max_area: float | None = None  # chip area of the accelerator variant (its file's area unit)
 
     @property
     def active(self) -> tuple[str, ...]:
         names = [
             n
-            for n in ("min_accuracy", "max_latency_ms", "max_energy_uj", "max_exit_overhead_uj")
+            for n in ("min_accuracy", "max_latency_ms", "max_energy_uj", "max_exit_overhead_uj", "max_area")
             if getattr(self, n) is not None
         ]
         return (*names, "weights_on_chip") if self.weights_on_chip else tuple(names)
