@@ -390,3 +390,35 @@ def test_costs_by_role_add_up_and_two_accelerators_share_one_table(network: Path
         assert layers["energy_off_chip_pj"].sum() == pytest.approx(exits["energy_off_chip_pj"].iloc[-1])
     breakdown = pd.read_csv(out / "eyeriss_like" / "breakdown.csv")
     assert {"register_file", "buffer", "compute"} <= set(breakdown["role"]) <= {*ROLE_NAMES, "compute"}
+
+
+def test_each_layers_mapping_is_shown_and_survives_the_cache(network: Path, tmp: Path):
+    cache = tmp / "c.sqlite"
+    for attempt in ("cold", "from the cache"):
+        out = tmp / attempt
+        argv = [
+            "cost",
+            str(network),
+            "--lpf-limit",
+            "2",
+            "--out",
+            str(out),
+            "--cost-cache",
+            str(cache),
+            "-j",
+            "1",
+        ]
+        assert main(argv) == 0
+        layers = pd.read_csv(out / "layers.csv")
+        compute = layers[layers["macs"] > 0]
+        assert (compute["spatial_mapping"] != "-").all() and compute["temporal_mapping"].str.contains(
+            r"\[O:"
+        ).all()
+        text = (out / "mapping.txt").read_text()
+        assert all(f"Loop ordering for {name}" in text for name in compute["name"])
+        breakdown = pd.read_csv(out / "breakdown.csv")
+        moved = breakdown[(breakdown["direction"] != "compute") & (breakdown["energy_pj"] > 0)]
+        assert (moved["word_accesses"] > 0).all()  # energy spent in a memory comes with accesses to it
+        if attempt == "cold":
+            first = (layers["temporal_mapping"].tolist(), text)
+    assert (layers["temporal_mapping"].tolist(), text) == first

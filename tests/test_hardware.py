@@ -219,4 +219,6 @@ def test_chip_area_follows_a_searched_array_size_and_serves_as_objective_and_lim
     assert OBJECTIVES["area"].value(result) == chip_area(smaller).total
     limit = Constraints(max_area=chip_area(eyeriss).total)
     assert constraint_values(result, limit)[0] < 0  # met
-    assert constraint_values(SimpleNamespace(chip_area=2 * limit.max_area, expected_val=None), limit)[0] == pytest.approx(1.0)
+    assert constraint_values(SimpleNamespace(chip_area=2 * limit.max_area, expected_val=None), limit)[
+        0
+    ] == pytest.approx(1.0)

@@ -55,6 +55,7 @@ def precision_adjusted(raw: LayerCost, layer: LayerSpec, target: HardwareTarget)
         utilization=raw.utilization,
         memory=raw.memory,
         latency_parts=parts,
+        mapping=raw.mapping,
     )
     return adjusted, MODEL_PRECISION_SCALABLE if factor > 1 else MODEL_PRECISION
 
@@ -213,6 +214,7 @@ def _item(layer: LayerSpec, cost: LayerCost, model: str, weights_at: str, activa
         latency_parts=cost.latency_parts,
         weights_at=weights_at,
         activations_at=activations_at,
+        mapping=cost.mapping,
     )
 
 

@@ -33,6 +33,23 @@ class LatencyParts:
 
 
 @dataclass(frozen=True)
+class LayerMapping:
+    """How ZigZag mapped a layer: what an architect opens a cost tool for."""
+
+    spatial: str  # the loops unrolled over the array, e.g. "K 8, C 8, OY 4, OX 4"
+    temporal: str  # the temporal loops innermost first, each with the memory holding O, W, I at that loop
+    accesses: tuple[tuple[str, str, float, float], ...]  # (level, operand, word reads, word writes)
+    text: str  # ZigZag's own `print_mapping` of the layer
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "accesses": [list(a) for a in self.accesses]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LayerMapping:
+        return cls(data["spatial"], data["temporal"], tuple(tuple(a) for a in data["accesses"]), data["text"])
+
+
+@dataclass(frozen=True)
 class LayerCost:
     energy_pj: float
     latency_cycles: float
@@ -42,6 +59,7 @@ class LayerCost:
     utilization: float  # MAC utilisation including data on/off-loading (ZigZag's mac_utilization1)
     memory: tuple[MemoryEnergy, ...] = ()  # memory_energy_pj by level x operand x direction
     latency_parts: LatencyParts | None = None
+    mapping: LayerMapping | None = None  # None: cached before mappings were kept
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,6 +69,7 @@ class LayerCost:
         return {
             "memory": [[m.level, m.operand, m.read_pj, m.write_pj] for m in self.memory],
             "latency": asdict(self.latency_parts) if self.latency_parts else None,
+            "mapping": self.mapping.to_json() if self.mapping else None,
         }
 
     @classmethod
@@ -60,6 +79,7 @@ class LayerCost:
             *values,
             memory=tuple(MemoryEnergy(*entry) for entry in detail.get("memory", [])),
             latency_parts=LatencyParts(**latency) if latency else None,
+            mapping=LayerMapping.from_json(detail["mapping"]) if detail.get("mapping") else None,
         )
 
 
@@ -89,6 +109,7 @@ class ItemCost:
     activations_at: str = OFF_CHIP
     weight_bytes_on_chip: float = 0.0  # kept in the on-chip weight memory (loaded once)
     weight_bytes_streamed: float = 0.0  # read from off chip every time the layer runs
+    mapping: LayerMapping | None = None  # how ZigZag mapped it (compute layers)
 
 
 @dataclass(frozen=True)

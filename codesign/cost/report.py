@@ -28,7 +28,7 @@ from codesign.cost.exits import MAC, Allocation, expected_cost
 from codesign.cost.graph import parse_onnx
 from codesign.cost.imc import ImcGraphError, is_imc
 from codesign.cost.plots import plot_layer_energy
-from codesign.cost.records import ItemCost
+from codesign.cost.records import ItemCost, LayerMapping
 from codesign.cost.roles import ROLE_COLUMNS, role_energies
 from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.errors import CodesignError
@@ -52,6 +52,7 @@ class CostReport:
     # per core: the on-chip weight memory, its capacity, weight bytes kept there and streamed every inference
     weights_per_core: tuple[dict[str, Any], ...] = ()
     area: ChipArea | None = None  # None: the accelerator file states no areas
+    mappings: tuple[tuple[str, LayerMapping], ...] = ()  # (layer name, how ZigZag mapped it)
 
 
 def cost_onnx(
@@ -193,6 +194,7 @@ def cost_onnx(
         load,
         tuple(asdict(core) for core in plan.cores),
         area,
+        tuple((item.name, item.mapping) for item in items if item.mapping is not None),
     )
 
 
@@ -201,7 +203,9 @@ def layer_table(items: list[ItemCost], target: HardwareTarget) -> pd.DataFrame:
     split into ZigZag's parts."""
     rows = []
     for item in items:
-        row = {k: v for k, v in asdict(item).items() if k not in ("memory", "latency_parts")}
+        row = {k: v for k, v in asdict(item).items() if k not in ("memory", "latency_parts", "mapping")}
+        row["spatial_mapping"] = item.mapping.spatial if item.mapping else "-"
+        row["temporal_mapping"] = item.mapping.temporal if item.mapping else "-"
         memory: dict[str, float] = {}
         for entry in item.memory:
             where = f"{entry.level}/{entry.operand}"
@@ -230,8 +234,16 @@ def breakdown_table(items: list[ItemCost], target: HardwareTarget) -> pd.DataFra
     roles = memory_roles(target)
     rows = []
     for item in items:
+        words = {
+            (level, operand): (reads, writes)
+            for level, operand, reads, writes in (item.mapping.accesses if item.mapping else ())
+        }
         for entry in item.memory:
-            for direction, energy in (("read", entry.read_pj), ("write", entry.write_pj)):
+            counts = words.get((entry.level, entry.operand), (float("nan"), float("nan")))
+            for direction, energy, accesses in (
+                ("read", entry.read_pj, counts[0]),
+                ("write", entry.write_pj, counts[1]),
+            ):
                 rows.append(
                     {
                         "name": item.name,
@@ -241,6 +253,7 @@ def breakdown_table(items: list[ItemCost], target: HardwareTarget) -> pd.DataFra
                         "operand": entry.operand,
                         "direction": direction,
                         "energy_pj": energy,
+                        "word_accesses": accesses,
                     }
                 )
         rows.append(
@@ -252,11 +265,11 @@ def breakdown_table(items: list[ItemCost], target: HardwareTarget) -> pd.DataFra
                 "operand": "-",
                 "direction": "compute",
                 "energy_pj": item.mac_energy_pj,
+                "word_accesses": float("nan"),
             }
         )
-    return pd.DataFrame(
-        rows, columns=["name", "segment", "part", "role", "operand", "direction", "energy_pj"]
-    )
+    columns = ["name", "segment", "part", "role", "operand", "direction", "energy_pj", "word_accesses"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _check_allocation(allocation: Allocation, stages: int, target: HardwareTarget) -> None:
@@ -285,10 +298,12 @@ def write_cost_report(report: CostReport, out_dir: str | Path) -> list[Path]:
         out / "breakdown.csv",
         out / "cost.json",
         out / "layers.png",
+        out / "mapping.txt",
     ]
     atomic_write(paths[0], lambda tmp: report.layers.to_csv(tmp, index=False))
     atomic_write(paths[1], lambda tmp: report.exits.to_csv(tmp, index=False))
     atomic_write(paths[2], lambda tmp: report.breakdown.to_csv(tmp, index=False))
+    atomic_write_text(paths[5], mapping_text(report))
     plot_layer_energy(paths[4], report.breakdown, f"{Path(report.model).name} on {report.accelerator}")
     summary = {
         "model": report.model,
@@ -306,6 +321,22 @@ def write_cost_report(report: CostReport, out_dir: str | Path) -> list[Path]:
     }
     atomic_write_text(paths[3], json.dumps(summary, indent=2))
     return paths
+
+
+def mapping_text(report: CostReport) -> str:
+    """Every compute layer's mapping as ZigZag prints it, with its word accesses per memory and operand."""
+    blocks = [f"How ZigZag mapped each layer of {report.model} on {report.accelerator}\n"]
+    for name, mapping in report.mappings:
+        accesses = "\n".join(
+            f"  {level:<14} {operand}  reads {reads:>12,.0f}  writes {writes:>12,.0f}"
+            for level, operand, reads, writes in mapping.accesses
+        )
+        blocks.append(
+            f"{mapping.text.rstrip()}\nword accesses per memory and operand ({name}):\n{accesses}\n"
+        )
+    if len(blocks) == 1:
+        blocks.append("no mappings recorded (layer costs cached before mappings were kept)\n")
+    return "\n".join(blocks)
 
 
 def comparison_table(reports: list[CostReport]) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from codesign.cost.graph import LayerSpec
-from codesign.cost.records import LatencyParts, LayerCost, MemoryEnergy
+from codesign.cost.records import LatencyParts, LayerCost, LayerMapping, MemoryEnergy
 from codesign.cost.settings import CostOptions
 from codesign.hardware.target import HardwareTarget
 
@@ -87,6 +87,7 @@ def layer_cost_of(cme: Any) -> LayerCost:
         offloading_cycles=float(cme.latency_total2 - cme.latency_total1),
     )
     return LayerCost(
+        mapping=mapping_of(cme),
         energy_pj=float(cme.energy_total),
         latency_cycles=float(cme.latency_total2),
         mac_energy_pj=float(cme.mac_energy),
@@ -96,3 +97,36 @@ def layer_cost_of(cme: Any) -> LayerCost:
         memory=tuple(memory),
         latency_parts=parts,
     )
+
+
+def mapping_of(cme: Any) -> LayerMapping:
+    """The spatial unrolling, temporal loop order with the memory of each operand, word accesses per memory
+    and operand, and ZigZag's own printout of a cost model evaluation's mapping."""
+    import contextlib
+    import io
+
+    from zigzag.hardware.architecture.memory_port import DataDirection
+    from zigzag.mapping.utils import get_spatial_loops, get_temporal_loops
+    from zigzag.visualization.results.print_mapping import print_mapping
+
+    spatial = ", ".join(f"{dim} {end - start:g}" for dim, (start, end), _ in get_spatial_loops(cme))
+    operands = [str(op) for op in cme.layer.memory_operand_links.layer_operands]
+    temporal = " | ".join(
+        f"{dim} {end - start:g} [{' '.join(f'{op}:{mem}' for op, mem in zip(operands, memories, strict=False))}]"
+        for dim, (start, end), memories in get_temporal_loops(cme)
+    )
+    links = cme.layer.memory_operand_links
+    accesses = []
+    for operand, per_level in cme.memory_word_access.items():
+        levels = cme.mem_hierarchy_dict[links.layer_to_mem_op(operand)]
+        for level, counts in zip(levels, per_level, strict=False):
+            reads = counts.get(DataDirection.RD_OUT_TO_LOW) + counts.get(DataDirection.RD_OUT_TO_HIGH)
+            writes = counts.get(DataDirection.WR_IN_BY_LOW) + counts.get(DataDirection.WR_IN_BY_HIGH)
+            accesses.append((level.name, str(operand), float(reads), float(writes)))
+    text = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(text):
+            print_mapping(cme)
+    except ValueError:  # ZigZag's printout needs a temporal loop; a layer that fits the array has none
+        text.write(f"Loop ordering for {cme.layer.name}: no temporal loops; spatial: {spatial}\n")
+    return LayerMapping(spatial or "-", temporal or "-", tuple(accesses), text.getvalue())

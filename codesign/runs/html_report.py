@@ -282,6 +282,8 @@ def _layer_rows(
             "weight_kib": (layer.weight_bytes_on_chip + layer.weight_bytes_streamed) / 1024,
             "activations_at": layer.activations_at,
             "parts_nj": parts.get(layer.name, {}),
+            "spatial_mapping": layer.spatial_mapping,
+            "temporal_mapping": layer.temporal_mapping,
         }
         for layer in report.layers.itertuples(index=False)
     ]

@@ -184,7 +184,7 @@
       (links.length ? `<div>${links.join(" &middot; ")}</div>` : "") +
       table(["stage", "weight bits", "activation bits"], stages) +
       table(["exit after stage", "threshold", "fraction", "energy [nJ]", "latency [\u00b5s]"], exits) +
-      `<div id="exit-parts" class="plot-small"></div><div id="layer-parts" class="plot-small"></div>`;
+      `<div id="exit-parts" class="plot-small"></div><div id="layer-parts" class="plot-small"></div><div id="layer-mappings"></div>`;
     document.getElementById("details").innerHTML = html;
     const parts = [...new Set(c.exits.flatMap((e) => Object.keys(e.parts_nj)))];
     Plotly.newPlot(
@@ -211,6 +211,13 @@
         { barmode: "stack", margin: { l: 55, r: 5, t: 28, b: 90 }, showlegend: false, title: { text: "energy per layer, by where it is spent", font: { size: 12 } }, yaxis: { title: { text: "energy [nJ]" } }, xaxis: { tickangle: -60, tickfont: { size: 8 } } },
         { displayModeBar: false, responsive: true }
       );
+      document.getElementById("layer-mappings").innerHTML =
+        "<h4>how ZigZag mapped each layer</h4>" +
+        table(
+          ["layer", "spatial unrolling", "temporal loops, innermost first [memory of O, W, I]"],
+          layers.filter((l) => l.spatial_mapping && l.spatial_mapping !== "-").map((l) => [esc(l.name), esc(l.spatial_mapping), esc(l.temporal_mapping)]),
+          { text: [0, 1, 2] }
+        );
     } else {
       document.getElementById("layer-parts").innerHTML = '<div class="muted">per-layer costs: for returned networks</div>';
     }
