@@ -422,3 +422,36 @@ def test_each_layers_mapping_is_shown_and_survives_the_cache(network: Path, tmp:
         if attempt == "cold":
             first = (layers["temporal_mapping"].tolist(), text)
     assert (layers["temporal_mapping"].tolist(), text) == first
+
+
+def test_a_multi_core_allocation_gets_a_schedule_per_core_and_a_timeline(tiny_model, tmp: Path, capsys):
+    from codesign.deploy.qcdq import export_qcdq
+
+    model = export_qcdq(tiny_model, tmp / "eenn.onnx")
+    out = tmp / "x4"
+    argv = ["cost", str(model), "-a", "edge_tpu_x4", "--cores", "0,0,1,1,2,3", "--exit-fractions", "0.5,0.3,0.2",
+            "--lpf-limit", "2", "--out", str(out), "--cost-cache", str(tmp / "c.sqlite"), "-j", "1"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "schedule of one input through every exit" in printed and "idle: core 0" in printed
+    tasks = pd.read_csv(out / "schedule.csv")
+    assert set(tasks["segment"]) == {"stage0", "stage1", "stage2", "head0", "head1", "head2"}
+    assert dict(zip(tasks["segment"], tasks["core"], strict=True)) == {
+        "stage0": 0, "stage1": 0, "stage2": 1, "head0": 1, "head1": 2, "head2": 3,
+    }  # fmt: skip
+    for _, on_core in tasks.groupby("core"):  # a core runs one task at a time
+        ordered = on_core.sort_values("start_cycles")
+        assert (
+            ordered["start_cycles"].iloc[1:].to_numpy() >= ordered["finish_cycles"].iloc[:-1].to_numpy()
+        ).all()
+    by = tasks.set_index("segment")
+    for head in ("head0", "head1"):  # fed across cores: its stage's output, then the transfer
+        stage = by.loc[f"stage{head[-1]}"]
+        assert by.loc[head, "transfer_cycles"] > 0
+        assert by.loc[head, "start_cycles"] >= stage["finish_cycles"] + by.loc[head, "transfer_cycles"]
+    end = tasks["finish_cycles"].max()
+    busy = (tasks["finish_cycles"] - tasks["start_cycles"]).groupby(tasks["core"]).sum()
+    assert tasks.groupby("core")["core_idle_cycles"].first().to_dict() == pytest.approx(
+        (end - busy).to_dict()
+    )
+    assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -131,6 +131,7 @@ def test_the_page_renders_in_chromium_offline_with_one_point_per_candidate(run: 
     assert points and int(points.group(1)) == evaluations(run)
     assert dom.stdout.count('class="point"') >= evaluations(run)  # drawn as SVG markers
     assert "energy to take each exit" in dom.stdout  # the details of the most accurate network
+    assert "how ZigZag mapped each layer" in dom.stdout and "innermost first" in dom.stdout
     screenshot = tmp_path / "report.png"
     shot = browser("--window-size=1400,1500", f"--screenshot={screenshot}", url)
     assert shot.returncode == 0 and screenshot.is_file(), shot.stderr[-2000:]

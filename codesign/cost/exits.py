@@ -66,6 +66,7 @@ class _Task:
     start: float = 0.0
     finish: float = 0.0
     transfer_energy: float = 0.0
+    transfer_cycles: float = 0.0
     parts: dict[str, float] = field(default_factory=dict)  # energy by memory level and "MAC"
     memory: dict[str, float] = field(default_factory=dict)  # memory energy by "level/operand"
 
@@ -91,17 +92,14 @@ def _tasks(items: list[ItemCost], exit_stages: tuple[int, ...]) -> list[_Task]:
     return order
 
 
-def per_exit_costs(
+def _scheduled(
     items: list[ItemCost],
     exit_stages: tuple[int, ...],
-    allocation: Allocation | None = None,
-    interconnect: Interconnect | None = None,
-    static_pj_per_cycle: float = 0.0,
-) -> list[ExitCost]:
-    """Cost of reaching and taking each active exit (earliest first, final last). `static_pj_per_cycle`:
-    leakage energy of the accelerator per cycle, paid until the exit's decision is known."""
+    allocation: Allocation | None,
+    interconnect: Interconnect | None,
+) -> list[_Task]:
+    """The network's stages and active heads, list-scheduled on their cores (see the module's docstring)."""
     tasks = _tasks(items, exit_stages)
-    stage_finish: dict[int, float] = {}
     stage_task: dict[int, _Task] = {}
     core_free: dict[int, float] = {}
     for task in tasks:
@@ -119,13 +117,71 @@ def per_exit_costs(
                     raise ValueError("an allocation over several cores needs the accelerator's interconnect")
                 energy, latency = interconnect.transfer(producer.output_bits)
                 ready += latency
+                task.transfer_cycles = latency
                 task.transfer_energy = energy
         task.start = max(ready, core_free.get(task.core, 0.0))
         task.finish = task.start + task.latency
         core_free[task.core] = task.finish
         if task.kind == "stage":
-            stage_finish[task.index] = task.finish
             stage_task[task.index] = task
+    return tasks
+
+
+@dataclass(frozen=True)
+class ScheduledTask:
+    """One stage or exit head on its core: when it runs (cycles from the input's arrival) and the transfer
+    from another core that fed it."""
+
+    segment: str  # stage<i> or head<i>
+    core: int
+    start_cycles: float
+    finish_cycles: float
+    transfer_cycles: float  # the interconnect transfer just before it (0: its input was on its core)
+    transfer_energy_pj: float
+    energy_pj: float
+
+
+def schedule(
+    items: list[ItemCost],
+    exit_stages: tuple[int, ...],
+    allocation: Allocation | None = None,
+    interconnect: Interconnect | None = None,
+) -> list[ScheduledTask]:
+    """When each stage and active head runs on which core, for an input that goes through every exit."""
+    return [
+        ScheduledTask(
+            f"{task.kind}{task.index}",
+            task.core,
+            task.start,
+            task.finish,
+            task.transfer_cycles,
+            task.transfer_energy,
+            task.energy,
+        )
+        for task in _scheduled(items, exit_stages, allocation, interconnect)
+    ]
+
+
+def idle_cycles(tasks: list[ScheduledTask]) -> dict[int, float]:
+    """Per core: cycles without work between the input's arrival and the last task's end on any core."""
+    end = max((task.finish_cycles for task in tasks), default=0.0)
+    busy: dict[int, float] = {}
+    for task in tasks:
+        busy[task.core] = busy.get(task.core, 0.0) + task.finish_cycles - task.start_cycles
+    return {core: end - cycles for core, cycles in sorted(busy.items())}
+
+
+def per_exit_costs(
+    items: list[ItemCost],
+    exit_stages: tuple[int, ...],
+    allocation: Allocation | None = None,
+    interconnect: Interconnect | None = None,
+    static_pj_per_cycle: float = 0.0,
+) -> list[ExitCost]:
+    """Cost of reaching and taking each active exit (earliest first, final last). `static_pj_per_cycle`:
+    leakage energy of the accelerator per cycle, paid until the exit's decision is known."""
+    tasks = _scheduled(items, exit_stages, allocation, interconnect)
+    stage_finish = {task.index: task.finish for task in tasks if task.kind == "stage"}
     heads = {t.index: t for t in tasks if t.kind == "head"}
     result = []
     decided = 0.0

@@ -52,3 +52,43 @@ def plot_layer_energy(path: Path, breakdown: pd.DataFrame, title: str) -> None:
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
+
+
+def plot_timeline(path: Path, schedule: list, clock_hz: float, title: str) -> None:  # list[ScheduledTask]
+    """One row per core: when each stage and exit head runs (microseconds from the input's arrival), the
+    interconnect transfers that feed tasks on another core hatched before them, idle time left blank."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scale = 1e6 / clock_hz
+    cores = sorted({task.core for task in schedule})
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.6 * len(cores)))
+    for task in schedule:
+        row = cores.index(task.core)
+        color = "#4c72b0" if task.segment.startswith("stage") else "#dd8452"
+        width = (task.finish_cycles - task.start_cycles) * scale
+        ax.barh(row, width, left=task.start_cycles * scale, color=color, edgecolor="black", height=0.6)
+        ax.text(
+            (task.start_cycles * scale) + width / 2, row, task.segment, ha="center", va="center", fontsize=8
+        )
+        if task.transfer_cycles:
+            ax.barh(
+                row,
+                task.transfer_cycles * scale,
+                left=(task.start_cycles - task.transfer_cycles) * scale,
+                color="white",
+                edgecolor="grey",
+                hatch="///",
+                height=0.3,
+            )
+    ax.set_yticks(range(len(cores)), [f"core {core}" for core in cores])
+    ax.invert_yaxis()
+    ax.set_xlabel("time from the input's arrival [us]")
+    ax.set_title(
+        f"{title}\nblue: backbone stages, orange: exit heads, hatched: transfers between cores", fontsize=9
+    )
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)

@@ -24,10 +24,10 @@ import pandas as pd
 from codesign.cost.cache import LayerCostCache
 from codesign.cost.candidate import CandidateCosting
 from codesign.cost.engine import CostEngine
-from codesign.cost.exits import MAC, Allocation, expected_cost
+from codesign.cost.exits import MAC, Allocation, ScheduledTask, expected_cost, idle_cycles, schedule
 from codesign.cost.graph import parse_onnx
 from codesign.cost.imc import ImcGraphError, is_imc
-from codesign.cost.plots import plot_layer_energy
+from codesign.cost.plots import plot_layer_energy, plot_timeline
 from codesign.cost.records import ItemCost, LayerMapping
 from codesign.cost.roles import ROLE_COLUMNS, role_energies
 from codesign.cost.settings import CostModelSettings, CostOptions
@@ -53,6 +53,7 @@ class CostReport:
     weights_per_core: tuple[dict[str, Any], ...] = ()
     area: ChipArea | None = None  # None: the accelerator file states no areas
     mappings: tuple[tuple[str, LayerMapping], ...] = ()  # (layer name, how ZigZag mapped it)
+    schedule: tuple[ScheduledTask, ...] = ()  # per core, when each stage and head runs (an allocation's)
 
 
 def cost_onnx(
@@ -195,6 +196,7 @@ def cost_onnx(
         tuple(asdict(core) for core in plan.cores),
         area,
         tuple((item.name, item.mapping) for item in items if item.mapping is not None),
+        tuple(schedule(items, network.exit_stages, allocation, target.interconnect)) if allocation else (),
     )
 
 
@@ -304,6 +306,12 @@ def write_cost_report(report: CostReport, out_dir: str | Path) -> list[Path]:
     atomic_write(paths[1], lambda tmp: report.exits.to_csv(tmp, index=False))
     atomic_write(paths[2], lambda tmp: report.breakdown.to_csv(tmp, index=False))
     atomic_write_text(paths[5], mapping_text(report))
+    if report.schedule:
+        paths += [out / "schedule.csv", out / "timeline.png"]
+        frame = schedule_table(report)
+        atomic_write(paths[6], lambda tmp: frame.to_csv(tmp, index=False))
+        title = f"{Path(report.model).name} on {report.accelerator}: one input through every exit"
+        plot_timeline(paths[7], list(report.schedule), report.clock_hz, title)
     plot_layer_energy(paths[4], report.breakdown, f"{Path(report.model).name} on {report.accelerator}")
     summary = {
         "model": report.model,
@@ -321,6 +329,38 @@ def write_cost_report(report: CostReport, out_dir: str | Path) -> list[Path]:
     }
     atomic_write_text(paths[3], json.dumps(summary, indent=2))
     return paths
+
+
+def schedule_table(report: CostReport) -> pd.DataFrame:
+    """The multi-core schedule: each stage and head with its core, start and finish (cycles and us), the
+    transfer that fed it, and each core's idle time."""
+    idle = idle_cycles(list(report.schedule))
+    us = 1e6 / report.clock_hz
+    return pd.DataFrame(
+        [
+            {
+                **asdict(task),
+                "start_us": task.start_cycles * us,
+                "finish_us": task.finish_cycles * us,
+                "core_idle_cycles": idle[task.core],
+            }
+            for task in report.schedule
+        ]
+    )
+
+
+def format_schedule(report: CostReport) -> list[str]:
+    if not report.schedule:
+        return []
+    lines = ["", "schedule of one input through every exit (cycles from its arrival):"]
+    for task in sorted(report.schedule, key=lambda t: (t.core, t.start_cycles)):
+        fed = f", after a {task.transfer_cycles:.0f}-cycle transfer" if task.transfer_cycles else ""
+        lines.append(
+            f"  core {task.core}: {task.segment:<7} {task.start_cycles:>10.0f} -> {task.finish_cycles:>10.0f}{fed}"
+        )
+    idle = idle_cycles(list(report.schedule))
+    lines.append("  idle: " + ", ".join(f"core {core} {cycles:.0f} cycles" for core, cycles in idle.items()))
+    return lines
 
 
 def mapping_text(report: CostReport) -> str:
@@ -420,5 +460,6 @@ def format_cost_report(report: CostReport, max_layers: int = 60) -> str:
             f"the same backbone without its exit heads {e['static_energy_pj'] / 1e3:.1f} nJ, "
             f"{e['static_latency_cycles']:.0f} cycles",
         ]
+    lines += format_schedule(report)
     lines += ["", *(f"note: {n}" for n in report.notes)]
     return "\n".join(lines)

@@ -91,11 +91,14 @@ def report_data(
         )
     base = _base_target(config, notes)
     layers: dict[str, list[dict[str, Any]]] = {}
+    schedules: dict[str, list[dict[str, Any]]] = {}
     if base is not None and config is not None:
         for record in finals.values():
-            rows = _layer_rows(run_dir, record.onnx, record.result, base, config, cache_path, notes)
-            if rows is not None:  # by the returned network's own key (its thresholds may be re-tuned)
-                layers[record.result.spec.key()] = rows
+            costed = _layer_rows(run_dir, record.onnx, record.result, base, config, cache_path, notes)
+            if costed is not None:  # by the returned network's own key (its thresholds may be re-tuned)
+                layers[record.result.spec.key()], schedule = costed
+                if schedule:
+                    schedules[record.result.spec.key()] = schedule
     data = {
         "title": f"codesign run {run_dir.name}",
         "run": {
@@ -117,6 +120,7 @@ def report_data(
             for row in compare_fronts([record.result for record in finals.values()], static_front or [])
         ],
         "layers": layers,
+        "schedules": schedules,
         "hypervolume": [v if math.isfinite(v) else None for v in hypervolumes],
         "surrogate": [
             {"round": r.iteration, "archive": r.archive_size, "chosen": r.chosen, "tau": r.new_tau}
@@ -241,8 +245,9 @@ def _layer_rows(
     config: RunConfig,
     cache_path: Path | None,
     notes: list[str],
-) -> list[dict[str, Any]] | None:
-    """Per-layer energy (by memory level, and MACs) and latency of a returned network, from its ONNX file."""
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """Per-layer energy (by memory level, and MACs), latency and mapping of a returned network, from its ONNX
+    file; and its multi-core schedule (empty on one core)."""
     path = run_dir / onnx
     if not path.is_file():
         notes.append(f"{onnx}: missing, no per-layer costs for {result.spec.key()}")
@@ -287,7 +292,18 @@ def _layer_rows(
         }
         for layer in report.layers.itertuples(index=False)
     ]
-    return _plain(rows)
+    us = 1e6 / report.clock_hz
+    schedule = [
+        {
+            "segment": task.segment,
+            "core": task.core,
+            "start_us": task.start_cycles * us,
+            "finish_us": task.finish_cycles * us,
+            "transfer_us": task.transfer_cycles * us,
+        }
+        for task in report.schedule
+    ]
+    return _plain(rows), _plain(schedule)
 
 
 def _kib(value: float | None) -> float | None:

@@ -184,7 +184,7 @@
       (links.length ? `<div>${links.join(" &middot; ")}</div>` : "") +
       table(["stage", "weight bits", "activation bits"], stages) +
       table(["exit after stage", "threshold", "fraction", "energy [nJ]", "latency [\u00b5s]"], exits) +
-      `<div id="exit-parts" class="plot-small"></div><div id="layer-parts" class="plot-small"></div><div id="layer-mappings"></div>`;
+      `<div id="exit-parts" class="plot-small"></div><div id="layer-parts" class="plot-small"></div><div id="timeline" class="plot-small"></div><div id="layer-mappings"></div>`;
     document.getElementById("details").innerHTML = html;
     const parts = [...new Set(c.exits.flatMap((e) => Object.keys(e.parts_nj)))];
     Plotly.newPlot(
@@ -211,6 +211,33 @@
         { barmode: "stack", margin: { l: 55, r: 5, t: 28, b: 90 }, showlegend: false, title: { text: "energy per layer, by where it is spent", font: { size: 12 } }, yaxis: { title: { text: "energy [nJ]" } }, xaxis: { tickangle: -60, tickfont: { size: 8 } } },
         { displayModeBar: false, responsive: true }
       );
+      const schedule = (D.schedules || {})[c.key];
+      if (schedule) {
+        const cores = [...new Set(schedule.map((t) => "core " + t.core))].sort();
+        Plotly.newPlot(
+          "timeline",
+          [
+            {
+              type: "bar", orientation: "h", name: "transfer between cores", y: schedule.map((t) => "core " + t.core),
+              base: schedule.map((t) => t.start_us - t.transfer_us), x: schedule.map((t) => t.transfer_us),
+              marker: { color: "#ffffff", line: { color: "#888", width: 1 }, pattern: { shape: "/" } },
+              hovertemplate: "transfer to %{y}: %{x:.3g} \u00b5s<extra></extra>",
+            },
+            {
+              type: "bar", orientation: "h", name: "stage or exit head", y: schedule.map((t) => "core " + t.core),
+              base: schedule.map((t) => t.start_us), x: schedule.map((t) => t.finish_us - t.start_us),
+              text: schedule.map((t) => t.segment), textposition: "inside",
+              marker: { color: schedule.map((t) => (t.segment.startsWith("stage") ? "#4c72b0" : "#dd8452")) },
+              hovertemplate: "%{text} on %{y}: %{base:.3g} to %{customdata:.3g} \u00b5s<extra></extra>",
+              customdata: schedule.map((t) => t.finish_us),
+            },
+          ],
+          { barmode: "overlay", margin: { l: 60, r: 5, t: 28, b: 40 }, title: { text: "when each stage and head runs, per core (one input through every exit; gaps: idle)", font: { size: 12 } }, xaxis: { title: { text: "time from the input's arrival [\u00b5s]" } }, yaxis: { categoryorder: "array", categoryarray: cores.reverse() }, legend: { font: { size: 10 } } },
+          { displayModeBar: false, responsive: true }
+        );
+      } else {
+        document.getElementById("timeline").style.display = "none";
+      }
       document.getElementById("layer-mappings").innerHTML =
         "<h4>how ZigZag mapped each layer</h4>" +
         table(
