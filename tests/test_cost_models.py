@@ -455,3 +455,48 @@ def test_a_multi_core_allocation_gets_a_schedule_per_core_and_a_timeline(tiny_mo
         (end - busy).to_dict()
     )
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_run_on_an_in_memory_computing_accelerator_costs_every_exit(tmp: Path):
+    import yaml
+
+    from codesign.hardware.memory import key_figures
+    from codesign.runs.store import RunStore
+
+    hardware, mapping = (
+        ZIGZAG_INPUTS / "hardware" / "aimc.yaml",
+        ZIGZAG_INPUTS / "mapping" / "default_imc.yaml",
+    )
+    figures = key_figures(load_hardware(hardware, mapping))
+    assert figures["mac_energy_pj"] is None and figures["chip_area"] > 0  # priced by ZigZag's IMC model
+    stage = {"depth": 1, "kernel": 3, "weight_bits": 8, "act_bits": 8, "block": "basic"}
+    workload = {
+        "name": "tiny-imc", "dataset": "digits", "accelerator": str(hardware), "mapping": str(mapping),
+        "space": {"stages": [{**stage, "width": 8, "stride": 1}, {**stage, "width": 16, "stride": 2},
+                             {**stage, "width": 16, "stride": 2}]},
+        "training": {"epochs": 1, "batch_size": 64},
+        "cost": {"lpf_limit": 2},
+        "search": {"population": 2, "generations": 1, "seed": 0},
+    }  # fmt: skip
+    path = tmp / "imc.yaml"
+    path.write_text(yaml.safe_dump(workload))
+    argv = [
+        "explore",
+        "-w",
+        str(path),
+        "--run-dir",
+        str(tmp / "run"),
+        "--cost-cache",
+        str(tmp / "c.sqlite"),
+        "-q",
+        "-j",
+        "1",
+    ]
+    assert main(argv) == 0
+    with RunStore.of_run(tmp / "run") as store:
+        results = [record.result for record in store.finals().values()]
+    assert results
+    for result in results:
+        assert len(result.exits) == len(result.spec.active_exit_stages)
+        assert all(cost.energy_pj > 0 for cost in result.exits)
+        assert result.chip_area == pytest.approx(figures["chip_area"])

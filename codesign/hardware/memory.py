@@ -102,6 +102,8 @@ def activation_buffer(target: HardwareTarget) -> MemoryLevel:
 
 def key_figures(target: HardwareTarget) -> dict[str, Any]:
     """What `codesign accelerators` lists for each library entry."""
+    from codesign.hardware.area import chip_area  # area builds on this module
+
     array = target.accelerator_data["operational_array"]
     sizes = [int(s) for s in array["sizes"]]
     links = operand_links(target)
@@ -117,7 +119,8 @@ def key_figures(target: HardwareTarget) -> dict[str, Any]:
         "on_chip_kib_W": round(on_chip.get("W", 0.0), 1),
         "on_chip_kib_I": round(on_chip.get("I", 0.0), 1),
         "on_chip_kib_O": round(on_chip.get("O", 0.0), 1),
-        "mac_energy_pj": float(array["unit_energy"]),
+        "mac_energy_pj": float(array["unit_energy"]) if "unit_energy" in array else None,  # IMC: ZigZag's model
+        "chip_area": area.total if (area := chip_area(target)) is not None else None,
         "clock_mhz": target.clock_hz / 1e6,
         "precision_scalable": " ".join(f"<={b}b:x{f:g}" for b, f in target.precision_scalable) or "-",
         "description": target.description,
