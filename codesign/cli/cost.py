@@ -191,6 +191,12 @@ def run(args: argparse.Namespace) -> int:
         raise CodesignError(
             f"--accelerator {args.accelerator!r}: expected distinct names separated by commas"
         )
+    out = (
+        Path(args.out)
+        if args.out
+        else Path(args.model).with_suffix("").with_name(Path(args.model).stem + "_cost")
+    )
+    _check_writable(out)
     reports = [
         cost_onnx(
             args.model,
@@ -212,11 +218,6 @@ def run(args: argparse.Namespace) -> int:
         )
         for accelerator in accelerators
     ]  # every accelerator costed before anything is written
-    out = (
-        Path(args.out)
-        if args.out
-        else Path(args.model).with_suffix("").with_name(Path(args.model).stem + "_cost")
-    )
     if len(reports) == 1:
         print(format_cost_report(reports[0]))
         paths = write_cost_report(reports[0], out)
@@ -230,6 +231,18 @@ def run(args: argparse.Namespace) -> int:
         paths = [out / "compare.csv", Path(f"{out}/{{{names}}}/")]
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     return 0
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse an output folder that cannot be made before any costing, not after it."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise CodesignError(
+            f"{out}: --out: expected a folder that can be written ({existing} is "
+            f"{'not a folder' if not existing.is_dir() else 'not writable'}); choose another"
+        )
 
 
 def _described(
@@ -260,12 +273,15 @@ def progress_printer() -> Any:
     import sys
     import time
 
-    state = {"last": 0.0}
+    state = {"began": time.monotonic(), "last": 0.0, "shown": False}
 
     def show(done: int, total: int) -> None:
         now = time.monotonic()
+        if now - state["began"] < 2.0 and not state["shown"]:
+            return  # short work stays quiet
         if done < total and now - state["last"] < 2.0:
             return
+        state["shown"] = True
         state["last"] = now
         end = "\n" if done == total or not sys.stderr.isatty() else "\r"
         print(f"costing layers with ZigZag: {done}/{total}", end=end, file=sys.stderr, flush=True)
