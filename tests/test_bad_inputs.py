@@ -131,6 +131,12 @@ WORKLOAD_CASES = {
         2.0,
         "search.constraints.max_area",
     ),
+    "an accelerator to compare that does not exist": (
+        "hardware.compare",
+        ["no_such_npu"],
+        "hardware.compare",
+    ),
+    "accelerators to compare not a list": ("hardware.compare", "eyeriss_like", "hardware.compare"),
     "a negative area limit": ("search.constraints.max_area", -1, "search.constraints.max_area"),
 }
 

@@ -29,6 +29,7 @@ space:
 training: {epochs: 3, batch_size: 64, learning_rate: 0.003}
 cost: {opt: EDP, lpf_limit: 3}
 search: {population: 6, generations: 2, seed: 1}
+hardware: {compare: [eyeriss_like, mcu_npu]}
 """
 
 
@@ -67,6 +68,10 @@ def test_explore_end_to_end_writes_every_output_and_resumes(tmp: Path, capsys):
         fractions = [float(f) for f in row["exit_fractions"].split()]
         assert abs(sum(fractions) - 1.0) < 1e-6 and len(fractions) == row["num_exits"]
     assert (run_dir / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    compared = pd.read_csv(run_dir / "compare.csv")  # every returned network on each listed accelerator
+    assert set(compared["network"]) == set(pareto["key"])
+    assert set(compared["accelerator"]) == {"eyeriss_like", "mcu_npu"}
+    assert (compared.loc[compared["accelerator"] == "eyeriss_like", "chip_area"] > 0).all()
     candidates = pd.read_csv(run_dir / "candidates.csv")
     stored = len(RunStore(run_dir / "run.db"))
     assert stored == len(candidates) >= len(pareto)

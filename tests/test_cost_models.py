@@ -367,7 +367,7 @@ def test_fingerprints_of_targets_without_dvfs_stay_as_runs_recorded_them():
 
 def test_costs_by_role_add_up_and_two_accelerators_share_one_table(network: Path, tmp: Path, capsys):
     from codesign.cost.roles import ROLE_COLUMNS
-    from codesign.hardware.area import ROLES as ROLE_NAMES
+    from codesign.hardware.memory import ROLES as ROLE_NAMES
 
     out = tmp / "both"
     argv = ["cost", str(network), "-a", "edge_tpu_like,eyeriss_like", "--exit-fractions", "1.0",

@@ -181,7 +181,8 @@ def test_resident_accelerator_keeps_activations_on_chip_and_still_reads_weights_
 def test_chip_area_sums_the_files_area_fields_and_says_when_there_are_none():
     import yaml
 
-    from codesign.hardware.area import NO_AREA, chip_area, memory_roles
+    from codesign.hardware.area import NO_AREA, chip_area
+    from codesign.hardware.memory import memory_roles
 
     assert chip_area(load_hardware("edge_tpu_like")) is None and "not modelled" in NO_AREA
     eyeriss = load_hardware("eyeriss_like")

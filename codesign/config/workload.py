@@ -83,6 +83,8 @@ class Workload:
     augment: Augmentation = field(default_factory=Augmentation)  # in every training loop
     # Where networks train and run (not part of a run's identity: results agree within floating-point noise)
     device: str = "auto"
+    # Accelerators every returned network is also costed on, side by side (compare.csv; not searched)
+    compare_accelerators: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class _HardwareSection:
     overrides: tuple[tuple[str, Any], ...]
     searched: tuple[tuple[str, tuple[Any, ...]], ...]
     allocate_cores: bool
+    compare: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,11 +141,12 @@ def parse_workload(data: Any, source: str) -> Workload:
         search=parse_search(source, section(source, data, "search")),
         cost_model=_parse_cost_model(source, section(source, data, "cost")),
         mapping=_beside(source, mapping) if mapping else None,
+        compare_accelerators=hardware.compare,
     )
 
 
 def _parse_hardware(source: str, hardware_data: dict[str, Any]) -> _HardwareSection:
-    known_keys(source, "hardware.", hardware_data, {"overrides", "search", "allocate_cores"})
+    known_keys(source, "hardware.", hardware_data, {"overrides", "search", "allocate_cores", "compare"})
     overrides = hardware_data.get("overrides", {}) or {}
     searched = hardware_data.get("search", {}) or {}
     if not isinstance(overrides, dict):
@@ -166,7 +170,16 @@ def _parse_hardware(source: str, hardware_data: dict[str, Any]) -> _HardwareSect
     allocate = hardware_data.get("allocate_cores", True)
     if not isinstance(allocate, bool):
         raise input_error(source, "hardware.allocate_cores", "true or false", allocate)
+    compare = hardware_data.get("compare", []) or []
+    if not isinstance(compare, list) or not all(isinstance(name, str) and name for name in compare):
+        raise input_error(
+            source, "hardware.compare", "a list of library names or accelerator YAML paths", compare
+        )
     return _HardwareSection(
+        compare=tuple(
+            name if "/" not in name and not name.endswith(".yaml") else _beside(source, name)
+            for name in compare
+        ),
         overrides=tuple((str(k), v) for k, v in overrides.items()),
         searched=tuple((str(path), tuple(choices)) for path, choices in searched.items()),
         allocate_cores=allocate,

@@ -33,7 +33,8 @@ from codesign.cost.roles import ROLE_COLUMNS, role_energies
 from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.errors import CodesignError
 from codesign.files import atomic_write, atomic_write_text
-from codesign.hardware.area import NO_AREA, ChipArea, chip_area, memory_roles
+from codesign.hardware.area import NO_AREA, ChipArea, chip_area
+from codesign.hardware.memory import memory_roles
 from codesign.hardware.target import HardwareTarget, load_hardware
 
 

@@ -3,7 +3,7 @@ different accelerators join (the memory names, which differ per file, stay in br
 
 from __future__ import annotations
 
-from codesign.hardware.area import ARRAY_CELLS, BUFFER, OFF_CHIP, REGISTER_FILE, memory_roles
+from codesign.hardware.memory import ARRAY_CELLS, BUFFER, OFF_CHIP, REGISTER_FILE, memory_roles
 from codesign.hardware.target import HardwareTarget
 
 OPERANDS = ("W", "I", "O")  # weights (or a second activation operand), input activations, outputs

@@ -1,4 +1,4 @@
-"""Chip area from the accelerator file's own area fields, and the role each memory plays.
+"""Chip area from the accelerator file's own area fields.
 
 Area: each memory's `area` times the copies ZigZag makes of it (one per array position it does not serve),
 plus the operational array: `unit_area` times its units for a digital array, ZigZag's own 28 nm model of
@@ -14,11 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from codesign.hardware.memory import memory_levels, off_chip_level, weight_operand
 from codesign.hardware.target import HardwareTarget
-
-REGISTER_FILE, BUFFER, OFF_CHIP, ARRAY_CELLS = "register_file", "buffer", "off_chip", "array_cells"
-ROLES = (REGISTER_FILE, ARRAY_CELLS, BUFFER, OFF_CHIP)
 
 
 @dataclass(frozen=True)
@@ -67,29 +63,3 @@ def _zigzag_accelerator(target: HardwareTarget) -> Any:
     accelerator = AcceleratorFactory(target.accelerator_data).create()
     accelerator.operational_array.get_area()  # fills `.area` from ZigZag's IMC technology model
     return accelerator
-
-
-@lru_cache(maxsize=64)
-def memory_roles(target: HardwareTarget) -> dict[str, str]:
-    """Memory name -> its role: the off-chip memory (the hierarchy's largest), the cells of an in-memory-computing
-    array (its innermost weight level), a register file (the innermost on-chip level of an operand that has
-    more than one on-chip level), or an on-chip buffer."""
-    levels = memory_levels(target)
-    outer = off_chip_level(target).name
-    roles = {level.name: BUFFER for level in levels}
-    roles[outer] = OFF_CHIP
-    for operand in {op for level in levels for op in level.operands}:
-        on_chip = sorted(
-            (level for level in levels if operand in level.operands and level.name != outer),
-            key=lambda level: level.size_bits,
-        )
-        if len(on_chip) > 1:
-            roles[on_chip[0].name] = REGISTER_FILE
-    if target.accelerator_data["operational_array"].get("is_imc"):
-        held = weight_operand(target)
-        weights = sorted(
-            (level for level in levels if held in level.operands), key=lambda level: level.size_bits
-        )
-        if weights:
-            roles[weights[0].name] = ARRAY_CELLS
-    return roles

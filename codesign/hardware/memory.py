@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from codesign.hardware.area import chip_area
 from codesign.hardware.target import HardwareTarget
+
+REGISTER_FILE, BUFFER, OFF_CHIP, ARRAY_CELLS = "register_file", "buffer", "off_chip", "array_cells"
+ROLES = (REGISTER_FILE, ARRAY_CELLS, BUFFER, OFF_CHIP)  # what a memory is for, the same on every accelerator
 
 
 @dataclass(frozen=True)
@@ -102,8 +107,6 @@ def activation_buffer(target: HardwareTarget) -> MemoryLevel:
 
 def key_figures(target: HardwareTarget) -> dict[str, Any]:
     """What `codesign accelerators` lists for each library entry."""
-    from codesign.hardware.area import chip_area  # area builds on this module
-
     array = target.accelerator_data["operational_array"]
     sizes = [int(s) for s in array["sizes"]]
     links = operand_links(target)
@@ -119,9 +122,37 @@ def key_figures(target: HardwareTarget) -> dict[str, Any]:
         "on_chip_kib_W": round(on_chip.get("W", 0.0), 1),
         "on_chip_kib_I": round(on_chip.get("I", 0.0), 1),
         "on_chip_kib_O": round(on_chip.get("O", 0.0), 1),
-        "mac_energy_pj": float(array["unit_energy"]) if "unit_energy" in array else None,  # IMC: ZigZag's model
+        "mac_energy_pj": float(array["unit_energy"])
+        if "unit_energy" in array
+        else None,  # IMC: ZigZag's model
         "chip_area": area.total if (area := chip_area(target)) is not None else None,
         "clock_mhz": target.clock_hz / 1e6,
         "precision_scalable": " ".join(f"<={b}b:x{f:g}" for b, f in target.precision_scalable) or "-",
         "description": target.description,
     }
+
+
+@lru_cache(maxsize=64)
+def memory_roles(target: HardwareTarget) -> dict[str, str]:
+    """Memory name -> its role: the off-chip memory (the hierarchy's largest), the cells of an in-memory-computing
+    array (its innermost weight level), a register file (the innermost on-chip level of an operand that has
+    more than one on-chip level), or an on-chip buffer."""
+    levels = memory_levels(target)
+    outer = off_chip_level(target).name
+    roles = {level.name: BUFFER for level in levels}
+    roles[outer] = OFF_CHIP
+    for operand in {op for level in levels for op in level.operands}:
+        on_chip = sorted(
+            (level for level in levels if operand in level.operands and level.name != outer),
+            key=lambda level: level.size_bits,
+        )
+        if len(on_chip) > 1:
+            roles[on_chip[0].name] = REGISTER_FILE
+    if target.accelerator_data["operational_array"].get("is_imc"):
+        held = weight_operand(target)
+        weights = sorted(
+            (level for level in levels if held in level.operands), key=lambda level: level.size_bits
+        )
+        if weights:
+            roles[weights[0].name] = ARRAY_CELLS
+    return roles

@@ -29,7 +29,14 @@ from codesign.evaluation.result import CandidateResult
 from codesign.exits import LearnedConfidence
 from codesign.runs.baseline import BASELINE_FOLDER
 from codesign.runs.identity import LOCK_NAME, RunLock, differences, refuse_other_run
-from codesign.runs.outputs import Reporter, describe_constraints, pareto_keys, write_config, write_outputs
+from codesign.runs.outputs import (
+    Reporter,
+    describe_constraints,
+    pareto_keys,
+    write_comparison,
+    write_config,
+    write_outputs,
+)
 from codesign.runs.setup import RunSetup, prepare_run, prepare_space
 from codesign.runs.store import STORE_NAME, FinalRecord, RunConfig, RunStore
 from codesign.search.objectives import pareto_front
@@ -140,6 +147,8 @@ def _explore(
             engine.close()
         del evaluator
         front = write_outputs(run_dir, store, report=report, cache_path=cache_path)
+        if workload.compare_accelerators:
+            write_comparison(run_dir, store, workload.compare_accelerators, cache_path, report)
         seconds = time.perf_counter() - start
         stats = counts.stats
         report(

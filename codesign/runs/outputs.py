@@ -312,3 +312,46 @@ def surrogate_rows(rounds: list[IterationReport]) -> list[dict]:
                 }
             )
     return rows
+
+
+def write_comparison(
+    run_dir: Path,
+    store: RunStore,
+    accelerators: tuple[str, ...],
+    cache_path: Path | None,
+    report: Reporter = print,
+) -> Path:
+    """Every returned network costed on each of `accelerators` too (its own ONNX file, the run's ZigZag options
+    and cost model, its test exit fractions): `compare.csv`, one row per network, accelerator and exit,
+    with columns that mean the same on every accelerator (`cost.roles`) and the chip area."""
+    from codesign.cost.report import comparison_table, cost_onnx
+
+    contents = store.contents()
+    config = contents.config
+    frames = []
+    for key, record in contents.finals.items():
+        result = record.result
+        reports = [
+            cost_onnx(
+                run_dir / record.onnx,
+                name,
+                options=config.cost if config else None,
+                settings=config.cost_model if config else None,
+                exit_fractions=result.test.fractions if result.test is not None else None,
+                residency_fractions=result.val.fractions,
+                cache_path=cache_path,
+            )
+            for name in accelerators
+        ]
+        frame = comparison_table(reports)
+        frame.insert(0, "network", key)
+        frame.insert(1, "accuracy", result.test.accuracy if result.test is not None else float("nan"))
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    path = run_dir / "compare.csv"
+    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+    report(
+        f"wrote {path}: the {len(contents.finals)} returned networks on {', '.join(accelerators)} "
+        "(same exit fractions; energy by memory role and chip area comparable across accelerators)"
+    )
+    return path

@@ -161,6 +161,11 @@ def prepare_run(workload: Workload, data_dir: Path | None = None) -> RunSetup:
         workload.accelerator, workload.mapping, overrides=dict(workload.hardware_overrides)
     )
     _check_area(workload, target)
+    for name in workload.compare_accelerators:  # each must load now, not after the search
+        try:
+            load_hardware(name)
+        except CodesignError as error:
+            raise CodesignError(f"{workload.source}: hardware.compare: {error}") from None
     dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=data_dir)
     return RunSetup(workload, target, dataset, prepare_space(workload, dataset, target), data_dir)
 
