@@ -60,6 +60,7 @@ def result_row(result: CandidateResult, searched: CandidateResult | None = None)
         "worst_latency_cycles": expected.worst_latency_cycles,
         "expected_macs": expected.macs,
         "weight_bytes": result.weight_bytes,
+        "chip_area": result.chip_area,  # from the accelerator file's area fields (empty: it states none)
         "static_accuracy": static_accuracy,
         "static_energy_pj": result.static.energy_pj,
         "static_latency_cycles": result.static.latency_cycles,
