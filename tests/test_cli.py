@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -41,6 +42,10 @@ def test_explore_end_to_end_writes_every_output_and_resumes(tmp: Path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "Pareto front" in out and "wall time" in out
+    rows = [line for line in out.splitlines() if re.match(r"^  [! ][$ ] *\d+\.\d ", line)]
+    shown = [float(line[4:10]) for line in rows]
+    assert rows and shown == sorted(shown, reverse=True)  # most accurate first
+    assert sum("$" in line[:4] for line in rows) == 1 and "notation:" in out and "vs static" in out
     pareto = pd.read_csv(run_dir / "pareto.csv")
     for column in [
         "backbone",

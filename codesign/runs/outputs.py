@@ -98,30 +98,56 @@ def write_table(path: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+NOTATION = (
+    "notation: backbone stages as [res|mb<e>]d<depth>w<width>k<kernel>/W<weight bits>A<activation bits> (res: "
+    "residual basic block, mb<e>: inverted residual with expansion e, none: conv); exits as <stage>:p<pool grid> "
+    "or <stage>:c<convs>x<channels>k<kernel>p<pool> @<exit policy>; static: the same backbone with its exits off; "
+    "oracle: each input out at the first exit that is right, a bound no policy reaches"
+)
+
+
 def summary_lines(front: list[CandidateResult], limit: int = 8) -> list[str]:
+    """The returned networks, most accurate first; beyond `limit`, the most accurate and the cheapest are
+    always among those shown. Beside each cost ratio, the accuracy it is bought with."""
+    by_accuracy = sorted(front, key=lambda r: (-r.test.accuracy, r.expected_test.energy_pj))
+    cheapest = min(front, key=lambda r: r.expected_test.energy_pj) if front else None
+    shown = by_accuracy[:limit]
+    if cheapest is not None and all(r is not cheapest for r in shown):
+        shown = [*shown[: limit - 1], cheapest]
     lines = [
-        f"{'acc%':>6} {'exits':>5} {'fractions':>18} {'E[nJ]':>9} {'static':>9} {'E/static':>8} "
+        f"  {'acc%':>5} {'vs static':>9} {'exits':>5} {'fractions':>18} {'E[nJ]':>9} {'static':>9} {'E/static':>8} "
         f"{'E/oracle':>8} {'lat[cyc]':>9}  backbone"
     ]
     flagged = 0
-    for r in front[:limit]:
+    for r in shown:
         oracle = r.expected_oracle_test
         vs_oracle = f"{r.expected_test.energy_pj / oracle.energy_pj:8.2f}" if oracle else f"{'-':>8}"
         worse = r.expected_test.energy_pj > r.static.energy_pj * (1 + 1e-9)
         flagged += worse
+        gap = (
+            f"{100 * (r.test.accuracy - r.static_test_accuracy):+8.1f}p"
+            if r.static_test_accuracy is not None
+            else f"{'-':>9}"
+        )
+        marks = ("!" if worse else " ") + ("$" if r is cheapest else " ")
         lines.append(
-            f"{'!' if worse else ' '}{100 * r.test.accuracy:5.1f} {r.num_exits:5d} {' '.join(f'{f:.2f}' for f in r.test.fractions):>18} "
+            f"{marks}{100 * r.test.accuracy:5.1f} {gap} {r.num_exits:5d} {' '.join(f'{f:.2f}' for f in r.test.fractions):>18} "
             f"{r.expected_test.energy_pj / 1e3:9.1f} {r.static.energy_pj / 1e3:9.1f} "
             f"{r.expected_test.energy_pj / r.static.energy_pj:8.2f} {vs_oracle} {r.expected_test.latency_cycles:9.0f}  "
-            f"{r.spec.describe()}"
+            f"{r.spec.describe()}  exits {r.spec.describe_exits()}"
         )
-    if len(front) > limit:
-        lines.append(f"... {len(front) - limit} more in pareto.csv")
+    if len(front) > len(shown):
+        lines.append(f"... {len(front) - len(shown)} more in pareto.csv (every one in report.html)")
+    lines.append(
+        "$: the cheapest; vs static: test accuracy minus the static counterpart's, in points; E/oracle: expected "
+        "energy over the oracle's at the same accuracy"
+    )
     if flagged:
         lines.append(
             f"! {flagged} network{'s' if flagged > 1 else ''} cost more than {'their' if flagged > 1 else 'its'} own "
             "static counterpart (the same backbone with its exits off): early exit does not pay there"
         )
+    lines.append(NOTATION)
     return lines
 
 
@@ -245,7 +271,7 @@ def write_outputs(
         report(f"note: report.html: {note}")
     correlation = finetune_rank_correlation(front)
     report(f"\n{len(items)} candidates evaluated, {len(front)} on the Pareto front (test-split figures):")
-    if correlation is not None:
+    if correlation is not None and all(value == value for value in correlation):  # NaN: every accuracy tied
         report(
             f"inherited vs fine-tuned test accuracy over the front: Kendall tau {correlation[0]:.2f}, "
             f"Spearman rho {correlation[1]:.2f} (n={len(front)})"

@@ -144,18 +144,21 @@ def plot_hypervolume(path: Path, volumes: list[float], objectives: tuple[str, ..
     plt.close(fig)
 
 
-def plot_exit_breakdown(path: Path, front: list[CandidateResult], limit: int = 8) -> None:
-    """Per-exit cumulative energy of the returned networks, stacked by where it is spent (each memory level,
-    MAC, interconnect, static), with the share of inputs leaving at each exit."""
+def plot_exit_breakdown(path: Path, front: list[CandidateResult]) -> None:
+    """Per-exit cumulative energy of every returned network (most accurate first), stacked by where it is
+    spent (each memory level, MAC, interconnect, static), with the share of inputs leaving at each exit,
+    the expected energy and the static counterpart's."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
-    chosen = front[:limit]
+    chosen = sorted(front, key=lambda r: -r.reported[0].accuracy)
     parts = list(dict.fromkeys(part for r in chosen for e in r.exits for part in e.energy_by_part))
     colors = part_colors(parts)
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(chosen) + 2), 4.2))
+    fig, ax = plt.subplots(figsize=(min(40, max(6, 1.1 * len(chosen) + 2)) + 3, 4.6))
     width = 0.8 / max(len(e.exits) for e in chosen) if chosen else 0.8
     for i, r in enumerate(chosen):
         stats, expected, _ = r.reported
@@ -169,19 +172,22 @@ def plot_exit_breakdown(path: Path, front: list[CandidateResult], limit: int = 8
             ax.text(x, cost.energy_pj / 1e3, f"{100 * fraction:.0f}%", ha="center", va="bottom", fontsize=7)
         ax.plot([i - 0.4, i + 0.4], [expected.energy_pj / 1e3] * 2, color="red", lw=1.5)
         ax.plot([i - 0.4, i + 0.4], [r.static.energy_pj / 1e3] * 2, color="black", lw=1, ls="--")
-    for part in parts:
-        ax.bar([], [], color=colors[part], label=part)
+    handles = [Patch(facecolor=colors.get(part, "tab:gray"), label=part) for part in parts]
+    handles += [
+        Line2D([], [], color="red", lw=1.5, label="expected (weighted by the % leaving at each exit)"),
+        Line2D([], [], color="black", lw=1, ls="--", label="static counterpart (exits off)"),
+    ]
     ax.set_xticks(range(len(chosen)))
     ax.set_xticklabels(
         [f"{100 * r.reported[0].accuracy:.1f}%\n{r.num_exits} exits" for r in chosen], fontsize=8
     )
     ax.set_ylabel("energy to reach and take the exit [nJ]")
     ax.set_title(
-        "Per-exit energy by part (bars, % = inputs leaving there); red: expected; dashed: no early exit",
+        f"Energy to take each exit of the {len(chosen)} returned networks,\nby where it is spent "
+        "(% = test inputs leaving there)",
         fontsize=9,
     )
-    if parts:
-        ax.legend(fontsize=7, ncol=2, loc="upper left")
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
