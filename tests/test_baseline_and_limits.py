@@ -217,7 +217,10 @@ search: {population: 6, generations: 2, seed: 4, objectives: [accuracy, energy, 
     for folder in pareto.loc[pareto["num_exits"] > 1, "segments"]:  # the fitted policy travels with the model
         segmented = SegmentedModel.load(run / folder)
         assert segmented.policy == "learned" and segmented.policy_model is not None
-        assert main(["infer", str(run / folder), "--split", "val", "--repeats", "1"]) == 0
+        assert (
+            main(["infer", str(run / folder), "--split", "val", "--repeats", "1", "--latency-images", "50"])
+            == 0
+        )
     (run / "baseline.csv").unlink()
     assert main(["report", str(run)]) == 0  # rebuilt from the two run stores
     assert pd.read_csv(run / "baseline.csv").equals(baseline)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import replace
 
@@ -227,7 +228,13 @@ def _main(argv: list[str]) -> int:
 def test_infer_command_end_to_end(segmented, capsys, thresholds):
     assert _main(["infer", str(segmented), "--split", "val", "--batch-size", "64"]) == 0
     out = capsys.readouterr().out
-    assert "early exit" in out and "static" in out and "images/s" in out and "speed-up" in out
+    assert "early exit" in out and "static" in out and "images/s" in out
+    assert (
+        out.count("speed-up") == 1 and "as the cost model defines it" in out
+    )  # one speed-up, one definition
+    speed_up = float(re.search(r"speed-up ([\d.]+)x", out).group(1))
+    means = [float(v) for v in re.findall(r"mean ([\d.]+) us", out)]
+    assert speed_up == pytest.approx(means[1] / means[0], rel=0.02)
     assert f"thresholds {thresholds[0]:g} {thresholds[1]:g}" in out
     early_line = next(line for line in out.splitlines() if line.startswith("early exit"))
     fractions = [float(v) for v in early_line.split()[4:]]

@@ -38,10 +38,21 @@ def format_comparison(model: SegmentedModel, early: SplitResult, static: SplitRe
         + " ".join(f"{f:.3f}" for f in static.exit_fractions),
         "",
         "inputs entering each segment (early exit): " + " ".join(str(c) for c in early.segment_inputs),
-        f"speed-up {early.images_per_second / static.images_per_second:.2f}x, accuracy change "
-        f"{100 * (early.accuracy - static.accuracy):+.2f} points",
+        f"accuracy change {100 * (early.accuracy - static.accuracy):+.2f} points",
     ]
     return "\n".join(lines)
+
+
+def _run_dataset(model_dir: Path) -> str | None:
+    """The dataset of the run that exported `model_dir` (RUN/segments/KEY/), if it is a run's."""
+    from codesign.runs.store import STORE_NAME, RunStore
+
+    run_dir = model_dir.resolve().parent.parent
+    if model_dir.resolve().parent.name != "segments" or not (run_dir / STORE_NAME).is_file():
+        return None
+    with RunStore.of_run(run_dir) as store:
+        config = store.config()
+    return config.dataset if config is not None else None
 
 
 def _median_run(results: list[SplitResult]) -> SplitResult:
@@ -56,13 +67,14 @@ def _infer(args: argparse.Namespace) -> int:
     runtime = EarlyExitRuntime(
         args.model_dir, thresholds=thresholds, policy=args.policy, threads=args.threads or 1, mode=args.mode
     )
-    dataset = load_dataset(args.dataset, seed=0, data_dir=Path(args.data_dir) if args.data_dir else None)
+    dataset_name = args.dataset or _run_dataset(Path(args.model_dir)) or "digits"
+    dataset = load_dataset(dataset_name, seed=0, data_dir=Path(args.data_dir) if args.data_dir else None)
     model = runtime.model
     if dataset.num_classes != model.num_classes:
         raise input_error(
             model.manifest_path,
             "num_classes",
-            f"{dataset.num_classes} to match dataset {args.dataset}",
+            f"{dataset.num_classes} to match dataset {dataset_name}",
             model.num_classes,
         )
     shape = tuple(int(s) for s in dataset.train.images.shape[1:])
@@ -70,7 +82,7 @@ def _infer(args: argparse.Namespace) -> int:
         raise input_error(
             model.manifest_path,
             "input_shape",
-            f"{list(shape)} to match dataset {args.dataset}",
+            f"{list(shape)} to match dataset {dataset_name}",
             list(model.input_shape),
         )
     split = getattr(dataset, args.split)
@@ -89,17 +101,20 @@ def _infer(args: argparse.Namespace) -> int:
         f"policy {runtime.policy}, thresholds {' '.join(f'{t:g}' for t in runtime.thresholds)}, "
         f"onnxruntime threads {runtime.threads} ({how})"
     )
-    print(format_comparison(model, early, static, f"{args.dataset} {args.split}"))
-    if args.batch_size == 1:
-        latency = batch1_latency(runtime, split.images.numpy())
-        static_latency = batch1_latency(runtime, split.images.numpy(), static=True)
-        print(
-            f"latency per image at batch 1: early exit mean {latency.mean_s * 1e6:.1f} us (median "
-            f"{latency.median_s * 1e6:.1f}, p90 {latency.p90_s * 1e6:.1f}), static mean "
-            f"{static_latency.mean_s * 1e6:.1f} us (median {static_latency.median_s * 1e6:.1f}, p90 "
-            f"{static_latency.p90_s * 1e6:.1f}); speed-up of the mean (expected latency) "
-            f"{static_latency.mean_s / latency.mean_s:.2f}x"
-        )
+    print(format_comparison(model, early, static, f"{dataset_name} {args.split}"))
+    images = split.images.numpy()[: args.latency_images]
+    latency = batch1_latency(runtime, images)
+    static_latency = batch1_latency(runtime, images, static=True)
+    print(
+        f"latency per image at batch 1 ({len(images)} images): early exit mean {latency.mean_s * 1e6:.1f} us "
+        f"(median {latency.median_s * 1e6:.1f}, p90 {latency.p90_s * 1e6:.1f}), static mean "
+        f"{static_latency.mean_s * 1e6:.1f} us (median {static_latency.median_s * 1e6:.1f}, p90 "
+        f"{static_latency.p90_s * 1e6:.1f})"
+    )
+    print(
+        f"speed-up {static_latency.mean_s / latency.mean_s:.2f}x: static over early-exit expected latency (mean at "
+        "batch 1), as the cost model defines it; images/s above are throughput at the batch size, not compared"
+    )
     if runtime.mode == "deploy":
         reference = EarlyExitRuntime(
             args.model_dir,
@@ -124,9 +139,11 @@ def add_command(subparsers: Any) -> argparse.ArgumentParser:
         help="run a dataset split through a segmented early-exit ONNX model in onnxruntime",
     )
     inf.add_argument(
-        "model_dir", metavar="MODEL_DIR", help="folder written by codesign.deploy.segments.export_segments"
+        "model_dir",
+        metavar="MODEL_DIR",
+        help="a returned network's segmented export: RUN/segments/KEY/ of a `codesign explore` run",
     )
-    inf.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
+    inf.add_argument("--dataset", help="dataset name (default: the run's, else digits)")
     inf.add_argument("--split", default="test", choices=["test", "val"], help="split to run (default: test)")
     inf.add_argument(
         "--data-dir", help="folder with the dataset files (Fashion-MNIST IDX, CIFAR batches, SVHN .mat)"
@@ -155,6 +172,12 @@ def add_command(subparsers: Any) -> argparse.ArgumentParser:
         type=positive_int,
         default=3,
         help="timed passes of each mode, interleaved; median shown (default 3)",
+    )
+    inf.add_argument(
+        "--latency-images",
+        type=positive_int,
+        default=2000,
+        help="images timed one at a time for the latency and speed-up (default 2000)",
     )
     inf.set_defaults(handler=_infer)
     return inf
