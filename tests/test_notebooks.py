@@ -26,6 +26,18 @@ def test_there_are_at_least_three_notebooks_each_opening_with_its_question():
         assert first.cell_type == "markdown" and "**Question.**" in first.source, path.name
 
 
+def test_every_notebook_is_saved_executed_with_its_conclusions():
+    """What a reader opens on GitHub is a run of the current notebook: every code cell ran, in order, without
+    errors, and the computed conclusions are there."""
+    for path in NOTEBOOKS:
+        cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        counts = [c.get("execution_count") for c in cells]
+        assert all(counts) and counts == sorted(counts), (path.name, counts)
+        outputs = [o for c in cells for o in c.get("outputs", [])]
+        assert not [o for o in outputs if o.output_type == "error"], path.name
+        assert any("What the numbers say" in o.get("data", {}).get("text/markdown", "") for o in outputs), path.name
+
+
 def test_notebooks_use_only_the_public_api():
     import codesign
 

@@ -134,6 +134,45 @@ def report_data(
     return data, notes
 
 
+def compare_data(
+    parts: list[tuple[Path, RunContents, list[CandidateResult] | None, list[float], Path | None]],
+) -> dict[str, Any]:
+    """Several runs' page data merged into one page: candidates, verdicts and per-layer costs carry their run's
+    label (the folder name, or folder and accelerator where two folders share a name)."""
+    names = [run_dir.name for run_dir, *_ in parts]
+    merged: dict[str, Any] = {}
+    runs = []
+    for (run_dir, contents, static_front, volumes, cache), name in zip(parts, names, strict=True):
+        data, _ = report_data(run_dir, contents, static_front, volumes, cache)
+        label = name if names.count(name) == 1 else f"{run_dir.parent.name}/{name}"
+        for candidate in data["candidates"]:
+            candidate["run"] = label
+            candidate["layer_key"] = f"{label}:{candidate['key']}"
+        for row in data["baseline"]:
+            row["run"] = label
+        for network in data["static_front"]:
+            network["run"] = label
+        runs.append({**data["run"], "label": label, "accelerator_figures": data["accelerator"]})
+        if not merged:
+            merged = {
+                **data,
+                "candidates": [],
+                "baseline": [],
+                "static_front": [],
+                "layers": {},
+                "schedules": {},
+            }
+        merged["candidates"] += data["candidates"]
+        merged["baseline"] += data["baseline"]
+        merged["static_front"] += data["static_front"]
+        merged["layers"].update({f"{label}:{k}": v for k, v in data["layers"].items()})
+        merged["schedules"].update({f"{label}:{k}": v for k, v in data["schedules"].items()})
+    merged["title"] = "codesign runs compared: " + " vs ".join(run["label"] for run in runs)
+    merged["runs"] = runs
+    merged["notes"] = [f"search progress and settings below are those of {runs[0]['label']}, the first run"]
+    return merged
+
+
 def render(data: dict[str, Any]) -> str:
     """The page: template + Plotly's JavaScript + the page's own script + the data, all inline."""
     import plotly.offline
@@ -180,6 +219,9 @@ def _network(result: CandidateResult) -> dict[str, Any]:
             "exits_text": spec.describe_exits(),
             "hardware": spec.describe_hardware(),
             "policy": spec.policy,
+            "widths": [s.width for s in spec.stages],
+            "depths": [s.depth for s in spec.stages],
+            "area": result.chip_area,
             "weight_bits": [s.weight_bits for s in spec.stages],
             "act_bits": [s.act_bits for s in spec.stages],
             "accuracy": stats.accuracy,

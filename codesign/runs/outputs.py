@@ -163,6 +163,8 @@ def finetune_rank_correlation(front: list[CandidateResult]) -> tuple[float, floa
     from scipy.stats import kendalltau, spearmanr
 
     before, after = zip(*pairs, strict=True)
+    if len(set(before)) < 2 or len(set(after)) < 2:
+        return None  # all tied: no ranking to compare
     return float(kendalltau(before, after).statistic), float(spearmanr(before, after).statistic)
 
 
@@ -382,3 +384,28 @@ def write_comparison(
         "(same exit fractions; energy by memory role and chip area comparable across accelerators)"
     )
     return path
+
+
+def write_comparison_page(run_dirs: list[Path], out: Path, cache_path: Path | None = None) -> Path:
+    """One page comparing runs (say, one workload on two accelerators): every run's candidates on one front,
+    in one sortable table with a run column, with each run's early-exit-vs-static verdicts."""
+    from codesign.runs.html_report import compare_data, render
+
+    parts = []
+    for run_dir in run_dirs:
+        with RunStore.of_run(run_dir) as store:
+            contents = store.contents()
+            cache = cache_path or (Path(store.cost_cache()) if store.cost_cache() else None)
+        results = [r for _, r in contents.items]
+        objectives, constraints = contents.settings.objectives, contents.settings.constraints
+        volumes = (
+            hypervolume_by_generation_keys(
+                [k for k, _ in contents.items], results, contents.generations, objectives, constraints
+            )
+            if contents.generations
+            else []
+        )
+        parts.append((run_dir, contents, _baseline_front(run_dir), volumes, cache))
+    data = compare_data(parts)
+    atomic_write_text(out, render(data))
+    return out

@@ -1,13 +1,20 @@
 // The run report's behaviour: the data is the JSON in <script id="data"> (see codesign/runs/html_report.py).
 (function () {
   "use strict";
+  const started = performance.now(); // the page and Plotly are parsed: what follows is the page's own work
   const D = JSON.parse(document.getElementById("data").textContent);
   const C = D.candidates;
   const LABELS = {
     energy_nj: "expected energy per inference [nJ]",
     latency_us: "expected latency per inference [\u00b5s]",
     edp_nj_us: "energy-delay product [nJ\u00b7\u00b5s]",
+    worst_latency_us: "worst-case latency over the exits taken [\u00b5s]",
+    macs: "expected multiply-accumulates per inference",
+    weight_kib: "weights at their bit widths [KiB]",
+    area: "chip area [the accelerator file's unit, mm\u00b2 by convention]",
   };
+  let selected = null; // index of the network shown in the details panel
+  const state = { sort: "accuracy", descending: true, filter: "", onlyReturned: false, onlyFeasible: false };
   const PART_COLOURS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#9c755f"];
   const partColour = {}; // one colour per memory level (or MAC, interconnect, ...) on every chart of the page
   function colourOf(part) {
@@ -28,7 +35,8 @@
   function metricOf(figures, metric) {
     if (!figures) return null;
     if (metric === "edp_nj_us") return figures.energy_nj * figures.latency_us;
-    return figures[metric];
+    const value = figures[metric];
+    return value === undefined ? null : value;
   }
   function table(headers, rows, options) {
     const opts = options || {};
@@ -41,8 +49,18 @@
       .join("");
     return `<table>${head}${body}</table>`;
   }
+  function run_accelerator(label) {
+    const run = (D.runs || []).find((r) => r.label === label);
+    return run ? run.accelerator : "";
+  }
+  function shortLayer(layer, index) {
+    // "/stages.1/stages.1.0/conv1/conv/Conv" -> "7 stages.1.0/conv1": position and the module, unique and short
+    const parts = layer.name.replace(/^\//, "").split("/").filter((p) => !/^(Conv|Gemm|MatMul|conv|fc)$/.test(p));
+    return `${index} ${parts.slice(-2).join("/")}`;
+  }
   function hoverText(c) {
     return (
+      (c.run ? `run ${esc(c.run)}<br>` : "") +
       `<b>${esc(c.key)}</b>${c.returned ? " (returned)" : ""}<br>${esc(c.backbone)}<br>` +
       `exits: ${esc(c.exits_text || "final only")}<br>` +
       `accuracy ${pct(c.accuracy)} (${c.split}), energy ${num(c.energy_nj)} nJ, latency ${num(c.latency_us)} \u00b5s` +
@@ -54,12 +72,12 @@
   function traces(metric) {
     document.getElementById("baseline").innerHTML = D.baseline.length
       ? table(
-          ["level", "accuracy at least", "cheapest static [nJ]", "cheapest early exit [nJ]", "energy ratio", "latency ratio", "verdict"],
+          [...(RUNS ? ["run"] : []), "level", "accuracy at least", "cheapest static [nJ]", "cheapest early exit [nJ]", "energy ratio", "latency ratio", "verdict"],
           D.baseline.map((r) => [
-            esc(r.level), pct(r.accuracy_at_least), num(r.static_energy_pj === null ? null : r.static_energy_pj / 1e3),
+            ...(RUNS ? [esc(r.run)] : []), esc(r.level), pct(r.accuracy_at_least), num(r.static_energy_pj === null ? null : r.static_energy_pj / 1e3),
             num(r.early_exit_energy_pj === null ? null : r.early_exit_energy_pj / 1e3), num(r.energy_ratio), num(r.latency_ratio), esc(r.verdict),
           ]),
-          { text: [0, 6] }
+          { text: RUNS ? [0, 1, 7] : [0, 6] }
         )
       : '<div class="muted">no static baseline in this run (codesign explore --baseline)</div>';
     const returned = C.map((c, i) => [c, i]).filter(([c]) => c.returned).sort((a, b) => metricOf(a[0], metric) - metricOf(b[0], metric));
@@ -79,17 +97,20 @@
           symbol: C.map((c) => (c.feasible ? "circle" : "x")),
         },
       },
-      {
-        name: "returned networks (test figures)",
-        type: "scatter",
-        mode: "markers",
-        x: returned.map(([c]) => metricOf(c, metric)),
-        y: returned.map(([c]) => 100 * c.accuracy),
-        customdata: returned.map(([, i]) => i),
-        text: returned.map(([c]) => hoverText(c)),
-        hovertemplate: "%{text}<extra></extra>",
-        marker: { size: 11, color: "#1f77b4", line: { color: "white", width: 1 } },
-      },
+      ...(RUNS ? RUNS.map((run) => run.label) : [null]).map((label, r) => {
+        const mine = returned.filter(([c]) => label === null || c.run === label);
+        return {
+          name: label === null ? "returned networks (test figures)" : `returned by ${label} (${run_accelerator(label)})`,
+          type: "scatter",
+          mode: "markers",
+          x: mine.map(([c]) => metricOf(c, metric)),
+          y: mine.map(([c]) => 100 * c.accuracy),
+          customdata: mine.map(([, i]) => i),
+          text: mine.map(([c]) => hoverText(c)),
+          hovertemplate: "%{text}<extra></extra>",
+          marker: { size: 11, color: RUN_COLOURS[r % RUN_COLOURS.length], symbol: ["circle", "diamond", "square", "triangle-up"][r % 4], line: { color: "white", width: 1 } },
+        };
+      }),
     ];
     const withExits = returned.filter(([c]) => c.exits.length > 1);
     if (withExits.length) {
@@ -138,6 +159,17 @@
         marker: { size: 10, symbol: "x", color: "black" },
       });
     }
+    const chosen = selected === null ? null : C[selected];
+    result.push({
+      name: "selected",
+      type: "scatter",
+      mode: "markers",
+      x: chosen ? [metricOf(chosen, metric)] : [],
+      y: chosen ? [100 * chosen.accuracy] : [],
+      hoverinfo: "skip",
+      showlegend: false,
+      marker: { size: 20, symbol: "circle-open", color: "#ff9900", line: { width: 3 } },
+    });
     return result;
   }
   function layout(metric) {
@@ -151,7 +183,149 @@
   }
   function drawFront() {
     const metric = document.getElementById("metric").value;
+    const missing = C.filter((c) => metricOf(c, metric) === null).length;
+    document.getElementById("axis-note").textContent = missing
+      ? `${missing} of ${C.length} candidates have no ${LABELS[metric]} (e.g. an accelerator file without areas) and are not drawn`
+      : "";
     return Plotly.react("pareto", traces(metric), layout(metric), { responsive: true, displaylogo: false });
+  }
+
+  // ---- linked selection: the plot, both tables and the details panel show the same network ----
+  function select(index, scroll, redraw) {
+    if (!C[index]) return;
+    selected = index;
+    showDetails(index);
+    document.querySelectorAll("tr.selected").forEach((row) => row.classList.remove("selected"));
+    document.querySelectorAll(`tr.clickable[data-index="${index}"]`).forEach((row) => row.classList.add("selected"));
+    if (redraw !== false) drawFront();
+    document.documentElement.setAttribute("data-selected", C[index].key);
+    if (scroll) {
+      const details = document.getElementById("details");
+      details.scrollIntoView({ block: "start", behavior: "auto" });
+      details.classList.add("flash");
+      setTimeout(() => details.classList.remove("flash"), 900);
+    }
+  }
+
+  // ---- every candidate: sortable, filterable ----
+  const RUNS = D.runs || null; // a page comparing runs: every candidate carries its run's label
+  const RUN_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
+  const COLUMNS = [
+    ...(RUNS ? [["run", "run", (c) => c.run, true]] : []),
+    ["key", "key", (c) => c.key, true],
+    ["returned", "returned", (c) => (c.returned ? 1 : 0), false],
+    ["accuracy", "accuracy [%]", (c) => 100 * c.accuracy, false],
+    ["energy_nj", "energy [nJ]", (c) => c.energy_nj, false],
+    ["latency_us", "latency [\u00b5s]", (c) => c.latency_us, false],
+    ["edp_nj_us", "EDP [nJ\u00b7\u00b5s]", (c) => c.energy_nj * c.latency_us, false],
+    ["worst_latency_us", "worst latency [\u00b5s]", (c) => c.worst_latency_us, false],
+    ["macs", "MACs", (c) => c.macs, false],
+    ["weight_kib", "weights [KiB]", (c) => c.weight_kib, false],
+    ["area", "area", (c) => (c.area === null || c.area === undefined ? null : c.area), false],
+    ["vs_static", "E / own static", (c) => c.energy_nj / c.static.energy_nj, false],
+    ["exits", "exits", (c) => c.exits_text || "final only", true],
+    ["backbone", "backbone", (c) => c.backbone, true],
+  ];
+  function shownCandidates() {
+    const words = state.filter.toLowerCase().split(/\s+/).filter(Boolean);
+    const column = COLUMNS.find((col) => col[0] === state.sort) || COLUMNS.find((col) => col[0] === "accuracy");
+    const rows = C.map((c, i) => [c, i]).filter(([c]) => {
+      if (state.onlyReturned && !c.returned) return false;
+      if (state.onlyFeasible && !c.feasible) return false;
+      const text = `${c.run || ""} ${c.key} ${c.backbone} ${c.exits_text} ${c.policy} ${c.hardware || ""}`.toLowerCase();
+      return words.every((w) => text.includes(w));
+    });
+    rows.sort((a, b) => {
+      const x = column[2](a[0]), y = column[2](b[0]);
+      if (x === null) return 1;
+      if (y === null) return -1;
+      const order = column[3] ? String(x).localeCompare(String(y)) : x - y;
+      return state.descending ? -order : order;
+    });
+    return rows;
+  }
+  function drawCandidates() {
+    const rows = shownCandidates();
+    const head = "<tr>" + COLUMNS.map(([id, label, , text]) => {
+      const sorted = id === state.sort ? (state.descending ? " sorted-desc" : " sorted-asc") : "";
+      return `<th class="sortable${text ? " text" : ""}${sorted}" data-sort="${id}">${label}</th>`;
+    }).join("") + "</tr>";
+    const body = rows.map(([c, i]) => {
+      const cls = `clickable${i === selected ? " selected" : ""}${c.feasible ? "" : " bad"}`;
+      const cells = COLUMNS.map(([id, , value, text]) => {
+        const v = value(c);
+        const shown = id === "returned" ? (v ? "yes" : "") : text ? esc(v) : id === "macs" ? (v === null ? "-" : Math.round(v).toLocaleString("en")) : num(v);
+        return `<td class="${text ? "text" : ""}">${shown}</td>`;
+      }).join("");
+      return `<tr class="${cls}" data-index="${i}">${cells}</tr>`;
+    }).join("");
+    document.getElementById("candidates").innerHTML = `<table>${head}${body}</table>`;
+    document.getElementById("candidate-count").textContent = `${rows.length} of ${C.length} shown`;
+    document.documentElement.setAttribute("data-candidate-rows", String(rows.length));
+    document.documentElement.setAttribute("data-sorted-by", `${state.sort} ${state.descending ? "desc" : "asc"}`);
+    document.querySelectorAll("#candidates th.sortable").forEach((th) =>
+      th.addEventListener("click", () => {
+        state.descending = state.sort === th.dataset.sort ? !state.descending : !COLUMNS.find((c) => c[0] === th.dataset.sort)[3];
+        state.sort = th.dataset.sort;
+        drawCandidates();
+      })
+    );
+    document.querySelectorAll("#candidates tr.clickable").forEach((row) =>
+      row.addEventListener("click", () => select(Number(row.dataset.index), true))
+    );
+  }
+
+  // Figures below the fold are drawn when scrolled to (or after the page is ready), not before it is usable.
+  function whenVisible(id, draw) {
+    const element = document.getElementById(id);
+    if (!element) return;
+    let done = false;
+    const once = () => { if (!done) { done = true; draw(); } };
+    if ("IntersectionObserver" in window) {
+      const observer = new IntersectionObserver((entries) => {
+        if (entries.some((e) => e.isIntersecting)) { observer.disconnect(); once(); }
+      });
+      observer.observe(element);
+    }
+    setTimeout(once, 1500);
+  }
+
+  // ---- parallel coordinates over genes and objectives ----
+  function drawParcoords() {
+    const mean = (list) => list.reduce((a, b) => a + b, 0) / list.length;
+    const dims = [
+      ["accuracy [%]", (c) => 100 * c.accuracy],
+      ["log10 energy [nJ]", (c) => Math.log10(c.energy_nj)],
+      ["latency [\u00b5s]", (c) => c.latency_us],
+      ["active exits", (c) => c.exits.length],
+      ["mean weight bits", (c) => mean(c.weight_bits)],
+      ["mean activation bits", (c) => mean(c.act_bits)],
+      ["total width", (c) => c.widths.reduce((a, b) => a + b, 0)],
+      ["total depth", (c) => c.depths.reduce((a, b) => a + b, 0)],
+      ["weights [KiB]", (c) => c.weight_kib],
+    ];
+    Plotly.newPlot(
+      "parcoords",
+      [{
+        type: "parcoords",
+        line: { color: C.map((c) => (c.returned ? 1 : 0)), colorscale: [[0, "#bbbbbb"], [1, "#1f77b4"]] },
+        dimensions: dims.map(([label, value]) => ({ label, values: C.map(value) })),
+      }],
+      { margin: { l: 60, r: 60, t: 40, b: 20 } },
+      { displayModeBar: false, responsive: true }
+    );
+  }
+
+  // ---- a state given in the address (#sort=energy_nj&desc=0&filter=res&select=KEY&metric=latency_us) ----
+  function applyHash() {
+    const params = new URLSearchParams(window.location.hash.slice(1));
+    if (params.has("sort")) state.sort = params.get("sort");
+    if (params.has("desc")) state.descending = params.get("desc") !== "0";
+    if (params.has("filter")) document.getElementById("filter").value = state.filter = params.get("filter");
+    if (params.has("returned")) document.getElementById("only-returned").checked = state.onlyReturned = params.get("returned") === "1";
+    if (params.has("metric") && LABELS[params.get("metric")]) document.getElementById("metric").value = params.get("metric");
+    const key = params.get("select");
+    return key === null ? null : C.findIndex((c) => c.key === key);
   }
 
   // ---- one network's details ----
@@ -196,22 +370,23 @@
       { barmode: "stack", margin: { l: 55, r: 5, t: 28, b: 40 }, title: { text: "energy to take each exit, by where it is spent", font: { size: 12 } }, yaxis: { title: { text: "energy [nJ]" } }, legend: { font: { size: 10 } } },
       { displayModeBar: false, responsive: true }
     );
-    const layers = D.layers[c.key];
+    const layers = D.layers[c.layer_key || c.key];
     if (layers) {
       const layerParts = [...new Set(layers.flatMap((l) => Object.keys(l.parts_nj)))];
       Plotly.newPlot(
         "layer-parts",
         layerParts.map((part) => ({
-          type: "bar", name: part, x: layers.map((l) => l.name), y: layers.map((l) => l.parts_nj[part] || 0),
+          type: "bar", name: part, x: layers.map(shortLayer), y: layers.map((l) => l.parts_nj[part] || 0),
           marker: { color: colourOf(part) },
           text: layers.map((l) => `${esc(l.segment)}; weights ${esc(l.weights_at)} (${num(l.weight_kib)} KiB), activations ${esc(l.activations_at)}; ${num(l.latency_us)} \u00b5s`),
           textposition: "none",
-          hovertemplate: "%{x}: %{y:.3g} nJ<br>%{text}<extra>" + esc(part) + "</extra>",
+          customdata: layers.map((l) => l.name),
+          hovertemplate: "%{customdata}: %{y:.3g} nJ<br>%{text}<extra>" + esc(part) + "</extra>",
         })),
-        { barmode: "stack", margin: { l: 55, r: 5, t: 28, b: 90 }, showlegend: false, title: { text: "energy per layer, by where it is spent", font: { size: 12 } }, yaxis: { title: { text: "energy [nJ]" } }, xaxis: { tickangle: -60, tickfont: { size: 8 } } },
+        { barmode: "stack", margin: { l: 55, r: 5, t: 28, b: 120 }, showlegend: false, title: { text: "energy per layer, by where it is spent (hover: full name, weights, latency)", font: { size: 12 } }, yaxis: { title: { text: "energy [nJ]" } }, xaxis: { tickangle: -50, tickfont: { size: 10 }, automargin: true } },
         { displayModeBar: false, responsive: true }
       );
-      const schedule = (D.schedules || {})[c.key];
+      const schedule = (D.schedules || {})[c.layer_key || c.key];
       if (schedule) {
         const cores = [...new Set(schedule.map((t) => "core " + t.core))].sort();
         Plotly.newPlot(
@@ -253,6 +428,20 @@
   // ---- the rest of the page ----
   function fillTables() {
     const run = D.run;
+    if (RUNS) {
+      document.getElementById("summary").innerHTML = table(
+        ["run", "workload", "dataset", "accelerator", "chip area", "evaluated", "returned", "best accuracy", "cheapest returned [nJ]", "folder"],
+        RUNS.map((r) => {
+          const mine = C.filter((c) => c.run === r.label && c.returned);
+          return [
+            esc(r.label), esc(r.workload), esc(r.dataset), esc(r.accelerator), num((r.accelerator_figures || {}).chip_area), r.evaluated, r.returned,
+            mine.length ? pct(Math.max(...mine.map((c) => c.accuracy))) : "-", mine.length ? num(Math.min(...mine.map((c) => c.energy_nj))) : "-", `<code>${esc(r.folder)}</code>`,
+          ];
+        }),
+        { text: [0, 1, 2, 3, 9] }
+      );
+      document.documentElement.setAttribute("data-runs", String(RUNS.length));
+    } else
     document.getElementById("summary").innerHTML =
       `${esc(run.workload)} on ${esc(run.dataset)}, accelerator ${esc(run.accelerator)}: ${run.evaluated} candidates evaluated, ` +
       `${run.returned} returned; objectives ${esc(run.objectives.join(", "))}` +
@@ -260,35 +449,35 @@
       ` &middot; folder <code>${esc(run.folder)}</code>`;
     document.getElementById("baseline").innerHTML = D.baseline.length
       ? table(
-          ["level", "accuracy at least", "cheapest static [nJ]", "cheapest early exit [nJ]", "energy ratio", "latency ratio", "verdict"],
+          [...(RUNS ? ["run"] : []), "level", "accuracy at least", "cheapest static [nJ]", "cheapest early exit [nJ]", "energy ratio", "latency ratio", "verdict"],
           D.baseline.map((r) => [
-            esc(r.level), pct(r.accuracy_at_least), num(r.static_energy_pj === null ? null : r.static_energy_pj / 1e3),
+            ...(RUNS ? [esc(r.run)] : []), esc(r.level), pct(r.accuracy_at_least), num(r.static_energy_pj === null ? null : r.static_energy_pj / 1e3),
             num(r.early_exit_energy_pj === null ? null : r.early_exit_energy_pj / 1e3), num(r.energy_ratio), num(r.latency_ratio), esc(r.verdict),
           ]),
-          { text: [0, 6] }
+          { text: RUNS ? [0, 1, 7] : [0, 6] }
         )
       : '<div class="muted">no static baseline in this run (codesign explore --baseline)</div>';
     const returned = C.map((c, i) => [c, i]).filter(([c]) => c.returned).sort((a, b) => b[0].accuracy - a[0].accuracy);
     document.getElementById("returned").innerHTML = returned.length
       ? table(
-          ["key", "accuracy", "energy [nJ]", "latency [\u00b5s]", "E / own static", "E / oracle", "exit fractions", "backbone"],
+          [...(RUNS ? ["run"] : []), "key", "accuracy", "energy [nJ]", "latency [\u00b5s]", "E / own static", "E / oracle", "exit fractions", "backbone"],
           returned.map(([c]) => [
-            esc(c.key), pct(c.accuracy), num(c.energy_nj), num(c.latency_us), num(c.energy_nj / c.static.energy_nj),
+            ...(RUNS ? [esc(c.run)] : []), esc(c.key), pct(c.accuracy), num(c.energy_nj), num(c.latency_us), num(c.energy_nj / c.static.energy_nj),
             c.oracle ? num(c.energy_nj / c.oracle.energy_nj) : "-", c.exits.map((e) => num(e.fraction, 2)).join(" "), esc(c.backbone),
           ]),
-          { text: [0, 6, 7], onclick: returned.map(([, i]) => i) }
+          { text: RUNS ? [0, 1, 7, 8] : [0, 6, 7], onclick: returned.map(([, i]) => i) }
         )
       : '<div class="muted">no returned networks yet</div>';
     document.querySelectorAll("#returned tr.clickable").forEach((row) =>
-      row.addEventListener("click", () => showDetails(Number(row.dataset.index)))
+      row.addEventListener("click", () => select(Number(row.dataset.index), true))
     );
     if (D.hypervolume.length) {
-      Plotly.newPlot(
+      whenVisible("hypervolume", () => Plotly.newPlot(
         "hypervolume",
         [{ type: "scatter", mode: "lines+markers", x: D.hypervolume.map((v, i) => i + 1), y: D.hypervolume, name: "hypervolume" }],
-        { margin: { l: 60, r: 10, t: 10, b: 45 }, xaxis: { title: { text: "generation (or surrogate batch)" }, dtick: 1 }, yaxis: { title: { text: "hypervolume of the feasible front (normalised objectives)" } } },
+        { margin: { l: 70, r: 10, t: 30, b: 45 }, title: { text: "hypervolume of the feasible front (objectives divided by the largest value seen; reference point 1.1 per objective, so the largest possible value is 1.1^n)", font: { size: 11 } }, xaxis: { title: { text: "generation (or surrogate batch)" }, dtick: 1 }, yaxis: { title: { text: "hypervolume" } } },
         { displayModeBar: false, responsive: true }
-      );
+      ));
     } else {
       document.getElementById("hypervolume").outerHTML = '<div class="muted">no generations recorded</div>';
     }
@@ -315,18 +504,27 @@
   }
 
   fillTables();
+  const fromHash = applyHash();
+  drawCandidates();
+  whenVisible("parcoords", drawParcoords);
   document.getElementById("metric").addEventListener("change", drawFront);
   document.getElementById("logx").addEventListener("change", drawFront);
+  document.getElementById("filter").addEventListener("input", (event) => { state.filter = event.target.value; drawCandidates(); });
+  document.getElementById("only-returned").addEventListener("change", (event) => { state.onlyReturned = event.target.checked; drawCandidates(); });
+  document.getElementById("only-feasible").addEventListener("change", (event) => { state.onlyFeasible = event.target.checked; drawCandidates(); });
+  const first = C.map((c, i) => [c, i]).filter(([c]) => c.returned).sort((a, b) => b[0].accuracy - a[0].accuracy)[0];
+  selected = fromHash !== null && fromHash >= 0 ? fromHash : first ? first[1] : null;
   drawFront().then(() => {
     const plot = document.getElementById("pareto");
     plot.on("plotly_click", (event) => {
       const point = event.points[0];
-      if (point && point.customdata !== null && point.customdata !== undefined) showDetails(point.customdata);
+      if (point && point.customdata !== null && point.customdata !== undefined) select(point.customdata, false);
     });
-    const first = C.map((c, i) => [c, i]).filter(([c]) => c.returned).sort((a, b) => b[0].accuracy - a[0].accuracy)[0];
-    if (first) showDetails(first[1]);
+    if (selected !== null) select(selected, false, false);
     // for checks in a headless browser: points plotted in the candidates trace, and that the page finished
     document.documentElement.setAttribute("data-candidate-points", String(plot.data[0].x.length));
+    document.documentElement.setAttribute("data-ready-ms", String(Math.round(performance.now() - started)));
+    document.documentElement.setAttribute("data-loaded-ms", String(Math.round(started)));
     document.documentElement.setAttribute("data-ready", "1");
   });
 })();
