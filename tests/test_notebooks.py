@@ -35,7 +35,9 @@ def test_every_notebook_is_saved_executed_with_its_conclusions():
         assert all(counts) and counts == sorted(counts), (path.name, counts)
         outputs = [o for c in cells for o in c.get("outputs", [])]
         assert not [o for o in outputs if o.output_type == "error"], path.name
-        assert any("What the numbers say" in o.get("data", {}).get("text/markdown", "") for o in outputs), path.name
+        assert any("What the numbers say" in o.get("data", {}).get("text/markdown", "") for o in outputs), (
+            path.name
+        )
 
 
 def test_notebooks_use_only_the_public_api():

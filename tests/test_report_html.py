@@ -158,3 +158,62 @@ def test_report_rebuilds_the_same_page_and_opens_it(run: Path, tmp_path: Path):
 
         time.sleep(0.1)
     assert opened.read_text().strip() == (run / "report.html").resolve().as_uri()
+
+
+def html_tag(dom: str) -> dict[str, str]:
+    tag = re.search(r"<html[^>]*>", dom).group(0)
+    return dict(re.findall(r'(data-[\w-]+)="([^"]*)"', tag)) | (
+        {"errors": "yes"} if "data-js-errors" in tag else {}
+    )
+
+
+@needs_browser
+def test_the_dashboard_sorts_filters_and_selects_with_one_network_highlighted_everywhere(run: Path):
+    import pandas as pd
+
+    candidates = pd.read_csv(run / "candidates.csv")
+    stages = {part for backbone in candidates["backbone"] for part in backbone.split(" | ")}
+    counts = {part: int(candidates["backbone"].str.contains(part, regex=False).sum()) for part in stages}
+    word = next(part for part, count in sorted(counts.items()) if 0 < count < len(candidates))  # splits them
+    expected_rows = counts[word]
+    shown = candidates[candidates["backbone"].str.contains(word, regex=False)]
+    chosen = shown.sort_values("expected_energy_pj").iloc[-1]  # selected and shown in the filtered table
+    url = (
+        run / "report.html"
+    ).resolve().as_uri() + f"#sort=energy_nj&desc=0&filter={word}&select={chosen['key']}"
+    dom = browser("--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    attributes = html_tag(dom.stdout)
+    assert "errors" not in attributes and attributes["data-ready"] == "1"
+    assert attributes["data-sorted-by"] == "energy_nj asc"
+    assert int(attributes["data-candidate-rows"]) == expected_rows
+    assert attributes["data-selected"] == chosen["key"]
+    table = dom.stdout[dom.stdout.index('id="candidates"') :]
+    energies = [
+        float(v)
+        for v in re.findall(
+            r'<tr class="clickable[^"]*" data-index="\d+">(?:<td[^>]*>[^<]*</td>){3}<td[^>]*>([\d.e+-]+)</td>',
+            table,
+        )
+    ]
+    assert len(energies) == expected_rows and energies == sorted(energies)
+    assert re.search(
+        rf'<tr class="clickable[^"]*selected[^"]*" data-index="\d+"><td class="text">{chosen["key"]}', dom.stdout
+    )
+    assert "how ZigZag mapped each layer" in dom.stdout  # the selected network's details, per-layer mapping
+    assert int(attributes["data-ready-ms"]) <= 1000  # interactive within a second of the page being loaded
+    assert (run / "report.html").stat().st_size <= 5e6
+
+
+@needs_browser
+def test_two_runs_compare_on_one_page(run: Path, tmp_path: Path):
+    page = tmp_path / "compare.html"
+    done = cli("report", str(run), str(run / "baseline"), "--out", str(page))
+    assert done.returncode == 0, done.stderr[-2000:]
+    dom = browser("--dump-dom", page.resolve().as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    attributes = html_tag(dom.stdout)
+    assert "errors" not in attributes and attributes["data-runs"] == "2"
+    assert int(attributes["data-candidate-points"]) == evaluations(run) + evaluations(run / "baseline")
+    assert "returned by run" in dom.stdout and "returned by baseline" in dom.stdout
+    assert page.stat().st_size <= 6e6
