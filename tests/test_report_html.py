@@ -198,7 +198,8 @@ def test_the_dashboard_sorts_filters_and_selects_with_one_network_highlighted_ev
     ]
     assert len(energies) == expected_rows and energies == sorted(energies)
     assert re.search(
-        rf'<tr class="clickable[^"]*selected[^"]*" data-index="\d+"><td class="text">{chosen["key"]}', dom.stdout
+        rf'<tr class="clickable[^"]*selected[^"]*" data-index="\d+"><td class="text">{chosen["key"]}',
+        dom.stdout,
     )
     assert "how ZigZag mapped each layer" in dom.stdout  # the selected network's details, per-layer mapping
     assert int(attributes["data-ready-ms"]) <= 1000  # interactive within a second of the page being loaded
