@@ -184,9 +184,11 @@
   function drawFront() {
     const metric = document.getElementById("metric").value;
     const missing = C.filter((c) => metricOf(c, metric) === null).length;
-    document.getElementById("axis-note").textContent = missing
-      ? `${missing} of ${C.length} candidates have no ${LABELS[metric]} (e.g. an accelerator file without areas) and are not drawn`
-      : "";
+    const notes = [];
+    if (missing) notes.push(`${missing} of ${C.length} candidates have no ${LABELS[metric]} (e.g. an accelerator file without areas) and are not drawn`);
+    if ((D.run.objectives || []).length > 2)
+      notes.push(`the search had ${D.run.objectives.length} objectives (${D.run.objectives.join(", ")}): drawn against two, a returned network can look dominated by one that is worse on another`);
+    document.getElementById("axis-note").textContent = notes.join("; ");
     return Plotly.react("pareto", traces(metric), layout(metric), { responsive: true, displaylogo: false });
   }
 
@@ -460,12 +462,14 @@
     const returned = C.map((c, i) => [c, i]).filter(([c]) => c.returned).sort((a, b) => b[0].accuracy - a[0].accuracy);
     document.getElementById("returned").innerHTML = returned.length
       ? table(
-          [...(RUNS ? ["run"] : []), "key", "accuracy", "energy [nJ]", "latency [\u00b5s]", "E / own static", "E / oracle", "exit fractions", "backbone"],
+          [...(RUNS ? ["run"] : []), "key", "accuracy", "vs own static [pt]", "energy [nJ]", "latency [\u00b5s]", "E / own static", "E / oracle", "exit fractions", "backbone"],
           returned.map(([c]) => [
-            ...(RUNS ? [esc(c.run)] : []), esc(c.key), pct(c.accuracy), num(c.energy_nj), num(c.latency_us), num(c.energy_nj / c.static.energy_nj),
+            ...(RUNS ? [esc(c.run)] : []), esc(c.key), pct(c.accuracy),
+            c.static.accuracy === null ? "-" : (100 * (c.accuracy - c.static.accuracy)).toFixed(1), num(c.energy_nj), num(c.latency_us),
+            c.energy_nj > c.static.energy_nj * (1 + 1e-9) ? `<span class="bad" title="costs more than its own static counterpart">${num(c.energy_nj / c.static.energy_nj)} !</span>` : num(c.energy_nj / c.static.energy_nj),
             c.oracle ? num(c.energy_nj / c.oracle.energy_nj) : "-", c.exits.map((e) => num(e.fraction, 2)).join(" "), esc(c.backbone),
           ]),
-          { text: RUNS ? [0, 1, 7, 8] : [0, 6, 7], onclick: returned.map(([, i]) => i) }
+          { text: RUNS ? [0, 1, 8, 9] : [0, 7, 8], onclick: returned.map(([, i]) => i) }
         )
       : '<div class="muted">no returned networks yet</div>';
     document.querySelectorAll("#returned tr.clickable").forEach((row) =>
