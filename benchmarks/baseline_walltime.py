@@ -31,6 +31,8 @@ def timed_explore(workload: str, folder: Path, extra: list[str]) -> float:
         str(folder / "run"),
         "--cost-cache",
         str(folder / "cache" / "layer_costs.sqlite"),
+        "--supernet-cache",
+        str(folder / "cache" / "supernets"),
         "-q",
         *extra,
     ]

@@ -101,12 +101,15 @@ def open_database(
     remedy: str,
     create: bool = True,
     upgrades: dict[str, tuple[str, ...]] | None = None,
+    check_integrity: bool = False,
 ) -> sqlite3.Connection:
     """An SQLite database in WAL mode (many readers, serialised writers, safe across processes) holding
     `tables` (name -> columns). A file that is not such a database, or cannot be opened, is a one-line
     error naming it, what it should be (`what`) and what to do (`remedy`). `create`: make the tables if
     missing (else a database without them is refused). `upgrades`: columns added to a table since its
-    first version, added to an older file in place (its rows get NULL there)."""
+    first version, added to an older file in place (its rows get NULL there). `check_integrity`: read every
+    page once now (SQLite's quick_check, milliseconds on a run store) so that damaged data is named here,
+    not by the first query that happens to touch it."""
     problem = None
     connection = None
     try:
@@ -131,6 +134,10 @@ def open_database(
                     found = columns
                 if found != columns:
                     problem = f"table {table} has columns {list(found)}"
+        if problem is None and check_integrity:
+            verdict = [row[0] for row in connection.execute("PRAGMA quick_check")]
+            if verdict != ["ok"]:
+                problem = f"its data is damaged (SQLite quick_check: {verdict[0]})"
     except sqlite3.Error as exc:
         problem = str(exc)
     except OSError as exc:
@@ -144,3 +151,20 @@ def open_database(
             connection.close()
         raise CodesignError(f"{path}: database: expected {what} ({problem}); {remedy}")
     return connection
+
+
+class DamagedDatabase(CodesignError):
+    """A database that opened but failed on a query: one line naming it and saying whether it can go."""
+
+
+def damaged(path: Path, what: str, remedy: str, exc: sqlite3.Error) -> DamagedDatabase:
+    return DamagedDatabase(f"{path}: database: expected {what} (SQLite: {exc}); {remedy}")
+
+
+def user_cache_dir() -> Path:
+    """`$CODESIGN_CACHE_DIR`, else `$XDG_CACHE_HOME/codesign`, else `~/.cache/codesign`: where codesign keeps
+    what it can compute again (layer costs, trained supernets), each in its own place there."""
+    base = os.environ.get("CODESIGN_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "codesign"
+    )
+    return Path(base)

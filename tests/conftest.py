@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from codesign.network.training import train_architecture
 from codesign.spec import CandidateSpec, StageSpec
 
 warnings.filterwarnings("ignore")
+# Nothing a test computes lands in the user's own cache folder (layer costs, supernets) unless it names one.
+os.environ.setdefault("CODESIGN_CACHE_DIR", tempfile.mkdtemp(prefix="codesign-test-cache-"))
 torch.set_num_threads(1)
 
 
@@ -35,8 +39,11 @@ def tiny_spec(
 
 
 def explore_argv(workload: Path, run: Path, cost_cache: Path, *extra: str) -> list[str]:
-    """`codesign explore` of `workload` into the run folder `run`, with its own layer-cost cache."""
-    return ["explore", "-w", str(workload), "--run-dir", str(run), "--cost-cache", str(cost_cache), *extra]
+    """`codesign explore` of `workload` into the run folder `run`, with its own layer-cost cache and supernets."""
+    return [
+        "explore", "-w", str(workload), "--run-dir", str(run), "--cost-cache", str(cost_cache),
+        "--supernet-cache", str(cost_cache.parent / "supernets"), *extra,
+    ]  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -242,7 +242,8 @@ OVERRIDE_CASES = {
 def test_bad_hardware_override_is_one_line_before_any_training(case: str, tmp: Path, capsys):
     override, named = OVERRIDE_CASES[case]
     runs = tmp / "runs"
-    argv = ["explore", "--hw", override, "--runs", str(runs), "--cost-cache", str(tmp / "c.sqlite"), "-q"]
+    argv = ["explore", "--hw", override, "--runs", str(runs), "--cost-cache", str(tmp / "c.sqlite"),
+            "--supernet-cache", str(tmp / "supernets"), "-q"]  # fmt: skip
     one_line_failure(argv, capsys, named)
     assert nothing_written(runs)
     assert not (tmp / "supernets").exists()  # failed before the supernet trained

@@ -303,7 +303,7 @@ def test_final_exit_stays_the_static_networks_through_fine_tuning(tmp):
     setup = prepare_run(load_workload(workload))
     cache = tmp / "cache" / "c.sqlite"
     evaluator = setup.evaluator(
-        setup.recipe(tmp / "run", cache, setup.supernet(cache, report=lambda line: None))
+        setup.recipe(tmp / "run", cache, setup.supernet(tmp / "supernets", report=lambda line: None))
     )
     spec = setup.space.decode([len(g.choices) - 1 for g in setup.space.genes])  # every exit on
     assert len(spec.active_exit_stages) == 3

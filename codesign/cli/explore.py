@@ -88,6 +88,11 @@ def add_command(sub: Any) -> None:
     ex.add_argument(
         "--cost-cache", help="layer-cost cache file (default: ~/.cache/codesign/layer_costs.sqlite)"
     )
+    ex.add_argument(
+        "--supernet-cache",
+        help="folder of trained supernets, reused by every run of the same space (default: "
+        "~/.cache/codesign/supernets; independent of --cost-cache)",
+    )
     ex.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     ex.add_argument(
         "--hw",
@@ -167,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         run_dir,
         jobs=args.jobs,
         cache_path=Path(args.cost_cache) if args.cost_cache else None,
+        supernet_dir=Path(args.supernet_cache) if args.supernet_cache else None,
         progress=not args.quiet,
         data_dir=Path(args.data_dir) if args.data_dir else None,
         workers=args.workers,

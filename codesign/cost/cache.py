@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -18,10 +18,16 @@ from pathlib import Path
 from codesign.cost.graph import LayerSpec
 from codesign.cost.records import LayerCost
 from codesign.cost.settings import CostOptions
-from codesign.files import open_database
+from codesign.errors import CodesignError
+from codesign.files import damaged, open_database, user_cache_dir
 from codesign.hardware.target import HardwareTarget
 
 ZIGZAG_VERSION = version("zigzag-dse")
+WHAT = "codesign's layer-cost cache"
+REMEDY = (
+    "it only holds ZigZag results, computed again when missing: delete it safely, or choose another with "
+    "--cost-cache"
+)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS layer_costs (
     key TEXT PRIMARY KEY,
@@ -65,11 +71,8 @@ def layer_cost_key(layer: LayerSpec, target: HardwareTarget, options: CostOption
 
 
 def default_cache_path() -> Path:
-    """`$CODESIGN_CACHE_DIR/layer_costs.sqlite`, else under `$XDG_CACHE_HOME/codesign` or `~/.cache/codesign`."""
-    base = os.environ.get("CODESIGN_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "codesign"
-    )
-    return Path(base) / "layer_costs.sqlite"
+    """`layer_costs.sqlite` in the user cache folder (`files.user_cache_dir`)."""
+    return user_cache_dir() / "layer_costs.sqlite"
 
 
 class LayerCostCache:
@@ -81,21 +84,27 @@ class LayerCostCache:
             self.path,
             (SCHEMA,),
             {"layer_costs": COLUMNS},
-            "codesign's layer-cost cache",
-            "delete the file (it only holds ZigZag results that are computed again) or choose another with --cost-cache",
+            WHAT,
+            REMEDY,
             upgrades={"layer_costs": ("detail_json",)},
         )
+
+    def _damaged(self, exc: sqlite3.DatabaseError) -> CodesignError:
+        return damaged(self.path, WHAT, REMEDY, exc)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, LayerCost]:
         keys = list(dict.fromkeys(keys))
         found: dict[str, LayerCost] = {}
         for begin in range(0, len(keys), 500):
             chunk = keys[begin : begin + 500]
-            rows = self._connection.execute(
-                "SELECT key, energy_pj, latency_cycles, mac_energy_pj, memory_energy_pj, ideal_cycles, utilization, "
-                f"detail_json FROM layer_costs WHERE key IN ({','.join('?' * len(chunk))}) AND detail_json IS NOT NULL",
-                chunk,
-            ).fetchall()
+            try:
+                rows = self._connection.execute(
+                    "SELECT key, energy_pj, latency_cycles, mac_energy_pj, memory_energy_pj, ideal_cycles, utilization, "
+                    f"detail_json FROM layer_costs WHERE key IN ({','.join('?' * len(chunk))}) AND detail_json IS NOT NULL",
+                    chunk,
+                ).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise self._damaged(exc) from None
             for key, *values, detail in rows:  # rows from before breakdowns were kept are evaluated again
                 found[key] = LayerCost.from_cache(values, json.loads(detail))
         return found
@@ -119,11 +128,14 @@ class LayerCostCache:
         ]
         if not rows:
             return
-        with self._connection:
-            self._connection.execute("BEGIN IMMEDIATE")
-            self._connection.executemany(
-                "INSERT OR REPLACE INTO layer_costs VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows
-            )
+        try:
+            with self._connection:
+                self._connection.execute("BEGIN IMMEDIATE")
+                self._connection.executemany(
+                    "INSERT OR REPLACE INTO layer_costs VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows
+                )
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc) from None
 
     def __len__(self) -> int:
         return int(self._connection.execute("SELECT COUNT(*) FROM layer_costs").fetchone()[0])

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from codesign.data.splits import Dataset, shuffled_batches
-from codesign.files import atomic_torch_save
+from codesign.files import atomic_torch_save, user_cache_dir
 from codesign.network.augment import augment_batch
 from codesign.network.blocks import BLOCKS
 from codesign.network.layers import ElasticConvBN
@@ -84,6 +84,12 @@ class ElasticHead(nn.Module):
         x = torch.flatten(pooled, 1)
         fc = getattr(self, f"fc_p{pool}")
         return F.linear(x, fc.weight[:, : x.shape[1]], fc.bias)
+
+
+def default_supernet_dir() -> Path:
+    """Trained supernets, by default: `supernets/` in the user cache folder (`files.user_cache_dir`), apart
+    from the layer-cost cache so that choosing another of one never moves the other."""
+    return user_cache_dir() / "supernets"
 
 
 def _head_choices(space: SearchSpace, index: int) -> dict[str, tuple[int, ...]]:

@@ -27,6 +27,7 @@ from codesign.evaluation.backends import EvaluatorRecipe, make_backend
 from codesign.evaluation.evaluator import Evaluator, finalize, with_test
 from codesign.evaluation.result import CandidateResult
 from codesign.exits import LearnedConfidence
+from codesign.network.supernet import default_supernet_dir
 from codesign.runs.baseline import BASELINE_FOLDER
 from codesign.runs.identity import LOCK_NAME, RunLock, differences, refuse_other_run
 from codesign.runs.outputs import (
@@ -75,27 +76,38 @@ def explore(
     data_dir: Path | None = None,
     workers: int = 1,
     dask: str | None = None,
+    supernet_dir: Path | None = None,
 ) -> ExploreResult:
     """Search, store, fine-tune and report. `jobs`: ZigZag processes for this process's cache misses;
     `workers` > 1: candidates are evaluated in that many local processes; `dask`: on a Dask cluster
-    (scheduler address, or `local:N`)."""
+    (scheduler address, or `local:N`); `cache_path`, `supernet_dir`: the layer-cost cache and the trained
+    supernets' folder (defaults: in the user cache folder), each independent of the other."""
     setup = prepare_run(workload, data_dir)  # every input checked; nothing written yet
     cache_path = cache_path or default_cache_path()
     setup.check_mappable(cache_path)
-    return _explore(setup, run_dir, jobs, cache_path, progress, report, workers, dask)
+    paths = _Caches(cache_path, supernet_dir or default_supernet_dir())
+    return _explore(setup, run_dir, jobs, paths, progress, report, workers, dask)
+
+
+@dataclass(frozen=True)
+class _Caches:
+    layer_costs: Path
+    supernets: Path
 
 
 def _explore(
     setup: RunSetup,
     run_dir: Path,
     jobs: int,
-    cache_path: Path,
+    caches: _Caches,
     progress: bool,
     report: Reporter,
     workers: int,
     dask: str | None,
 ) -> ExploreResult:
     import torch
+
+    cache_path = caches.layer_costs
 
     start = time.perf_counter()
     workload = setup.workload
@@ -123,7 +135,7 @@ def _explore(
                 _static_baseline(setup),
                 run_dir / BASELINE_FOLDER,
                 jobs,
-                cache_path,
+                caches,
                 progress,
                 report,
                 workers,
@@ -133,7 +145,7 @@ def _explore(
             report(
                 f"\nearly exit: {workload.name}, seeded with the static baseline's {len(seeds)} returned networks"
             )
-        supernet = setup.supernet(cache_path, report)
+        supernet = setup.supernet(caches.supernets, report)
         recipe = setup.recipe(
             run_dir, cache_path, supernet, cost_jobs=jobs if workers <= 1 and not dask else 1
         )

@@ -24,7 +24,12 @@ from codesign.hardware.area import chip_area
 from codesign.hardware.target import HardwareTarget, load_hardware, load_variant
 from codesign.network.device import resolve_device
 from codesign.network.model import exit_pool_kernel, feature_map_sizes
-from codesign.network.supernet import exit_heads_checkpoint, static_space, supernet_checkpoint
+from codesign.network.supernet import (
+    default_supernet_dir,
+    exit_heads_checkpoint,
+    static_space,
+    supernet_checkpoint,
+)
 from codesign.runs.store import RunConfig, RunStore
 from codesign.space import SearchSpace
 
@@ -71,11 +76,12 @@ class RunSetup:
             augment=workload.augment,
         )
 
-    def supernet(self, cache_path: Path, report: Reporter = print) -> Path | None:
-        """The supernet checkpoint beside the layer-cost cache (trained now if missing); None in scratch mode."""
+    def supernet(self, folder: Path, report: Reporter = print) -> Path | None:
+        """The supernet checkpoint in the supernet folder `folder` (trained now if missing); None in scratch
+        mode."""
         if self.workload.training_mode != "supernet":
             return None
-        config, folder = self.workload.supernet, cache_path.parent / "supernets"
+        config = self.workload.supernet
         device, augmentation = resolve_device(self.workload.device), self.workload.augment
         frozen = self.exits_on_static_backbone
         space = static_space(self.space) if frozen else self.space
@@ -308,9 +314,10 @@ def open_run_evaluator(
     accelerator: str | None = None,
     residency: str | None = None,
     report: Reporter = print,
+    supernet_dir: Path | None = None,
 ) -> tuple[RunSetup, Evaluator]:
     """A stored run set up again with an evaluator for its networks: the weights the run kept, else (supernet
-    mode) the supernet beside the layer-cost cache at `cache_path`. For comparisons after a run;
+    mode) the supernet in `supernet_dir` (default: the user's supernet folder). For comparisons after a run;
     `accelerator`: cost the same networks on another accelerator (without the run's hardware overrides);
     `residency`: with another residency mode."""
     with RunStore.of_run(run_dir) as store:
@@ -320,5 +327,5 @@ def open_run_evaluator(
     if residency is not None:
         workload = replace(workload, cost_model=replace(workload.cost_model, residency=residency))
     setup = prepare_run(workload, data_dir)
-    supernet = setup.supernet(cache_path, report)
+    supernet = setup.supernet(supernet_dir or default_supernet_dir(), report)
     return setup, setup.evaluator(setup.recipe(run_dir, cache_path, supernet))

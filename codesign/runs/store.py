@@ -154,8 +154,10 @@ class RunStore:
             SCHEMA,
             TABLES,
             "a run store written by `codesign explore`",
-            "start a new run in another folder (--run-dir)",
+            "it holds the run's results: keep it (restore a copy if you have one) and start a new run in "
+            "another folder (--run-dir)",
             create=create,
+            check_integrity=True,
         )
 
     @classmethod
