@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass, field, replace
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -77,6 +79,11 @@ class SearchSpace:
     # False: static networks only (every early exit off, no exit genes): the baseline an EENN front is
     # compared with, searched over the same backbones.
     early_exits: bool = True
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchSpace:
+        """The space a run store recorded (`asdict` through JSON); fields added since take their defaults."""
+        return _built(cls, data)
 
     @property
     def max_accuracy_drop(self) -> float:
@@ -230,3 +237,19 @@ class SearchSpace:
 
     def all_indices(self) -> itertools.product:
         return itertools.product(*(range(len(g.choices)) for g in self.genes))
+
+
+def _built(kind: Any, value: Any) -> Any:
+    """`value` (JSON: lists for tuples, dicts for dataclasses) as the type `kind` says."""
+    if is_dataclass(kind) and isinstance(value, dict):
+        hints = typing.get_type_hints(kind)
+        known = {f.name for f in fields(kind)}
+        return kind(**{name: _built(hints[name], item) for name, item in value.items() if name in known})
+    origin, arguments = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        return value if value is None else _built(next(a for a in arguments if a is not type(None)), value)
+    if origin is tuple and isinstance(value, list):
+        if len(arguments) == 2 and arguments[1] is Ellipsis:
+            return tuple(_built(arguments[0], item) for item in value)
+        return tuple(_built(a, item) for a, item in zip(arguments, value, strict=True))
+    return value

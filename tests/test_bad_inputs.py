@@ -113,6 +113,7 @@ WORKLOAD_CASES = {
         10_000_000,
         "space.stages[1].width",
     ),
+    "a width PyTorch cannot size": ("space.stages.1.width", 10**9, "space.stages[1].width"),
     "a pooling grid the map cannot take": ("space.exit_branches", {"pool": 3}, "space.exit_branches.pool"),
     "negative crop padding": ("training.augment", {"crop_padding": -1}, "training.augment.crop_padding"),
     "crop padding as wide as the image": (
@@ -138,6 +139,11 @@ WORKLOAD_CASES = {
     ),
     "accelerators to compare not a list": ("hardware.compare", "eyeriss_like", "hardware.compare"),
     "a negative area limit": ("search.constraints.max_area", -1, "search.constraints.max_area"),
+    "a zero among searched accelerator choices": (
+        "hardware.search",
+        {"codesign.clock_mhz": [0, 400]},
+        "hardware.search.codesign.clock_mhz",
+    ),
 }
 
 
@@ -196,6 +202,28 @@ def test_mapping_with_an_unknown_loop_dimension_is_refused(tmp: Path, capsys):
         capsys,
         "mine.mapping.yaml",
         "spatial_mapping.D1",
+    )
+    assert nothing_written(tmp / "runs")
+
+
+@pytest.mark.parametrize(
+    "spatial,named",
+    [
+        ({"D1": ["K, 64"]}, "[0] (default).spatial_mapping.D1"),  # 64 on an 8-wide D1
+        ({"D1": ["K, 4", "G, 4"]}, "[0] (default).spatial_mapping.D1"),  # 4 x 4 = 16 on 8
+        ({"D7": ["K, 2"]}, "spatial_mapping.D7"),  # no such array dimension (ZigZag's schema says so)
+    ],
+)
+def test_a_spatial_mapping_wider_than_the_array_is_refused(spatial: dict, named: str, tmp: Path, capsys):
+    accelerator, mapping = library_copy(tmp)
+    mapping[0]["spatial_mapping"] = {**mapping[0]["spatial_mapping"], **spatial}
+    write_yaml(tmp / "mine.yaml", accelerator)
+    write_yaml(tmp / "mine.mapping.yaml", mapping)
+    one_line_failure(
+        ["explore", "-a", str(tmp / "mine.yaml"), "--runs", str(tmp / "runs")],
+        capsys,
+        "mine.mapping.yaml",
+        named,
     )
     assert nothing_written(tmp / "runs")
 
@@ -264,6 +292,8 @@ OPTION_CASES = {
     "NaN exit fractions": (["cost", "MODEL", "--exit-fractions", "nan,0.5,0.5"], "--exit-fractions"),
     "lpf limit 0": (["cost", "MODEL", "--lpf-limit", "0"], "--lpf-limit"),
     "input shape as words": (["cost", "MODEL", "--input-shape", "a,b"], "--input-shape"),
+    "a Dask address that is no address": (["explore", "--dask", "nonsense"], "--dask"),
+    "a local Dask cluster of no workers": (["explore", "--dask", "local:0"], "--dask"),
     "infer threshold above 1": (["infer", "SEGMENTS", "--thresholds", "1.5,0.5"], "--thresholds"),
     "infer batch size 0": (["infer", "SEGMENTS", "--batch-size", "0"], "--batch-size"),
 }
@@ -348,7 +378,7 @@ def test_a_broken_layer_cost_cache_says_what_to_do(content: str, exported, tmp: 
         capsys,
         str(cache),
     )
-    assert "delete the file" in line and not (tmp / "o").exists()
+    assert "delete it safely" in line and not (tmp / "o").exists()
 
 
 def test_report_on_an_empty_or_broken_run_store_changes_nothing(tmp: Path, capsys):
@@ -453,18 +483,28 @@ def test_reopening_a_run_with_other_settings_is_refused(finished_run, change: li
     assert run_state(run) == before
 
 
-def test_resuming_after_the_workload_file_was_edited_is_refused(finished_run, tmp: Path):
+def test_resuming_after_the_workload_file_was_edited_continues_the_stored_run_and_says_so(
+    finished_run, tmp: Path
+):
     edited = tmp / "edited"
     subprocess.run(["cp", "-r", str(finished_run["run"]), str(edited)], check=True)
+    before = run_state(edited)
     original = finished_run["workload"].read_text()
     try:
         write_yaml(finished_run["workload"], with_change(TINY, "space.stages.2.width", [16, 32]))
-        refused(
-            cli("explore", "--resume", str(edited), "--cost-cache", str(finished_run["cache"]), "-q"),
-            "space.stages",
+        done = cli(
+            "explore", "--resume", str(edited), "--cost-cache", str(finished_run["cache"]), "-q", "-j", "1"
         )
     finally:
         finished_run["workload"].write_text(original)
+    assert done.returncode == 0, done.stderr[-2000:]
+    notice = next(line for line in done.stdout.splitlines() if "edited since this run started" in line)
+    assert str(finished_run["workload"]) in notice and "space.stages" in notice and "run.db" in notice
+    assert "0 new" in done.stdout and run_state(edited) == before
+    unchanged = cli(
+        "explore", "--resume", str(edited), "--cost-cache", str(finished_run["cache"]), "-q", "-j", "1"
+    )
+    assert unchanged.returncode == 0 and "edited since" not in unchanged.stdout, unchanged.stderr[-2000:]
 
 
 def test_a_run_started_before_fields_were_added_still_resumes(finished_run, tmp: Path):

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from codesign.cli.options import finite_float, non_negative_int, positive_int
+from codesign.cli.options import dask_address, finite_float, non_negative_int, positive_int
 from codesign.search.algorithms import ALGORITHMS
 from codesign.search.objectives import OBJECTIVES
 
@@ -116,6 +116,7 @@ def add_command(sub: Any) -> None:
     ex.add_argument(
         "--dask",
         metavar="ADDRESS",
+        type=dask_address,
         help="evaluate candidates on a Dask cluster: scheduler address (tcp://host:8786) or local:N",
     )
     ex.set_defaults(handler=run)
@@ -132,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume:
         with RunStore.of_run(args.resume) as store:
-            workload = stored_workload(store, args.workload)
+            workload = stored_workload(store, args.workload, report=print)
         args.run_dir = args.resume
     else:
         workload = load_workload(args.workload or "digits")

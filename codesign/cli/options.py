@@ -59,3 +59,23 @@ def parse_numbers(text: str, option: str, expected: str, kind: type = float) -> 
     if not values or not all(math.isfinite(v) for v in values):
         raise CodesignError(f"{option} {text!r}: value: expected {expected}")
     return values
+
+
+DASK_SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")
+
+
+def dask_address(text: str) -> str:
+    """`local:N` (a local cluster of N workers) or a scheduler address `[scheme://]host:port`."""
+    import re
+
+    if text.startswith("local:"):
+        count = text.split(":", 1)[1]
+        if count.isdigit() and int(count) >= 1:
+            return text
+        raise argparse.ArgumentTypeError(f"expected local:N with N workers >= 1, got {text!r}")
+    found = re.fullmatch(r"(?:(\w+)://)?([^\s:/]+):(\d+)", text)
+    if found and (found.group(1) or "tcp") in DASK_SCHEMES and 0 < int(found.group(3)) < 65536:
+        return text
+    raise argparse.ArgumentTypeError(
+        f"expected a Dask scheduler address such as tcp://host:8786 (or local:N), got {text!r}"
+    )

@@ -104,13 +104,32 @@ def _channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(means), np.asarray(stds)
 
 
-def _build(name: str, official: _Official, num_classes: int, seed: int, val_size: int | None) -> Dataset:
-    """Train/val from the official train set (stratified, seeded), test = the official test set."""
+def _build(
+    name: str,
+    official: _Official,
+    num_classes: int,
+    seed: int,
+    val_size: int | None,
+    sources: tuple[Path, Path],
+) -> Dataset:
+    """Train/val from the official train set (stratified, seeded), test = the official test set.
+    `sources`: the (first) training and test files, named when they hold too few images."""
     labels = np.asarray(official.train_labels, dtype=np.int64)
+    remedy = "give the full dataset's files (--data-dir DIR)"
+    if len(labels) < 2:
+        raise CodesignError(
+            f"{sources[0]}: images: expected at least 2 training images (split into train and validation), "
+            f"found {len(labels)}; {remedy}"
+        )
+    if len(official.test_labels) < 1:
+        raise CodesignError(f"{sources[1]}: images: expected at least 1 test image, found 0; {remedy}")
     if val_size is None:
         val_size = max(1, min(DEFAULT_VAL_SIZE, len(labels) // 10))
     if not 0 < val_size < len(labels):
-        raise CodesignError(f"{name}: val_size: expected between 1 and {len(labels) - 1}, got {val_size}")
+        raise CodesignError(
+            f"{sources[0]}: val_size: expected between 1 and {len(labels) - 1} validation images "
+            f"(the file holds {len(labels)} training images), got {val_size}"
+        )
     val_idx, train_idx = stratified_subset(labels, val_size, seed)
     train_images = official.train_images[train_idx]
     mean, std = _channel_stats(train_images)
@@ -198,7 +217,9 @@ def load_fashion_mnist(data_dir: Path | None = None, seed: int = 0, val_size: in
     paths = _locate("Fashion-MNIST", list(FASHION_MNIST_FILES), dirs, how, allow_gz=True)
     train_x, train_y = _read_fashion_part(paths[FASHION_MNIST_FILES[0]], paths[FASHION_MNIST_FILES[1]])
     test_x, test_y = _read_fashion_part(paths[FASHION_MNIST_FILES[2]], paths[FASHION_MNIST_FILES[3]])
-    return _build("fashion-mnist", _Official(train_x, train_y, test_x, test_y), 10, seed, val_size)
+    official = _Official(train_x, train_y, test_x, test_y)
+    sources = (paths[FASHION_MNIST_FILES[0]], paths[FASHION_MNIST_FILES[2]])
+    return _build("fashion-mnist", official, 10, seed, val_size, sources)
 
 
 # --------------------------------------------------------------------------- CIFAR-10 / CIFAR-100 (pickles)
@@ -275,7 +296,9 @@ def load_cifar(
     label_key = b"labels" if variant == 10 else b"fine_labels"
     train_x, train_y = _read_cifar_files([paths[n] for n in train_names], label_key, variant)
     test_x, test_y = _read_cifar_files([paths[n] for n in test_names], label_key, variant)
-    return _build(f"cifar{variant}", _Official(train_x, train_y, test_x, test_y), variant, seed, val_size)
+    official = _Official(train_x, train_y, test_x, test_y)
+    sources = (paths[train_names[0]], paths[test_names[0]])
+    return _build(f"cifar{variant}", official, variant, seed, val_size, sources)
 
 
 def load_cifar10(data_dir: Path | None = None, seed: int = 0, val_size: int | None = None) -> Dataset:
@@ -326,4 +349,5 @@ def load_svhn(data_dir: Path | None = None, seed: int = 0, val_size: int | None 
     paths = _locate("SVHN", list(SVHN_FILES), _search_dirs(data_dir, "svhn"), how)
     train_x, train_y = _read_svhn_file(paths[SVHN_FILES[0]])
     test_x, test_y = _read_svhn_file(paths[SVHN_FILES[1]])
-    return _build("svhn", _Official(train_x, train_y, test_x, test_y), 10, seed, val_size)
+    official = _Official(train_x, train_y, test_x, test_y)
+    return _build("svhn", official, 10, seed, val_size, (paths[SVHN_FILES[0]], paths[SVHN_FILES[1]]))

@@ -8,7 +8,9 @@ layer-cost cache (SQLite, safe under concurrent writers) and the architecture we
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import multiprocessing
 import pickle
 from collections.abc import Callable, Iterator
@@ -22,6 +24,7 @@ from codesign.cost.engine import CostEngine, CostEngineStats
 from codesign.cost.settings import CostOptions
 from codesign.data.registry import load_dataset
 from codesign.data.splits import Dataset
+from codesign.errors import CodesignError
 from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
 from codesign.evaluation.result import CandidateResult
 from codesign.hardware.target import HardwareTarget, load_hardware
@@ -163,6 +166,31 @@ class ProcessBackend:
         self.pool.shutdown(cancel_futures=True)
 
 
+def connect(address: str) -> Any:
+    """A client of the Dask scheduler at `address`, or one line saying there is none."""
+    from distributed import Client
+
+    # distributed logs its reconnection attempts with tracebacks; a lost scheduler is reported in one line instead
+    for name in [
+        "distributed",
+        *(n for n in logging.root.manager.loggerDict if n.startswith("distributed.")),
+    ]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        return Client(address, timeout="10s")
+    except OSError as exc:
+        raise CodesignError(
+            f"--dask {address}: expected a running Dask scheduler there ({str(exc).splitlines()[0][:120]}); "
+            "start one (dask scheduler) with workers, or use local:N"
+        ) from None
+
+
+def check_scheduler(address: str) -> None:
+    """Fail before anything is written if a remote scheduler is not there."""
+    if not address.startswith("local:"):
+        connect(address).close()
+
+
 class DaskBackend:
     """A Dask distributed cluster: `address` of a running scheduler, or `local:N` for a local cluster of N
     single-threaded worker processes (what the tests use). Each worker uses the device it is given: with
@@ -185,12 +213,33 @@ class DaskBackend:
             )
             self.client = Client(self.cluster)
         else:
-            self.client = Client(address)
+            self.client = connect(address)
+        self.address = address
 
     def map(self, specs: list[CandidateSpec]) -> Iterator[CandidateResult]:
+        """Results as they finish. A worker lost mid-evaluation is Dask's to handle (its task runs again on
+        another worker); a scheduler lost mid-run ends the run in one line, with every finished evaluation
+        already in the run store for the same command to resume."""
+        from distributed.client import FutureCancelledError
+        from distributed.comm.core import CommClosedError
+
         futures = self.client.map(evaluate_in_worker, [self.recipe] * len(specs), specs, pure=False)
         for future in futures:
-            yield _collect(self.stats, future.result())
+            try:
+                result = future.result()
+            except (
+                CommClosedError,
+                FutureCancelledError,
+                OSError,
+                TimeoutError,
+                asyncio.CancelledError,
+            ) as exc:
+                raise CodesignError(
+                    f"--dask {self.address}: expected the Dask scheduler to stay up, but it went away mid-run "
+                    f"({type(exc).__name__}); finished evaluations are in the run store: run the same command "
+                    "again to resume"
+                ) from None
+            yield _collect(self.stats, result)
 
     def close(self) -> None:
         self.client.close()

@@ -21,7 +21,7 @@ import yaml
 from codesign.errors import CodesignError
 from codesign.files import atomic_write_text, library_dir, read_yaml
 from codesign.hardware.overrides import METADATA_KEY, apply_overrides, scale_spatial_mapping
-from codesign.hardware.zigzag_files import validate_accelerator, validate_mapping
+from codesign.hardware.zigzag_files import check_mapping_fits, validate_accelerator, validate_mapping
 
 MAPPING_SUFFIX = ".mapping.yaml"
 DEFAULT_CLOCK_MHZ = 1000.0
@@ -201,6 +201,7 @@ def load_hardware(
     accel_data = validate_accelerator(accel_path, zigzag_raw)
     notes: list[str] = []
     mapping_data = validate_mapping(mapping_path, mapping_raw, notes)
+    check_mapping_fits(mapping_path, mapping_data, accel_data)
     digest = hashlib.sha256(
         yaml.safe_dump(zigzag_raw, sort_keys=True).encode()
         + b"\0"

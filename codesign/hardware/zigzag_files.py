@@ -152,3 +152,52 @@ def _check_loop_dimensions(path: Path, entries: list[dict[str, Any]]) -> set[str
                     f"{path}: {where}.memory_operand_links.{operand}: expected layer operands among {list(LAYER_OPERANDS)}"
                 )
     return generic
+
+
+def check_mapping_fits(path: Path, mapping: list[dict[str, Any]], accelerator: dict[str, Any]) -> None:
+    """Every spatial unrolling fits its array dimension: ZigZag would otherwise cost a wider unrolling as if
+    it were the dimension's size, silently. Unrollings that do not divide the dimension are allowed (ZigZag
+    costs them as partly idle arrays)."""
+    array = accelerator.get("operational_array") or {}
+    sizes = dict(zip(array.get("dimensions") or [], array.get("sizes") or [], strict=False))
+    if not sizes:
+        return
+    for index, entry in enumerate(mapping):
+        where = f"[{index}] ({entry.get('name')}).spatial_mapping"
+        for array_dim, factors in (entry.get("spatial_mapping") or {}).items():
+            if array_dim not in sizes:
+                raise CodesignError(
+                    f"{path}: {where}.{array_dim}: expected one of the accelerator's array dimensions "
+                    f"{list(sizes)}"
+                )
+            unrolled = 1
+            for factor in factors:
+                _, _, size = str(factor).partition(",")
+                try:
+                    unrolled *= int(size.strip())
+                except ValueError:
+                    raise CodesignError(
+                        f"{path}: {where}.{array_dim}: expected 'LOOP, size' entries, got {factor!r}"
+                    ) from None
+            if unrolled > int(sizes[array_dim]):
+                raise CodesignError(
+                    f"{path}: {where}.{array_dim}: expected an unrolling of at most the array's "
+                    f"{array_dim} size {sizes[array_dim]}, got {' x '.join(map(str, factors))} = {unrolled}; "
+                    "reduce it, or enlarge operational_array.sizes"
+                )
+
+
+def capped_spatial_mapping(mapping: list[dict[str, Any]], sizes: dict[str, int]) -> list[dict[str, Any]]:
+    """`mapping` with each single-loop unrolling wider than its array dimension cut to the dimension's size,
+    which is what ZigZag makes of it (with a warning in its log); for comparisons with ZigZag on its own
+    shipped files, which `check_mapping_fits` refuses."""
+    capped = []
+    for entry in mapping:
+        spatial = {}
+        for array_dim, factors in (entry.get("spatial_mapping") or {}).items():
+            if len(factors) == 1 and array_dim in sizes:
+                loop, _, size = str(factors[0]).partition(",")
+                factors = [f"{loop.strip()}, {min(int(size), int(sizes[array_dim]))}"]
+            spatial[array_dim] = list(factors)
+        capped.append({**entry, "spatial_mapping": spatial} if "spatial_mapping" in entry else dict(entry))
+    return capped

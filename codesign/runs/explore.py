@@ -23,7 +23,7 @@ from codesign.cost.cache import default_cache_path
 from codesign.cost.engine import CostEngineStats
 from codesign.deploy.qcdq import compare_outputs, export_qcdq
 from codesign.deploy.segments import export_segments
-from codesign.evaluation.backends import EvaluatorRecipe, make_backend
+from codesign.evaluation.backends import EvaluatorRecipe, check_scheduler, make_backend
 from codesign.evaluation.evaluator import Evaluator, finalize, with_test
 from codesign.evaluation.result import CandidateResult
 from codesign.exits import LearnedConfidence
@@ -83,6 +83,8 @@ def explore(
     (scheduler address, or `local:N`); `cache_path`, `supernet_dir`: the layer-cost cache and the trained
     supernets' folder (defaults: in the user cache folder), each independent of the other."""
     setup = prepare_run(workload, data_dir)  # every input checked; nothing written yet
+    if dask:
+        check_scheduler(dask)
     cache_path = cache_path or default_cache_path()
     setup.check_mappable(cache_path)
     paths = _Caches(cache_path, supernet_dir or default_supernet_dir())

@@ -13,10 +13,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from codesign.config.workload import Workload
 from codesign.errors import CodesignError
 from codesign.runs.store import RunConfig
 
@@ -82,6 +83,37 @@ def _compare(
             _compare(a, b, f"{prefix}{key}.", found)
         elif a != b:
             found.append((f"{prefix}{key}", a, b))
+
+
+# What a workload file holds that a run's store records (the rest is fitted or resolved when the run starts).
+WORKLOAD_SECTIONS = (
+    "dataset", "space", "hardware_overrides", "training", "training_mode", "supernet", "finetune", "cost",
+    "cost_model", "augment",
+)  # fmt: skip
+FITTED_SPACE = ("num_classes", "in_channels", "resolution", "cores")
+
+
+def workload_edits(stored: Workload, current: Workload) -> list[str]:
+    """`field old -> new` for what the workload file now says differently from the run's store. Left out:
+    the search settings and what the command line may have set when the run started (`--hw`, `--epochs`,
+    `--static`), which the store holds and the file never did."""
+    current = replace(
+        current,
+        space=replace(
+            current.space,
+            early_exits=stored.space.early_exits,
+            **{k: getattr(stored.space, k) for k in FITTED_SPACE},
+        ),
+        hardware_overrides=stored.hardware_overrides,
+        training=replace(current.training, epochs=stored.training.epochs),
+    )
+    old, new = (
+        json.loads(json.dumps({key: asdict(w)[key] for key in WORKLOAD_SECTIONS}, default=str))
+        for w in (stored, current)
+    )
+    found: list[tuple[str, Any, Any]] = []
+    _compare(old, new, "", found)
+    return [f"{path} {_short(a)} -> {_short(b)}" for path, a, b in found]
 
 
 def _plain(config: RunConfig) -> dict[str, Any]:

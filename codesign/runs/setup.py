@@ -30,6 +30,7 @@ from codesign.network.supernet import (
     static_space,
     supernet_checkpoint,
 )
+from codesign.runs.identity import workload_edits
 from codesign.runs.store import RunConfig, RunStore
 from codesign.space import SearchSpace
 
@@ -191,7 +192,14 @@ def prepare_space(workload: Workload, dataset: Dataset, target: HardwareTarget) 
     _check_memory(workload, space)
     for path, choices in space.hardware:  # fail before any training if a searched value is invalid
         for choice in choices:
-            load_variant(target, {**dict(workload.hardware_overrides), path: choice})
+            try:
+                load_variant(target, {**dict(workload.hardware_overrides), path: choice})
+            except CodesignError as error:  # the accelerator file holds no such value: the workload does
+                reason = str(error).removeprefix(f"{target.accelerator_path}: ")
+                raise CodesignError(
+                    f"{workload.source}: hardware.search.{path}: the choice {choice!r} is refused by "
+                    f"{target.accelerator_path.name}: {reason}"
+                ) from None
     return space
 
 
@@ -256,8 +264,17 @@ def _check_memory(workload: Workload, space: SearchSpace) -> None:
 
     from codesign.network.supernet import Supernet
 
-    with torch.device("meta"):
-        supernet = Supernet(space)
+    try:
+        with torch.device("meta"):
+            supernet = Supernet(space)
+    except (RuntimeError, OverflowError, ValueError) as exc:  # sizes beyond what PyTorch can even describe
+        widths = [max(stage.width) for stage in space.stages]
+        widest = max(range(len(widths)), key=widths.__getitem__)
+        raise CodesignError(
+            f"{workload.source}: space.stages[{widest}].width: expected networks that fit in memory, but PyTorch "
+            f"cannot even size the largest choice ({str(exc).splitlines()[0][:80]}); choose smaller widths, "
+            "expansions or depths"
+        ) from None
     per_stage = [sum(p.numel() for p in stage.parameters()) for stage in supernet.stages]
     parameters = sum(p.numel() for p in supernet.parameters())
     needed = parameters * _TRAINING_BYTES_PER_PARAMETER
@@ -286,25 +303,59 @@ def _available_memory() -> int:
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def stored_workload(store: RunStore, workload_name: str | None = None) -> Workload:
-    """The workload and settings a run was started with (from its store), unless one is given explicitly."""
+def stored_workload(
+    store: RunStore, workload_name: str | None = None, report: Reporter | None = None
+) -> Workload:
+    """The workload and settings a run was started with, from its store (the space it searched included),
+    unless one is given explicitly. `report`: told when the workload file has been edited since (or is gone):
+    the run continues as it started, not with the edits."""
     config = store.config()
     if config is None:
         raise CodesignError(f"{store.path}: config: expected a run store written by `codesign explore`")
-    workload = load_workload(workload_name or config.workload_file)
     if workload_name:
-        return workload
-    return replace(
-        workload,
+        return load_workload(workload_name)
+    try:
+        current: Workload | None = load_workload(config.workload_file)
+    except CodesignError:
+        current = None
+    if config.space is None:  # stores written before the space was recorded
+        if current is None:
+            raise CodesignError(
+                f"{store.path}: space: this run store predates recorded search spaces and its workload file "
+                f"{config.workload_file} no longer loads; restore the file, or start a new run"
+            )
+        space = replace(current.space, early_exits=config.early_exits)
+    else:
+        space = SearchSpace.from_dict(config.space)
+    stored = Workload(
+        name=config.workload,
+        source=config.workload_file,
+        dataset=config.dataset,
         accelerator=config.accelerator_file,
         mapping=config.mapping_file,
+        space=space,
+        hardware_overrides=tuple(config.hardware_overrides.items()),
+        allocate_cores=space.cores > 1 if config.space is not None else current.allocate_cores,
+        training=config.training,
+        training_mode=config.training_mode,
+        supernet=config.supernet,
+        finetune=config.finetune,
+        cost=config.cost,
+        search=config.search,
         cost_model=config.cost_model,
         augment=config.augment,
-        hardware_overrides=tuple(config.hardware_overrides.items()),
-        training=config.training,
-        search=config.search,
-        space=replace(workload.space, early_exits=config.early_exits),
+        device=current.device if current else "auto",
+        compare_accelerators=current.compare_accelerators if current else (),
     )
+    if report is not None:
+        edits = ["the file no longer loads"] if current is None else workload_edits(stored, current)
+        if edits:
+            shown = "; ".join(edits[:4]) + (f"; and {len(edits) - 4} more" if len(edits) > 4 else "")
+            report(
+                f"{config.workload_file}: edited since this run started ({shown}); resuming with the workload "
+                f"stored in {store.path}; to search the edited one, start a new run with -w {config.workload_file}"
+            )
+    return stored
 
 
 def open_run_evaluator(

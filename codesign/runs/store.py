@@ -182,7 +182,22 @@ class RunStore:
         row = self._db.execute(
             "SELECT result_json FROM evaluations WHERE spec_key = ?", (spec_key,)
         ).fetchone()
-        return CandidateResult.from_dict(json.loads(row[0])) if row else None
+        return self._result(spec_key, row[0]) if row else None
+
+    def _result(self, key: str, text: str) -> CandidateResult:
+        """One stored evaluation, or a one-line error naming the store, the evaluation and what is wrong."""
+        try:
+            return CandidateResult.from_dict(json.loads(text))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            what = (
+                f"field {exc.args[0]!r} missing"
+                if isinstance(exc, KeyError)
+                else f"{type(exc).__name__}: {exc}"
+            )
+            raise CodesignError(
+                f"{self.path}: evaluation {key}: expected a complete stored result ({what}); the store was "
+                "changed by something else than codesign: restore a copy, or start a new run (--run-dir)"
+            ) from None
 
     def put(self, result: CandidateResult, key: str | None = None) -> None:
         """Store under `key`: the key of the spec the search asked for (tuned thresholds may change the result's)."""
@@ -201,7 +216,7 @@ class RunStore:
         rows = self._db.execute(
             "SELECT spec_key, result_json FROM evaluations ORDER BY created, spec_key"
         ).fetchall()
-        return [(key, CandidateResult.from_dict(json.loads(data))) for key, data in rows]
+        return [(key, self._result(key, data)) for key, data in rows]
 
     def keys(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT spec_key FROM evaluations")}
@@ -213,7 +228,7 @@ class RunStore:
 
     def config(self) -> RunConfig | None:
         data = self._get(_CONFIG)
-        return RunConfig.from_dict(data) if data else None
+        return self._parsed("configuration", RunConfig.from_dict, data) if data else None
 
     def set_config(self, config: RunConfig) -> None:
         self._set(_CONFIG, config.to_dict())
@@ -256,7 +271,7 @@ class RunStore:
 
     def final(self, key: str) -> FinalRecord | None:
         data = self._get(_FINAL + key)
-        return FinalRecord.from_dict(data) if data else None
+        return self._parsed(f"final record {key}", FinalRecord.from_dict, data) if data else None
 
     def set_final(self, key: str, record: FinalRecord) -> None:
         self._set(_FINAL + key, record.to_dict())
@@ -276,6 +291,20 @@ class RunStore:
             generations=self.generations(),
             surrogate_rounds=self.surrogate_rounds(),
         )
+
+    def _parsed(self, what: str, parse: Any, data: Any) -> Any:
+        try:
+            return parse(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            problem = (
+                f"field {exc.args[0]!r} missing"
+                if isinstance(exc, KeyError)
+                else f"{type(exc).__name__}: {exc}"
+            )
+            raise CodesignError(
+                f"{self.path}: {what}: expected it complete ({problem}); the store was changed by something else "
+                "than codesign: restore a copy, or start a new run (--run-dir)"
+            ) from None
 
     def _get(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
