@@ -134,6 +134,9 @@ def open_database(
                     found = columns
                 if found != columns:
                     problem = f"table {table} has columns {list(found)}"
+        if problem is None:  # a first row of each table: cheap, and finds a table whose pages are garbage
+            for table in tables:
+                connection.execute(f"SELECT * FROM {table} LIMIT 1").fetchall()
         if problem is None and check_integrity:
             verdict = [row[0] for row in connection.execute("PRAGMA quick_check")]
             if verdict != ["ok"]:

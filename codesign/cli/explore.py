@@ -144,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     if args.hw:
         overrides = dict(workload.hardware_overrides)
         overrides.update(parse_override(text) for text in args.hw)
+        _check_command_line_overrides(workload, overrides)
         workload = replace(workload, hardware_overrides=tuple(overrides.items()))
     search = workload.search
     if args.no_constraints:
@@ -182,6 +183,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_command_line_overrides(workload: Any, overrides: dict) -> None:
+    """A refused `--hw` is named as such (the workload's own overrides are checked, and named, with the
+    workload when the run is set up)."""
+    from codesign.errors import CodesignError
+    from codesign.hardware.target import load_hardware, without_file
+
+    try:
+        load_hardware(workload.accelerator, workload.mapping, overrides)
+    except CodesignError as error:
+        try:
+            load_hardware(workload.accelerator, workload.mapping, dict(workload.hardware_overrides))
+        except CodesignError:
+            return  # the files or the workload's own overrides are at fault: set-up says so
+        raise CodesignError(f"--hw: {without_file(error)}") from None
+
+
 def _search_overrides(args: argparse.Namespace) -> dict:
     """The `search:` fields given on the command line, validated like the workload file's."""
     data: dict = {
@@ -189,8 +206,8 @@ def _search_overrides(args: argparse.Namespace) -> dict:
         for key in ("population", "generations", "seed", "algorithm")
         if getattr(args, key) is not None
     }
-    if args.objectives:
-        data["objectives"] = [name.strip() for name in args.objectives.split(",")]
+    if args.objectives is not None:
+        data["objectives"] = [name.strip() for name in args.objectives.split(",") if name.strip()]
     constraints = {
         key: getattr(args, key)
         for key in ("min_accuracy", "max_latency_ms", "max_energy_uj", "max_exit_overhead_uj")

@@ -124,7 +124,7 @@ def parse_workload(data: Any, source: str) -> Workload:
     space = parse_space(source, data, hardware.searched)
     training = _parse_training(source, dict(section(source, data, "training")), len(space.stages))
     return Workload(
-        name=str(data.get("name", Path(source).stem)),
+        name=_name(source, data.get("name", Path(source).stem)),
         source=source,
         dataset=dataset,
         accelerator=accelerator,
@@ -143,6 +143,15 @@ def parse_workload(data: Any, source: str) -> Workload:
         mapping=_beside(source, mapping) if mapping else None,
         compare_accelerators=hardware.compare,
     )
+
+
+def _name(source: str, name: Any) -> str:
+    """The run's name: a word that can start a folder name."""
+    if isinstance(name, bool) or not isinstance(name, str | int | float) or not str(name).strip():
+        raise input_error(source, "name", "a short text (it names the run folders)", name)
+    if "/" in str(name) or str(name).startswith("."):
+        raise input_error(source, "name", "a name without '/' that does not start with '.'", name)
+    return str(name)
 
 
 def _parse_hardware(source: str, hardware_data: dict[str, Any]) -> _HardwareSection:

@@ -586,6 +586,7 @@ def parse_onnx(
         raise CodesignError(
             f"{source}: graph: expected a valid ONNX graph for shape inference ({exc})"
         ) from None
+    _check_order(model, source)
     graph = _Graph(model, source)
     output_names = tuple(o.name for o in model.graph.output)
     if not output_names:
@@ -620,18 +621,40 @@ def parse_onnx(
         )
         if node.op_type not in COMPUTE_OPS and node.op_type not in POOL_OPS and node.op_type not in ADD_OPS:
             continue
-        if node.op_type in COMPUTE_OPS:
-            layer = _layer_from_node(node, graph, segment)
-            sources = graph.compute_sources(node)
-            layers.append(
-                replace(layer, inputs_from=sources, reads=graph.item_sources(node), position=position)
-            )
-        else:
-            operator = _operator_from_node(node, graph, segment)
-            operators.append(replace(operator, reads=graph.item_sources(node), position=position))
+        try:
+            if node.op_type in COMPUTE_OPS:
+                layer = _layer_from_node(node, graph, segment)
+                sources = graph.compute_sources(node)
+                layers.append(
+                    replace(layer, inputs_from=sources, reads=graph.item_sources(node), position=position)
+                )
+            else:
+                operator = _operator_from_node(node, graph, segment)
+                operators.append(replace(operator, reads=graph.item_sources(node), position=position))
+        except (IndexError, KeyError, ValueError, ZeroDivisionError) as exc:  # shapes ONNX let through
+            shapes = {name: graph.shapes.get(name) for name in (*node.input, *node.output) if name}
+            raise CodesignError(
+                f"{source}: node {node.name or node.op_type}: expected a {node.op_type} with the ranks it takes "
+                f"(Conv: 4-D NCHW input, output and weight; Gemm/MatMul: at least 2-D), got shapes {shapes} "
+                f"({type(exc).__name__})"
+            ) from None
     if not layers:
         raise CodesignError(f"{source}: graph: expected at least one Conv, Gemm or MatMul node, found none")
     return ParsedNetwork(layers, operators, exit_stages, output_names, tuple(dataflow))
+
+
+def _check_order(model: onnx.ModelProto, source: str) -> None:
+    """Every node reads only graph inputs, initializers and outputs of nodes before it (ONNX requires this
+    order; a cycle cannot have it)."""
+    known = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer} | {""}
+    for node in model.graph.node:
+        for name in node.input:
+            if name not in known:
+                raise CodesignError(
+                    f"{source}: node {node.name or node.op_type}: expected its input {name!r} from a graph input, "
+                    "an initializer or an earlier node (ONNX nodes are topologically sorted, without cycles)"
+                )
+        known.update(node.output)
 
 
 def _elements(shape: list[int]) -> int:

@@ -238,6 +238,17 @@ def load_hardware(
     )
 
 
+def without_file(error: CodesignError) -> str:
+    """An accelerator or mapping file's error without the file's name at its start: the rest of a line that
+    blames what set the field (a workload's overrides, `--hw`) instead."""
+    text = str(error)
+    for suffix in (".yaml: ", ".yml: "):
+        head, found, rest = text.partition(suffix)
+        if found and " " not in head.strip("/"):
+            return rest
+    return text
+
+
 MAPPING_FIELD = "mapping"  # a hardware field naming another mapping file: the dataflow, as a gene
 
 

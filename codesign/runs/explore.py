@@ -207,7 +207,7 @@ def _claimed(
     try:
         lock.acquire()
         store = RunStore(run_dir / STORE_NAME)
-        stored = store.config() if existing else None
+        stored = store.contents().config if existing else None  # every record readable before writing
         if stored is not None:
             refused, allowed = differences(stored, config, same_hardware)
             if refused:

@@ -21,7 +21,7 @@ from codesign.evaluation.backends import EvaluatorRecipe, build_evaluator
 from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
 from codesign.exits import LEARNED
 from codesign.hardware.area import chip_area
-from codesign.hardware.target import HardwareTarget, load_hardware, load_variant
+from codesign.hardware.target import HardwareTarget, load_hardware, load_variant, without_file
 from codesign.network.device import resolve_device
 from codesign.network.model import exit_pool_kernel, feature_map_sizes
 from codesign.network.supernet import (
@@ -164,9 +164,7 @@ class RunSetup:
 
 def prepare_run(workload: Workload, data_dir: Path | None = None) -> RunSetup:
     resolve_device(workload.device, f"{workload.source}: training.device")  # before anything is loaded
-    target = load_hardware(
-        workload.accelerator, workload.mapping, overrides=dict(workload.hardware_overrides)
-    )
+    target = _target(workload)
     _check_area(workload, target)
     for name in workload.compare_accelerators:  # each must load now, not after the search
         try:
@@ -175,6 +173,24 @@ def prepare_run(workload: Workload, data_dir: Path | None = None) -> RunSetup:
             raise CodesignError(f"{workload.source}: hardware.compare: {error}") from None
     dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=data_dir)
     return RunSetup(workload, target, dataset, prepare_space(workload, dataset, target), data_dir)
+
+
+def _target(workload: Workload) -> HardwareTarget:
+    """The workload's accelerator with its overrides; a refused override is the workload's fault, not the
+    accelerator file's."""
+    try:
+        return load_hardware(
+            workload.accelerator, workload.mapping, overrides=dict(workload.hardware_overrides)
+        )
+    except CodesignError as error:
+        if not workload.hardware_overrides:
+            raise
+        load_hardware(workload.accelerator, workload.mapping)  # the files' own errors are theirs
+        reason = without_file(error)
+        named = any(reason.startswith(f"{path}:") for path, _ in workload.hardware_overrides)
+        raise CodesignError(
+            f"{workload.source}: hardware.overrides{'.' if named else ': '}{reason}"
+        ) from None
 
 
 def prepare_space(workload: Workload, dataset: Dataset, target: HardwareTarget) -> SearchSpace:
@@ -195,7 +211,7 @@ def prepare_space(workload: Workload, dataset: Dataset, target: HardwareTarget) 
             try:
                 load_variant(target, {**dict(workload.hardware_overrides), path: choice})
             except CodesignError as error:  # the accelerator file holds no such value: the workload does
-                reason = str(error).removeprefix(f"{target.accelerator_path}: ")
+                reason = without_file(error)
                 raise CodesignError(
                     f"{workload.source}: hardware.search.{path}: the choice {choice!r} is refused by "
                     f"{target.accelerator_path.name}: {reason}"
@@ -312,6 +328,7 @@ def stored_workload(
     config = store.config()
     if config is None:
         raise CodesignError(f"{store.path}: config: expected a run store written by `codesign explore`")
+    store.contents()  # every stored record readable, or one line naming the store, before anything is written
     if workload_name:
         return load_workload(workload_name)
     try:
