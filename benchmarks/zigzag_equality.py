@@ -55,27 +55,6 @@ def zigzag_direct(model: onnx.ModelProto, hardware: Path, mapping: Path, imc: bo
     return float(result[0]), float(result[1]), time.perf_counter() - start
 
 
-def as_codesign_takes_it(hardware: Path, mapping: Path, work: Path) -> tuple[Path, bool]:
-    """(mapping for codesign, whether it is the copy cut to the array dimensions)."""
-    import yaml
-
-    from codesign.errors import CodesignError
-    from codesign.hardware.target import load_hardware
-    from codesign.hardware.zigzag_files import capped_spatial_mapping
-
-    try:
-        load_hardware(str(hardware), str(mapping))
-        return mapping, False
-    except CodesignError as error:
-        if "expected an unrolling of at most" not in str(error):
-            raise
-    array = yaml.safe_load(hardware.read_text())["operational_array"]
-    sizes = dict(zip(array["dimensions"], array["sizes"], strict=True))
-    capped = work / mapping.name
-    capped.write_text(yaml.safe_dump(capped_spatial_mapping(yaml.safe_load(mapping.read_text()), sizes)))
-    return capped, True
-
-
 def codesign_cold(network: Path, hardware: Path, mapping: Path, args, work: Path):  # noqa: ANN001
     from codesign.cost.report import cost_onnx
     from codesign.cost.settings import CostModelSettings, CostOptions
@@ -109,6 +88,7 @@ def main() -> int:
     )  # before ZigZag's API turns INFO logging on for the root logger
     from codesign.cost.imc import is_imc
     from codesign.hardware.target import load_hardware
+    from codesign.hardware.zigzag_files import capped_mapping_file
 
     print(
         f"ZigZag opt={args.opt} lpf_limit={args.lpf_limit}; codesign --zigzag-only, empty cache, {args.jobs} worker(s)"
@@ -124,7 +104,10 @@ def main() -> int:
             mapping = ZIGZAG_INPUTS / "mapping" / f"{PAIRS[hw]}.yaml"
             with tempfile.TemporaryDirectory() as tmp:
                 work = Path(tmp)
-                ours, cut = as_codesign_takes_it(hardware, mapping, work)
+                ours = capped_mapping_file(
+                    hardware, mapping, work
+                )  # what ZigZag makes of a too-wide unrolling
+                cut = ours != mapping
                 imc = is_imc(load_hardware(str(hardware), str(ours)))
                 kind = "IMC" if imc else "dig"
                 try:

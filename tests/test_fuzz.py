@@ -21,9 +21,8 @@ import pytest
 import yaml
 from onnx import helper
 
-from codesign.cli.main import main
-
 from .conftest import explore_argv
+from .test_bad_inputs import one_line_failure, write_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY: dict[str, Any] = {
@@ -126,25 +125,6 @@ def snapshot(folder: Path) -> dict[str, str]:
     }
 
 
-def fails_in_one_line(argv: list[str], capsys: pytest.CaptureFixture[str], *named: str) -> str:
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse refuses an option value before any handler runs
-        code = exc.code
-    captured = capsys.readouterr()
-    lines = [line for line in captured.err.splitlines() if line.strip()]
-    assert code == 2, (code, captured.err[-1500:])
-    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err[-1500:]
-    for name in named:
-        assert name in lines[0], (name, lines[0])
-    return lines[0]
-
-
-def write_yaml(path: Path, data: Any) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
 # --------------------------------------------------------------------------- workload files
 
 WORKLOAD_MUTATIONS = mutations(TINY)
@@ -154,7 +134,7 @@ WORKLOAD_MUTATIONS = mutations(TINY)
 def test_workload_mutation(case: str, tmp: Path, capsys):
     workload = write_yaml(tmp / "w.yaml", WORKLOAD_MUTATIONS[case])
     runs = tmp / "runs"
-    fails_in_one_line(["explore", "-w", str(workload), "--runs", str(runs), "-q"], capsys, str(workload))
+    one_line_failure(["explore", "-w", str(workload), "--runs", str(runs), "-q"], capsys, str(workload))
     assert snapshot(runs) == {}
 
 
@@ -177,14 +157,14 @@ def hardware_case(tmp: Path, accelerator: Any, mapping: Any) -> list[str]:
 @pytest.mark.parametrize("case", list(ACCELERATOR_MUTATIONS))
 def test_accelerator_mutation(case: str, tmp: Path, capsys):
     argv = hardware_case(tmp, ACCELERATOR_MUTATIONS[case], MAPPING)
-    fails_in_one_line(argv, capsys, "mine.yaml")
+    one_line_failure(argv, capsys, "mine.yaml")
     assert snapshot(tmp / "runs") == {}
 
 
 @pytest.mark.parametrize("case", list(MAPPING_MUTATIONS))
 def test_mapping_mutation(case: str, tmp: Path, capsys):
     argv = hardware_case(tmp, ACCELERATOR, MAPPING_MUTATIONS[case])
-    fails_in_one_line(argv, capsys, "mine.mapping.yaml")
+    one_line_failure(argv, capsys, "mine.mapping.yaml")
     assert snapshot(tmp / "runs") == {}
 
 
@@ -210,7 +190,7 @@ def test_malformed_yaml(case: str, kind: str, tmp: Path, capsys):
         argv = hardware_case(tmp, ACCELERATOR, MAPPING)
         named = "mine.yaml" if kind == "accelerator" else "mine.mapping.yaml"
         (tmp / named).write_text(text)
-    fails_in_one_line(argv, capsys, named)
+    one_line_failure(argv, capsys, named)
     assert snapshot(tmp / "runs") == {}
 
 
@@ -267,7 +247,7 @@ def test_malformed_onnx(case: str, tmp: Path, capsys):
     model.write_bytes(ONNX_CASES[case])
     out = tmp / "out"
     argv = ["cost", str(model), "--out", str(out), "--cost-cache", str(tmp / "c.sqlite")]
-    fails_in_one_line(argv, capsys, str(model))
+    one_line_failure(argv, capsys, str(model))
     assert snapshot(out) == {}
 
 
@@ -330,7 +310,7 @@ def test_broken_dataset_files(case: str, tmp: Path, capsys):
     workload = write_yaml(tmp / "w.yaml", {**TINY, "dataset": "fashion-mnist", "hardware": {}})
     runs = tmp / "runs"
     argv = ["explore", "-w", str(workload), "--data-dir", str(folder), "--runs", str(runs), "-q"]
-    fails_in_one_line(argv, capsys, str(folder / named))
+    one_line_failure(argv, capsys, str(folder / named))
     assert snapshot(runs) == {}
 
 
@@ -413,7 +393,7 @@ def test_damaged_run_store(finished, damage: str, command: str, tmp: Path, capsy
         argv = ["report", str(run), "-q"]
     else:
         argv = ["explore", "--resume", str(run), "--cost-cache", str(cache), "-q", "-j", "1"]
-    line = fails_in_one_line(argv, capsys, str(run), "run.db")
+    line = one_line_failure(argv, capsys, str(run), "run.db")
     assert str(cache) not in line
     assert snapshot(run) == before
 
@@ -440,7 +420,7 @@ def test_damaged_cost_cache(finished, damage: str, command: str, tmp: Path, caps
             "--generations",
             "2",
         ]
-    line = fails_in_one_line(argv, capsys, str(cache))
+    line = one_line_failure(argv, capsys, str(cache))
     assert "run.db" not in line and "delete it safely" in line
     assert snapshot(run) == before and snapshot(tmp / "out") == {}
 
@@ -496,5 +476,5 @@ def test_bad_option(case: str, model_file: Path, tmp: Path, capsys):
         argv += ["--runs", str(tmp / "runs")]
     if argv[0] == "cost":
         argv += ["--out", str(tmp / "out"), "--cost-cache", str(tmp / "c.sqlite")]
-    fails_in_one_line(argv, capsys, named)
+    one_line_failure(argv, capsys, named)
     assert snapshot(tmp / "runs") == {} and snapshot(tmp / "out") == {}

@@ -142,10 +142,19 @@ def run(args: argparse.Namespace) -> int:
     if args.mapping:
         workload = replace(workload, mapping=str(Path(args.mapping).resolve()))
     if args.hw:
-        overrides = dict(workload.hardware_overrides)
-        overrides.update(parse_override(text) for text in args.hw)
-        _check_command_line_overrides(workload, overrides)
-        workload = replace(workload, hardware_overrides=tuple(overrides.items()))
+        from codesign.errors import CodesignError
+        from codesign.runs.setup import overridden_target, workload_target
+
+        given = dict(parse_override(text) for text in args.hw)
+        try:
+            workload_target(workload)
+        except CodesignError:
+            pass  # the workload's own fault: set-up names it, unless --hw replaces the value at fault
+        else:
+            overridden_target(workload, dict(workload.hardware_overrides), given, ("--hw: ", "--hw: "))
+        workload = replace(
+            workload, hardware_overrides=tuple({**dict(workload.hardware_overrides), **given}.items())
+        )
     search = workload.search
     if args.no_constraints:
         search = replace(search, constraints=Constraints())
@@ -181,22 +190,6 @@ def run(args: argparse.Namespace) -> int:
         dask=args.dask,
     )
     return 0
-
-
-def _check_command_line_overrides(workload: Any, overrides: dict) -> None:
-    """A refused `--hw` is named as such (the workload's own overrides are checked, and named, with the
-    workload when the run is set up)."""
-    from codesign.errors import CodesignError
-    from codesign.hardware.target import load_hardware, without_file
-
-    try:
-        load_hardware(workload.accelerator, workload.mapping, overrides)
-    except CodesignError as error:
-        try:
-            load_hardware(workload.accelerator, workload.mapping, dict(workload.hardware_overrides))
-        except CodesignError:
-            return  # the files or the workload's own overrides are at fault: set-up says so
-        raise CodesignError(f"--hw: {without_file(error)}") from None
 
 
 def _search_overrides(args: argparse.Namespace) -> dict:

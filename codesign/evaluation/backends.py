@@ -230,10 +230,8 @@ class DaskBackend:
             except (
                 CommClosedError,
                 FutureCancelledError,
-                OSError,
-                TimeoutError,
                 asyncio.CancelledError,
-            ) as exc:
+            ) as exc:  # not the task's own
                 raise CodesignError(
                     f"--dask {self.address}: expected the Dask scheduler to stay up, but it went away mid-run "
                     f"({type(exc).__name__}); finished evaluations are in the run store: run the same command "

@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from codesign.errors import CodesignError
 
 
@@ -187,17 +189,24 @@ def check_mapping_fits(path: Path, mapping: list[dict[str, Any]], accelerator: d
                 )
 
 
-def capped_spatial_mapping(mapping: list[dict[str, Any]], sizes: dict[str, int]) -> list[dict[str, Any]]:
-    """`mapping` with each single-loop unrolling wider than its array dimension cut to the dimension's size,
-    which is what ZigZag makes of it (with a warning in its log); for comparisons with ZigZag on its own
-    shipped files, which `check_mapping_fits` refuses."""
-    capped = []
-    for entry in mapping:
-        spatial = {}
+def capped_mapping_file(accelerator: Path, mapping: Path, folder: Path) -> Path:
+    """`mapping` as ZigZag uses it on `accelerator`: each single-loop unrolling wider than its array dimension
+    cut to the dimension's size (ZigZag does so with a warning in its log; `check_mapping_fits` refuses it).
+    A copy in `folder` if anything was cut, else `mapping` itself; for comparisons with ZigZag on its own
+    shipped files."""
+    array = yaml.safe_load(accelerator.read_text())["operational_array"]
+    sizes = dict(zip(array["dimensions"], array["sizes"], strict=True))
+    entries = yaml.safe_load(mapping.read_text())
+    cut = False
+    for entry in entries:
         for array_dim, factors in (entry.get("spatial_mapping") or {}).items():
-            if len(factors) == 1 and array_dim in sizes:
-                loop, _, size = str(factors[0]).partition(",")
-                factors = [f"{loop.strip()}, {min(int(size), int(sizes[array_dim]))}"]
-            spatial[array_dim] = list(factors)
-        capped.append({**entry, "spatial_mapping": spatial} if "spatial_mapping" in entry else dict(entry))
-    return capped
+            loop, _, size = str(factors[0]).partition(",")
+            if len(factors) == 1 and array_dim in sizes and int(size) > int(sizes[array_dim]):
+                entry["spatial_mapping"][array_dim] = [f"{loop.strip()}, {sizes[array_dim]}"]
+                cut = True
+    if not cut:
+        return mapping
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / mapping.name
+    path.write_text(yaml.safe_dump(entries))
+    return path

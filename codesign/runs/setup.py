@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 from codesign.config.workload import Workload, load_workload
 from codesign.cost.cache import LayerCostCache
@@ -164,7 +165,7 @@ class RunSetup:
 
 def prepare_run(workload: Workload, data_dir: Path | None = None) -> RunSetup:
     resolve_device(workload.device, f"{workload.source}: training.device")  # before anything is loaded
-    target = _target(workload)
+    target = workload_target(workload)
     _check_area(workload, target)
     for name in workload.compare_accelerators:  # each must load now, not after the search
         try:
@@ -175,22 +176,27 @@ def prepare_run(workload: Workload, data_dir: Path | None = None) -> RunSetup:
     return RunSetup(workload, target, dataset, prepare_space(workload, dataset, target), data_dir)
 
 
-def _target(workload: Workload) -> HardwareTarget:
+def workload_target(workload: Workload) -> HardwareTarget:
     """The workload's accelerator with its overrides; a refused override is the workload's fault, not the
     accelerator file's."""
+    where = f"{workload.source}: hardware.overrides"
+    return overridden_target(workload, {}, dict(workload.hardware_overrides), (f"{where}.", f"{where}: "))
+
+
+def overridden_target(
+    workload: Workload, base: dict[str, Any], added: dict[str, Any], blamed: tuple[str, str]
+) -> HardwareTarget:
+    """The workload's accelerator with `base` and then `added` overrides. If only `added` makes it fail, the
+    line blames what set them: `blamed` is (prefix before a named override's field, prefix otherwise)."""
     try:
-        return load_hardware(
-            workload.accelerator, workload.mapping, overrides=dict(workload.hardware_overrides)
-        )
+        return load_hardware(workload.accelerator, workload.mapping, overrides={**base, **added})
     except CodesignError as error:
-        if not workload.hardware_overrides:
+        if not added:
             raise
-        load_hardware(workload.accelerator, workload.mapping)  # the files' own errors are theirs
+        load_hardware(workload.accelerator, workload.mapping, overrides=base)  # base's own errors are its own
         reason = without_file(error)
-        named = any(reason.startswith(f"{path}:") for path, _ in workload.hardware_overrides)
-        raise CodesignError(
-            f"{workload.source}: hardware.overrides{'.' if named else ': '}{reason}"
-        ) from None
+        named = any(reason.startswith(f"{path}:") for path in added)
+        raise CodesignError(f"{blamed[0] if named else blamed[1]}{reason}") from None
 
 
 def prepare_space(workload: Workload, dataset: Dataset, target: HardwareTarget) -> SearchSpace:
@@ -325,10 +331,9 @@ def stored_workload(
     """The workload and settings a run was started with, from its store (the space it searched included),
     unless one is given explicitly. `report`: told when the workload file has been edited since (or is gone):
     the run continues as it started, not with the edits."""
-    config = store.config()
+    config = store.contents().config  # every stored record readable (or one line) before anything is written
     if config is None:
         raise CodesignError(f"{store.path}: config: expected a run store written by `codesign explore`")
-    store.contents()  # every stored record readable, or one line naming the store, before anything is written
     if workload_name:
         return load_workload(workload_name)
     try:

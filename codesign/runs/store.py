@@ -186,18 +186,9 @@ class RunStore:
 
     def _result(self, key: str, text: str) -> CandidateResult:
         """One stored evaluation, or a one-line error naming the store, the evaluation and what is wrong."""
-        try:
-            return CandidateResult.from_dict(json.loads(text))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            what = (
-                f"field {exc.args[0]!r} missing"
-                if isinstance(exc, KeyError)
-                else f"{type(exc).__name__}: {exc}"
-            )
-            raise CodesignError(
-                f"{self.path}: evaluation {key}: expected a complete stored result ({what}); the store was "
-                "changed by something else than codesign: restore a copy, or start a new run (--run-dir)"
-            ) from None
+        return self._parsed(
+            f"evaluation {key}", lambda data: CandidateResult.from_dict(json.loads(data)), text
+        )
 
     def put(self, result: CandidateResult, key: str | None = None) -> None:
         """Store under `key`: the key of the spec the search asked for (tuned thresholds may change the result's)."""
