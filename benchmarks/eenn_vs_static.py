@@ -32,7 +32,7 @@ import torch
 from codesign.config.workload import Workload
 from codesign.cost.cache import default_cache_path
 from codesign.cost.records import ExitCost
-from codesign.evaluation.evaluator import with_test
+from codesign.evaluation.finalize import with_test
 from codesign.evaluation.result import CandidateResult
 from codesign.files import atomic_write_text
 from codesign.hardware.memory import off_chip_level

@@ -28,6 +28,40 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature T minimising the negative log-likelihood of softmax(logits / T) on these labels
+    (temperature scaling, Guo et al. 2017): one scalar per exit head, fitted on validation. It changes no
+    prediction, only how confident each one says it is. Searched on log T in [1/20, 20]."""
+    from scipy.optimize import minimize_scalar
+
+    logits = np.asarray(logits, dtype=np.float64)
+    rows = np.arange(len(labels))
+
+    def nll(log_t: float) -> float:
+        scaled = logits / np.exp(log_t)
+        shifted = scaled - scaled.max(axis=-1, keepdims=True)
+        log_z = np.log(np.exp(shifted).sum(axis=-1))
+        return float((log_z - shifted[rows, labels]).mean())
+
+    bound = math.log(20.0)
+    fitted = minimize_scalar(nll, bounds=(-bound, bound), method="bounded", options={"xatol": 1e-4})
+    return float(np.exp(fitted.x))
+
+
+def calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error: the input-weighted mean gap between confidence and accuracy over `bins`
+    equal-width confidence bins (Guo et al. 2017; 15 bins is their setting)."""
+    confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)
+    if confidence.size == 0:
+        return 0.0
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in np.unique(which):
+        members = which == b
+        total += members.sum() * abs(confidence[members].mean() - correct[members].mean())
+    return float(total / confidence.size)
+
+
 def score_margin(logits: np.ndarray) -> np.ndarray:
     """Top-1 minus top-2 softmax probability, per input (EDANAS/NACHOS confidence)."""
     top2 = np.partition(softmax(logits), -2, axis=-1)[..., -2:]
@@ -186,6 +220,11 @@ class ExitStats:
     accuracy: float
     fractions: tuple[float, ...]  # per active exit, earliest first; sums to 1
     exit_accuracies: tuple[float, ...]  # accuracy of each exit's classifier on all inputs
+    # Expected calibration error (15 bins, max-probability) of each active exit on this split, after its
+    # temperature and before it (raw logits); () in run stores written before temperature scaling.
+    calibration_errors: tuple[float, ...] = ()
+    calibration_errors_raw: tuple[float, ...] = ()
+    temperatures: tuple[float, ...] = ()  # of each active exit (fitted on validation)
 
 
 @dataclass(frozen=True)
@@ -195,8 +234,11 @@ class CachedExits:
     Index k refers to the architecture's k-th exit (one per stage that can carry an exit, final last).
     """
 
-    confidences: dict[str, np.ndarray]  # policy -> exits x N
+    confidences: dict[str, np.ndarray]  # policy -> exits x N (from the temperature-scaled logits)
     correct: np.ndarray  # exits x N, bool
+    temperatures: np.ndarray | None = None  # per exit; None: 1 (no scaling)
+    calibration_errors: np.ndarray | None = None  # per exit, after scaling (`calibration_error`)
+    calibration_errors_raw: np.ndarray | None = None  # per exit, of the raw logits
 
     @classmethod
     def from_logits(
@@ -205,17 +247,61 @@ class CachedExits:
         labels: np.ndarray,
         learned: LearnedConfidence | None = None,
         exit_ids: Sequence[int] | None = None,
+        temperatures: Sequence[float] | None = None,
     ) -> CachedExits:
         """Confidences under every fixed policy, and under the learned one when its model is given
-        (`exit_ids`: the stage index of each exit, default 0, 1, ...)."""
+        (`exit_ids`: the stage index of each exit, default 0, 1, ...), each from the exit's logits divided by
+        its temperature (`fit_temperature`; None: 1), with each exit's calibration error before and after."""
         ids = list(exit_ids) if exit_ids is not None else list(range(len(logits)))
+        temps = np.ones(len(logits)) if temperatures is None else np.asarray(temperatures, dtype=float)
+        if len(temps) != len(logits):
+            raise ValueError(f"one temperature per exit expected ({len(logits)}), got {len(temps)}")
+        scaled = [lg / t for lg, t in zip(logits, temps, strict=True)]
         confidences = {
-            name: np.stack([policy.confidence(lg, i, learned) for i, lg in zip(ids, logits, strict=True)])
+            name: np.stack([policy.confidence(lg, i, learned) for i, lg in zip(ids, scaled, strict=True)])
             for name, policy in POLICIES.items()
             if not policy.learned or learned is not None
         }
         correct = np.stack([lg.argmax(axis=-1) == labels for lg in logits])
-        return cls(confidences=confidences, correct=correct)
+        raw = [calibration_error(max_probability(lg), c) for lg, c in zip(logits, correct, strict=True)]
+        after = [calibration_error(max_probability(lg), c) for lg, c in zip(scaled, correct, strict=True)]
+        return cls(confidences, correct, temps, np.asarray(after), np.asarray(raw))
+
+    def _per_exit(self, values: np.ndarray | None, active: tuple[int, ...]) -> tuple[float, ...]:
+        return () if values is None else tuple(float(values[i]) for i in active)
+
+    def _stats(self, accuracy: float, fractions: np.ndarray, active: tuple[int, ...]) -> ExitStats:
+        return ExitStats(
+            accuracy=accuracy,
+            fractions=tuple(float(f) for f in fractions),
+            exit_accuracies=tuple(float(self.correct[i].mean()) for i in active),
+            calibration_errors=self._per_exit(self.calibration_errors, active),
+            calibration_errors_raw=self._per_exit(self.calibration_errors_raw, active),
+            temperatures=self._per_exit(self.temperatures, active),
+        )
+
+    def thresholds_for_fractions(
+        self, active: tuple[int, ...], fractions: Sequence[float], policy: str = "score_margin"
+    ) -> tuple[float, ...]:
+        """Thresholds at which each active early exit takes (about) `fractions[k]` of the inputs that reach it
+        on this split, earliest first: every threshold lies inside its exit's own confidence distribution, so
+        no choice switches an exit off. Ties at the threshold leave together (a little more than asked)."""
+        if len(fractions) != len(active) - 1:
+            raise ValueError("one fraction per active early exit expected")
+        confidence = self.confidences[policy]
+        remaining = np.ones(self.num_inputs, dtype=bool)
+        thresholds = []
+        for exit_index, fraction in zip(active[:-1], fractions, strict=True):
+            reaching = confidence[exit_index][remaining]
+            if reaching.size == 0:
+                thresholds.append(1.0)
+                continue
+            # the confidence of the input ranked `fraction` from the top: at least one input leaves
+            rank = min(reaching.size - 1, max(0, math.ceil(fraction * reaching.size) - 1))
+            threshold = float(np.sort(reaching)[::-1][rank])
+            thresholds.append(threshold)
+            remaining &= ~(confidence[exit_index] >= threshold)
+        return tuple(thresholds)
 
     @property
     def num_inputs(self) -> int:
@@ -230,11 +316,7 @@ class CachedExits:
         """
         taken, correct = self.outcomes(active, thresholds, policy)
         fractions = np.bincount(taken, minlength=len(active)) / self.num_inputs
-        return ExitStats(
-            accuracy=float(correct.mean()),
-            fractions=tuple(float(f) for f in fractions),
-            exit_accuracies=tuple(float(self.correct[i].mean()) for i in active),
-        )
+        return self._stats(float(correct.mean()), fractions, active)
 
     def oracle(
         self, active: tuple[int, ...], exit_costs: Sequence[float], accuracy: float | None = None
@@ -263,11 +345,7 @@ class CachedExits:
         taken[moved] = earliest[moved]
         right[moved] = True
         fractions = np.bincount(taken, minlength=len(active)) / n
-        return ExitStats(
-            accuracy=float(right.mean()),
-            fractions=tuple(float(f) for f in fractions),
-            exit_accuracies=tuple(float(self.correct[i].mean()) for i in active),
-        )
+        return self._stats(float(right.mean()), fractions, active)
 
     def outcomes(
         self, active: tuple[int, ...], thresholds: tuple[float, ...], policy: str = "score_margin"

@@ -53,7 +53,9 @@ class Gene:
 @dataclass(frozen=True)
 class SearchSpace:
     stages: tuple[StageChoices, ...]
-    thresholds: tuple[float, ...]
+    # Choices of each early exit's target fraction: of the validation inputs that reach the exit, the share
+    # that leaves there (the evaluator places the threshold inside the exit's own confidences).
+    exit_fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 0.9)
     num_classes: int = 10
     in_channels: int = 1
     resolution: int = 8
@@ -101,7 +103,7 @@ class SearchSpace:
         for i in range(len(self.stages) - 1 if self.early_exits else 0):
             genes.append(Gene(f"exit{i}.on", (False, True)))
             if not self.tune_thresholds:
-                genes.append(Gene(f"exit{i}.threshold", self.thresholds))
+                genes.append(Gene(f"exit{i}.fraction", self.exit_fractions))
             for attr in ("convs", "channels", "kernel", "pool"):
                 genes.append(Gene(f"exit{i}.{attr}", getattr(self.branches, attr)))
             if len(self.branches.stride) > 1:  # only then: the genomes of other spaces stay as they were
@@ -173,10 +175,12 @@ class SearchSpace:
         return CandidateSpec(
             stages=stages,
             exits=exits,
-            # A switched-off (or tuned) exit has no threshold gene; 1.0 keeps equal networks equal specs.
-            thresholds=tuple(
-                values[f"exit{i}.threshold"] if exits[i] and not self.tune_thresholds else 1.0 for i in early
-            ),
+            # thresholds come from the fractions on validation (or tuning); 1.0 keeps equal networks equal specs
+            thresholds=tuple(1.0 for _ in early),
+            # a switched-off exit has no fraction gene: 1.0 likewise
+            exit_fractions=()
+            if self.tune_thresholds or not any(exits)
+            else tuple(values[f"exit{i}.fraction"] if exits[i] else 1.0 for i in early),
             num_classes=self.num_classes,
             in_channels=self.in_channels,
             resolution=values.get("resolution", self.resolution),

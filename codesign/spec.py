@@ -58,8 +58,9 @@ class CandidateSpec:
     """An early-exit network.
 
     `exits[i]` switches on the exit head placed after stage i (i < number of stages - 1); the final
-    classifier after the last stage is always on. `thresholds[i]` is the score-margin threshold of
-    exit i: an input leaves there when top-1 minus top-2 softmax probability is at least that value.
+    classifier after the last stage is always on. `thresholds[i]` is the confidence threshold of exit i
+    under `policy` (of its temperature-scaled logits): an input leaves there when its confidence is at least
+    that value. A searched network carries `exit_fractions` instead, turned into thresholds on validation.
     """
 
     stages: tuple[StageSpec, ...]
@@ -78,6 +79,9 @@ class CandidateSpec:
     head_cores: tuple[int, ...] = ()
     # Validation accuracy that threshold tuning may give up for this candidate; None: the workload's default.
     accuracy_drop: float | None = None
+    # Searched target fraction of the inputs reaching each early exit that leave there (1.0 where the exit is
+    # off); the evaluator turns them into `thresholds` on validation confidences. (): thresholds as given.
+    exit_fractions: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.exits) != len(self.stages) - 1:
@@ -88,6 +92,8 @@ class CandidateSpec:
             raise ValueError(
                 f"branches must have {len(self.stages)} entries (one per stage), got {len(self.branches)}"
             )
+        if self.exit_fractions and len(self.exit_fractions) != len(self.exits):
+            raise ValueError("exit_fractions must have one entry per early exit")
         if self.policy not in POLICIES:
             raise ValueError(f"policy must be one of {list(POLICIES)}, got {self.policy!r}")
 
@@ -115,6 +121,13 @@ class CandidateSpec:
     @property
     def active_thresholds(self) -> tuple[float, ...]:
         return tuple(t for t, on in zip(self.thresholds, self.exits, strict=True) if on)
+
+    @property
+    def active_exit_fractions(self) -> tuple[float, ...]:
+        """The searched target fractions of the active early exits (() when thresholds are given)."""
+        if not self.exit_fractions:
+            return ()
+        return tuple(f for f, on in zip(self.exit_fractions, self.exits, strict=True) if on)
 
     def architecture(self) -> CandidateSpec:
         """The same network with every exit head present and neutral thresholds.
@@ -150,6 +163,8 @@ class CandidateSpec:
         data = asdict(self)
         if data["accuracy_drop"] is None:  # keeps the keys of specs without a searched drop unchanged
             del data["accuracy_drop"]
+        if not data["exit_fractions"]:  # likewise for thresholds given or tuned
+            del data["exit_fractions"]
         for branch in data["branches"]:  # likewise for heads without a strided conv or their own bits
             if branch["stride"] == 1:
                 del branch["stride"]
@@ -173,6 +188,7 @@ class CandidateSpec:
             stage_cores=tuple(int(c) for c in data.get("stage_cores", ())),
             head_cores=tuple(int(c) for c in data.get("head_cores", ())),
             accuracy_drop=data.get("accuracy_drop"),
+            exit_fractions=tuple(float(f) for f in data.get("exit_fractions", ())),
         )
 
     def to_json(self) -> str:

@@ -17,7 +17,7 @@ space:
     - {depth: 1, width: [8, 16], stride: 1, weight_bits: [4, 8], act_bits: 8}
     - {depth: 1, width: 16, stride: 2, weight_bits: 8, act_bits: 8}
     - {depth: 1, width: [16, 32], stride: 2, weight_bits: 8, act_bits: 8}
-  thresholds: [0.05, 0.2, 0.5]
+  exit_fractions: [0.1, 0.3, 0.6]
 training:
   supernet: {epochs: 2, batch_size: 64, random_subnets: 1}
   finetune: {head_steps: 10, final_epochs: 0}
@@ -54,7 +54,7 @@ def test_evaluator_built_for_workers_tunes_thresholds_as_the_workload_asks(tmp: 
     from codesign.runs.setup import prepare_run
 
     data = yaml.safe_load(WORKLOAD)
-    del data["space"]["thresholds"]
+    del data["space"]["exit_fractions"]
     data["space"]["threshold_tuning"] = {
         "max_accuracy_drop": [0.0, 0.01],
         "confidence": 0.9,

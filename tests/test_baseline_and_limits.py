@@ -67,7 +67,8 @@ def test_a_network_without_early_exits_has_oracle_equal_to_achieved_equal_to_sta
 ):
     from codesign.cost.engine import CostEngine
     from codesign.cost.settings import CostOptions
-    from codesign.evaluation.evaluator import EvaluationSettings, Evaluator, with_test
+    from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
+    from codesign.evaluation.finalize import with_test
     from codesign.network.settings import TrainingConfig
 
     evaluator = Evaluator(
@@ -295,7 +296,7 @@ def test_final_exit_stays_the_static_networks_through_fine_tuning(tmp):
     """An early-exit network and its exits-off counterpart, each fine-tuned as a returned network: the
     early-exit network's final exit is exactly as accurate as the static network, before and after."""
     from codesign.config.workload import load_workload
-    from codesign.evaluation.evaluator import finalize
+    from codesign.evaluation.finalize import finalize
     from codesign.runs.setup import prepare_run
 
     workload = tmp / "contained.yaml"

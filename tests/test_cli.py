@@ -26,7 +26,7 @@ space:
     - {depth: 1, width: [8, 16], kernel: 3, stride: 1, weight_bits: [4, 8], act_bits: 8}
     - {depth: 1, width: 16, kernel: 3, stride: 2, weight_bits: 8, act_bits: 8}
     - {depth: 1, width: 32, kernel: 3, stride: 2, weight_bits: 8, act_bits: 8}
-  thresholds: [0.05, 0.2, 0.5]
+  exit_fractions: [0.1, 0.3, 0.6]
 training: {epochs: 3, batch_size: 64, learning_rate: 0.003}
 cost: {opt: EDP, lpf_limit: 3}
 search: {population: 6, generations: 2, seed: 1}

@@ -9,6 +9,7 @@ from codesign.exits import (
     entropy_confidence,
     max_probability,
     score_margin,
+    softmax,
     tune_thresholds,
 )
 
@@ -157,3 +158,51 @@ def test_drop_against_the_best_holds_with_coordinate_descent_too():
         cached, (0, 1, 2, 3, 4), "score_margin", energies, 0.01, reference="best"
     )
     assert stats.accuracy >= 0.70 - 0.01 - 1e-12 and thresholds != (1.01,) * 4
+
+
+def test_temperature_makes_an_overconfident_exit_calibrated():
+    """Logits ten times too sharp: the fitted temperature undoes it (about 10), the calibration error falls
+    to near zero, and no prediction changes."""
+    from codesign.exits import calibration_error, fit_temperature, max_probability
+
+    rng = np.random.default_rng(0)
+    n, classes = 4000, 10
+    true_logits = rng.normal(0, 1.5, (n, classes))
+    labels = np.array([rng.choice(classes, p=p) for p in softmax(true_logits)])
+    sharp = 10 * true_logits
+    temperature = fit_temperature(sharp, labels)
+    assert temperature == pytest.approx(10, rel=0.15)
+    correct = sharp.argmax(1) == labels
+    before = calibration_error(max_probability(sharp), correct)
+    after = calibration_error(max_probability(sharp / temperature), correct)
+    assert before > 0.2 and after < 0.03
+    cached = CachedExits.from_logits([sharp, sharp], labels, temperatures=[temperature, 1.0])
+    assert cached.calibration_errors[0] == pytest.approx(after) and cached.calibration_errors_raw[
+        0
+    ] == pytest.approx(before)
+    assert cached.calibration_errors[1] == pytest.approx(before)  # temperature 1: nothing changes
+    assert (cached.correct[0] == correct).all()
+
+
+def test_calibration_error_by_hand():
+    from codesign.exits import calibration_error
+
+    # two bins: confidence 0.95 (2 inputs, 1 right: gap 0.45) and 0.55 (2 inputs, both right: gap 0.45)
+    assert calibration_error(np.array([0.95, 0.95, 0.55, 0.55]), np.array([1, 0, 1, 1])) == pytest.approx(
+        0.45
+    )
+    assert calibration_error(np.array([1.0, 1.0]), np.array([1, 1])) == 0.0
+
+
+def test_thresholds_from_exit_fractions_land_inside_the_confidences():
+    """Each threshold takes the asked share of the inputs that reach its exit, whatever the confidences' scale."""
+    rng = np.random.default_rng(1)
+    confidence = np.stack([rng.uniform(0, 0.05, 1000), rng.uniform(0.9, 1.0, 1000), np.ones(1000)])
+    cached = CachedExits(confidences={"score_margin": confidence}, correct=np.ones((3, 1000), dtype=bool))
+    thresholds = cached.thresholds_for_fractions((0, 1, 2), (0.3, 0.5))
+    assert 0 < thresholds[0] < 0.05 and 0.9 < thresholds[1] < 1.0
+    stats = cached.simulate((0, 1, 2), thresholds)
+    assert stats.fractions == pytest.approx((0.3, 0.35, 0.35), abs=0.002)
+    assert cached.thresholds_for_fractions((1, 2), (0.1,)) == pytest.approx((np.sort(confidence[1])[-100],))
+    with pytest.raises(ValueError, match="one fraction"):
+        cached.thresholds_for_fractions((0, 1, 2), (0.3,))

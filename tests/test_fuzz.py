@@ -35,7 +35,7 @@ TINY: dict[str, Any] = {
             {"depth": 1, "width": 16, "kernel": [3, 5], "stride": 2, "weight_bits": [4, 8], "act_bits": 8},
             {"depth": 1, "width": 16, "stride": 2, "weight_bits": 8, "act_bits": 8, "block": "mbconv"},
         ],
-        "thresholds": [0.2, 0.5],
+        "exit_fractions": [0.2, 0.5],
         "exit_branches": {"convs": [0, 1], "channels": [8], "pool": [1, 2]},
         "policies": ["score_margin"],
     },

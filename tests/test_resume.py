@@ -24,7 +24,7 @@ space:
     - {depth: 1, width: [8, 16], stride: 1, weight_bits: [4, 8], act_bits: 8}
     - {depth: [1, 2], width: 16, stride: 2, weight_bits: 8, act_bits: 8}
     - {depth: 1, width: [16, 32], stride: 2, weight_bits: 8, act_bits: 8}
-  thresholds: [0.05, 0.2, 0.5, 0.8]
+  exit_fractions: [0.1, 0.3, 0.6, 0.9]
 training:
   supernet: {epochs: 2, batch_size: 64, random_subnets: 1}
   finetune: {head_steps: 10, final_epochs: 0.2}

@@ -374,3 +374,37 @@ def test_deployment_mode_decides_as_pytorch_does(policy, trained_tiny, digits, t
     final = torch_logits[2].argmax(axis=1)
     assert (static.predictions == final).mean() >= 0.995 and (static.exits == 2).all()
     assert deployed.run(images[:1], static=True).predictions[0] == static.predictions[0]
+
+
+def test_temperatures_travel_with_the_network_and_decide_alike(trained_tiny, digits, torch_logits, tmp):
+    """Temperatures saved in the manifest: the reference runtime, the deployment graph (a Div before the
+    policy) and codesign.exits on the scaled logits take the same decisions; raw logits would not."""
+    from codesign.evaluation.statistics import fit_temperatures
+
+    spec, trained = trained_tiny
+    model = load_shared_weights(build_model(spec), trained.state_dict)
+    labels = digits.val.labels.numpy()
+    temperatures = fit_temperatures(torch_logits, labels)
+    assert all(t > 0 for t in temperatures) and len(temperatures) == 3
+    scaled = [lg / t for lg, t in zip(torch_logits, temperatures, strict=True)]
+    thresholds = (_mid_threshold(score_margin(scaled[0]), 0.6), _mid_threshold(score_margin(scaled[1]), 0.6))
+    folder = export_segments(model, tmp / "scaled", thresholds=thresholds, temperatures=temperatures).folder
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    assert manifest["temperatures"] == pytest.approx(list(temperatures))
+    predictions, taken = exit_decisions(scaled, thresholds)
+    assert (np.bincount(taken, minlength=3) > 0).all()
+    reference = EarlyExitRuntime(folder, mode="reference").run(digits.val.images.numpy())
+    np.testing.assert_array_equal(reference.exits, taken)
+    np.testing.assert_array_equal(reference.predictions, predictions)
+    deployed = EarlyExitRuntime(folder).run(digits.val.images.numpy())
+    assert ((deployed.exits == taken) & (deployed.predictions == predictions)).mean() >= 0.995
+    _, unscaled = exit_decisions(torch_logits, thresholds)
+    assert (unscaled != taken).any()  # the temperatures change decisions: the test can tell
+    stats = CachedExits.from_logits(torch_logits, labels, temperatures=temperatures).simulate(
+        (0, 1, 2), thresholds
+    )
+    assert stats.fractions == pytest.approx(tuple(np.bincount(taken, minlength=3) / len(taken)))
+    manifest["temperatures"] = [1.0, -2.0, 1.0]
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(CodesignError, match="temperatures"):
+        EarlyExitRuntime(folder)

@@ -149,7 +149,7 @@ space:
     - {depth: 1, width: [8, 16], kernel: 3, stride: 1, weight_bits: [4, 8], act_bits: 8}
     - {depth: 1, width: [16, 32], kernel: 3, stride: 2, weight_bits: 8, act_bits: 8}
     - {depth: 1, width: 32, kernel: 3, stride: 2, weight_bits: [4, 8], act_bits: 8}
-  thresholds: [0.05, 0.2, 0.5]
+  exit_fractions: [0.1, 0.3, 0.6]
 training:
   supernet: {epochs: 3}
   finetune: {final_epochs: 0}
@@ -372,7 +372,7 @@ def test_a_static_network_encodes_into_an_early_exit_space_and_seeds_its_first_p
 
     workload = load_workload("digits")
     space = SearchSpace(
-        stages=workload.space.stages, num_classes=10, in_channels=1, resolution=8, thresholds=(0.5, 0.9)
+        stages=workload.space.stages, num_classes=10, in_channels=1, resolution=8, exit_fractions=(0.5, 0.9)
     )
     static = SearchSpace(**{**space.__dict__, "early_exits": False})
     rng = np.random.default_rng(0)

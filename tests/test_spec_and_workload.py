@@ -33,8 +33,12 @@ def test_default_workload_decodes_every_gene():
     assert workload.dataset == "digits" and workload.accelerator == "edge_tpu_like"
     spec = space.decode([len(g.choices) - 1 for g in space.genes])
     assert spec.num_stages == 3 and all(spec.exits)
+    # the threshold genes are target exit fractions, turned into thresholds on validation by the evaluator
+    assert spec.exit_fractions == (space.exit_fractions[-1],) * 2 and spec.thresholds == (1.0, 1.0)
+    assert [g.name for g in space.genes if g.name.endswith(".fraction")] == ["exit0.fraction", "exit1.fraction"]
     off = space.decode([0] * len(space.genes))
-    assert not any(off.exits) and off.thresholds == (1.0, 1.0)
+    assert not any(off.exits) and off.thresholds == (1.0, 1.0) and off.exit_fractions == ()
+    assert CandidateSpec.from_dict(spec.to_dict()) == spec
 
 
 def write(tmp: Path, text: str) -> Path:
@@ -56,8 +60,12 @@ def write(tmp: Path, text: str) -> Path:
             "space.stages[0].stride",
         ),
         (
-            "space:\n  stages:\n    - {depth: 1, width: 8}\n    - {depth: 1, width: 8}\n  thresholds: [2]\n",
+            "space:\n  stages:\n    - {depth: 1, width: 8}\n    - {depth: 1, width: 8}\n  thresholds: [0.2]\n",
             "space.thresholds",
+        ),
+        (
+            "space:\n  stages:\n    - {depth: 1, width: 8}\n    - {depth: 1, width: 8}\n  exit_fractions: [2]\n",
+            "space.exit_fractions",
         ),
         ("bogus: 1\n", "bogus"),
         (

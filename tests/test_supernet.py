@@ -118,7 +118,8 @@ def test_finalize_measures_test_accuracy_before_and_after_when_the_search_skippe
 ):
     from codesign.cost.engine import CostEngine
     from codesign.cost.settings import CostOptions
-    from codesign.evaluation.evaluator import EvaluationSettings, Evaluator, finalize
+    from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
+    from codesign.evaluation.finalize import finalize
     from codesign.hardware.target import load_hardware
 
     engine = CostEngine(load_hardware("edge_tpu_like"), CostOptions(lpf_limit=2))
@@ -139,7 +140,8 @@ def test_finalize_measures_test_accuracy_before_and_after_when_the_search_skippe
 def test_test_figures_of_a_stored_run_are_read_back_without_evaluating_again(space, supernet, digits, tmp):
     from codesign.cost.engine import CostEngine
     from codesign.cost.settings import CostOptions
-    from codesign.evaluation.evaluator import EvaluationSettings, Evaluator, with_test
+    from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
+    from codesign.evaluation.finalize import with_test
     from codesign.hardware.target import load_hardware
 
     def evaluator() -> Evaluator:

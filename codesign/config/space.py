@@ -13,7 +13,8 @@ from codesign.spec import ExitBranch
 
 SPACE_KEYS = {
     "stages",
-    "thresholds",
+    "thresholds",  # refused with what replaced it (`_exit_fractions`)
+    "exit_fractions",
     "threshold_tuning",
     "exit_branches",
     "final_head",
@@ -32,7 +33,7 @@ def parse_space(
     space_data = section(source, data, "space")
     known_keys(source, "space.", space_data, SPACE_KEYS)
     stages = _stages(source, space_data.get("stages"))
-    thresholds = _thresholds(source, space_data.get("thresholds", [0.5, 0.7, 0.8, 0.9, 0.95]))
+    fractions = _exit_fractions(source, space_data)
     branches = _exit_branches(source, space_data.get("exit_branches", {}) or {})
     final_branch = _final_head(source, space_data.get("final_head", {}) or {})
     early_exits = space_data.get("early_exits", True)
@@ -45,7 +46,7 @@ def parse_space(
     tune, drops, tuning_confidence, reference = _threshold_tuning(source, space_data.get("threshold_tuning"))
     return SearchSpace(
         stages=stages,
-        thresholds=thresholds,
+        exit_fractions=fractions,
         hardware=hardware,
         branches=branches,
         final_branch=final_branch,
@@ -89,14 +90,25 @@ def _stages(source: str, stages_data: Any) -> tuple[StageChoices, ...]:
     return tuple(stages)
 
 
-def _thresholds(source: str, thresholds: Any) -> tuple[float, ...]:
+def _exit_fractions(source: str, space_data: dict[str, Any]) -> tuple[float, ...]:
+    if "thresholds" in space_data:
+        raise input_error(
+            source,
+            "space.thresholds",
+            "space.exit_fractions instead (target shares of the inputs reaching each exit that leave there, "
+            "e.g. [0.1, 0.25, 0.5, 0.75, 0.9]; a confidence threshold above every confidence switched exits off)",
+            space_data["thresholds"],
+        )
+    fractions = space_data.get("exit_fractions", [0.1, 0.25, 0.5, 0.75, 0.9])
     if (
-        not isinstance(thresholds, list)
-        or not thresholds
-        or not all(isinstance(t, (int, float)) and 0.0 <= t <= 1.0 for t in thresholds)
+        not isinstance(fractions, list)
+        or not fractions
+        or not all(
+            isinstance(f, (int, float)) and not isinstance(f, bool) and 0.0 < f <= 1.0 for f in fractions
+        )
     ):
-        raise input_error(source, "space.thresholds", "a non-empty list of numbers in [0, 1]", thresholds)
-    return tuple(float(t) for t in thresholds)
+        raise input_error(source, "space.exit_fractions", "a non-empty list of numbers in (0, 1]", fractions)
+    return tuple(float(f) for f in fractions)
 
 
 def _exit_branches(source: str, branch_data: Any) -> BranchChoices:

@@ -3,7 +3,8 @@ decision, so an input costs one session call per exit it reaches and nothing is 
 
 Position k's graph takes the input image (k = 0) or the previous segment's features and returns
 `features` (for the next segment), `logits`, `prediction` (int64) and, for early exits, `leave` (bool:
-the exit's confidence under the policy is >= its threshold, baked into the graph). The confidences are
+the exit's confidence under the policy, of its logits divided by its temperature, is >= its threshold,
+both baked into the graph). The confidences are
 the policies of `codesign.exits` written in ONNX operators: score margin (TopK of the softmax), max
 probability, entropy confidence, and the learned policy (its logistic regression on the same features).
 """
@@ -110,8 +111,10 @@ def deployment_graph(
     classes: int,
     exit_id: int,
     model: LearnedConfidence | None = None,
+    temperature: float = 1.0,
 ) -> onnx.ModelProto:
-    """Segment + head + decision as one graph (see the module docstring); `threshold` None: the final exit."""
+    """Segment + head + decision as one graph (see the module docstring); `threshold` None: the final exit.
+    The policy sees the logits divided by the exit's `temperature`; `logits` and `prediction` are unscaled."""
     merged = onnx.compose.merge_models(
         segment,
         head,
@@ -127,7 +130,11 @@ def deployment_graph(
     prediction = b.node("ArgMax", [logits], "argmax", axis=1, keepdims=0)[0]
     outputs = [(prediction, PREDICTION, TensorProto.INT64)]
     if threshold is not None:
-        confidence = _confidence(b, logits, policy, classes, exit_id, model)
+        scaled = logits
+        if temperature != 1.0:
+            divisor = b.constant(np.array(temperature, dtype=np.float32), "temperature")
+            scaled = b.node("Div", [logits, divisor], "scaled_logits")[0]
+        confidence = _confidence(b, scaled, policy, classes, exit_id, model)
         limit = b.constant(np.array(threshold, dtype=np.float32), "threshold")
         outputs.append((b.node("GreaterOrEqual", [confidence, limit], "leave")[0], LEAVE, TensorProto.BOOL))
     for produced, name, dtype in outputs:

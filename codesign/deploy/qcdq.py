@@ -4,8 +4,10 @@ and onnxruntime sessions that reproduce PyTorch's outputs."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -115,3 +117,25 @@ def compare_outputs(model: EarlyExitNet, path: str | Path, images: torch.Tensor)
         max_rel_diff=float(max(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12) for a, b in pairs)),
         top1_agreement=float(np.mean(np.all([a.argmax(-1) == b.argmax(-1) for a, b in pairs], axis=0))),
     )
+
+
+def annotate_exits(path: str | Path, spec: Any, temperatures: Sequence[float] | None) -> None:
+    """Record the exit decision in the ONNX file's metadata (`codesign.policy`, `codesign.thresholds`, one per
+    early exit, `codesign.temperatures`, one per exit: the policy sees each exit's logits divided by it), so
+    the file alone says how its outputs are turned into exits."""
+    import json
+
+    proto = onnx.load(str(path))
+    values = {
+        "codesign.policy": spec.policy,
+        "codesign.thresholds": json.dumps(list(spec.active_thresholds)),
+        "codesign.temperatures": json.dumps(
+            list(temperatures) if temperatures else [1.0] * len(spec.active_exit_stages)
+        ),
+    }
+    kept = [p for p in proto.metadata_props if p.key not in values]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    for key, value in values.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))

@@ -202,7 +202,8 @@ class EarlyExitRuntime:
                 predictions[index] = logits.argmax(axis=-1)
                 break
             stage = self.model.exit_stages[position]
-            leave = self._policy.confidence(logits, stage, self._policy_model) >= self.thresholds[position]
+            scaled = logits / self.model.temperature(position)
+            leave = self._policy.confidence(scaled, stage, self._policy_model) >= self.thresholds[position]
             if leave.any():
                 predictions[index[leave]] = logits[leave].argmax(axis=-1)
                 exits[index[leave]] = position
@@ -350,6 +351,7 @@ class _Deployed:
                     classes=model.num_classes,
                     exit_id=model.exit_stages[position],
                     model=policy_model,
+                    temperature=model.temperature(position),
                 )
             )
         self.options = options

@@ -47,6 +47,9 @@ class SegmentedModel:
     spec_key: str
     spec: dict[str, Any] | None = None
     policy_model: dict[str, Any] | None = None  # the learned policy's fitted model (`LearnedConfidence`)
+    # One per exit: its logits are divided by it before the policy sees them (temperature scaling, fitted on
+    # validation); () in manifests written before: 1 each.
+    temperatures: tuple[float, ...] = ()
 
     @property
     def manifest_path(self) -> Path:
@@ -55,6 +58,10 @@ class SegmentedModel:
     @property
     def num_exits(self) -> int:
         return len(self.exit_stages)
+
+    def temperature(self, position: int) -> float:
+        """The temperature of the exit at `position` (1 where the manifest has none)."""
+        return self.temperatures[position] if self.temperatures else 1.0
 
     def segment_paths(self) -> list[Path]:
         return [self.folder / name for name in self.segment_files]
@@ -74,6 +81,7 @@ class SegmentedModel:
             "thresholds": list(self.thresholds),
             "policy": self.policy,
             "policy_model": self.policy_model,
+            "temperatures": list(self.temperatures),
             "segments": [
                 {"file": f, "stages": list(s), "input": INPUT_NAME, "output": FEATURES_NAME}
                 for f, s in zip(self.segment_files, self.segment_stages, strict=True)
@@ -154,6 +162,19 @@ class SegmentedModel:
                 raise input_error(
                     path, "policy_model", f"a model for every exit stage {exit_stages}", sorted(fitted.exits)
                 )
+        temperatures = data.get("temperatures", [])
+        if not isinstance(temperatures, list) or (
+            temperatures
+            and (
+                len(temperatures) != len(exit_stages)
+                or not all(
+                    isinstance(t, int | float) and not isinstance(t, bool) and t > 0 for t in temperatures
+                )
+            )
+        ):
+            raise input_error(
+                path, "temperatures", f"{len(exit_stages)} positive numbers (one per exit)", temperatures
+            )
         num_classes = data.get("num_classes")
         if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
             raise input_error(path, "num_classes", "a positive integer", num_classes)
@@ -201,6 +222,7 @@ class SegmentedModel:
             thresholds=tuple(float(t) for t in thresholds),
             policy=policy,
             policy_model=policy_model,
+            temperatures=tuple(float(t) for t in temperatures),
             input_shape=tuple(input_shape),
             num_classes=num_classes,
             spec_key=spec_key,
@@ -268,11 +290,13 @@ def export_segments(
     thresholds: Sequence[float] | None = None,
     policy: str | None = None,
     policy_model: LearnedConfidence | None = None,
+    temperatures: Sequence[float] | None = None,
 ) -> SegmentedModel:
     """Write `model` cut at its active exits to `folder` (segment ONNX files, head ONNX files, manifest).
 
     `thresholds` default to `model.spec.active_thresholds`; `policy` to the spec's/model's `exit_policy`
-    or `policy` string if it has one, else score margin. The folder is written under a temporary name
+    or `policy` string if it has one, else score margin; `temperatures` (one per active exit, fitted on
+    validation) to 1 each. The folder is written under a temporary name
     beside it and renamed into place; an existing segmented-model folder there is replaced, any other
     non-empty folder is refused.
     """
@@ -292,6 +316,11 @@ def export_segments(
     if len(thresholds) != len(exit_stages) - 1:
         raise CodesignError(
             f"thresholds: expected {len(exit_stages) - 1} values (one per early exit), got {len(thresholds)}"
+        )
+    temperatures = tuple(float(t) for t in temperatures) if temperatures else tuple(1.0 for _ in exit_stages)
+    if len(temperatures) != len(exit_stages) or not all(t > 0 for t in temperatures):
+        raise CodesignError(
+            f"temperatures: expected {len(exit_stages)} positive values (one per exit), got {temperatures}"
         )
     missing = [s for s in exit_stages if str(s) not in model.heads]
     if missing:
@@ -346,6 +375,7 @@ def export_segments(
             spec_key=spec.key(),
             spec=spec.to_dict() if hasattr(spec, "to_dict") else None,
             policy_model=policy_model.to_dict() if policy_model is not None else None,
+            temperatures=temperatures,
         )
         (tmp / MANIFEST_NAME).write_text(json.dumps(segmented.to_manifest(), indent=2) + "\n")
         replace_folder(tmp, folder)

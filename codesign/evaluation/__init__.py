@@ -8,9 +8,9 @@ __getattr__, __dir__, __all__ = lazy_exports(
     {
         "CandidateResult": "result",
         "Evaluator": "evaluator",
-        "EvaluationSettings": "evaluator",
-        "finalize": "evaluator",
-        "with_test": "evaluator",
+        "EvaluationSettings": "settings",
+        "finalize": "finalize",
+        "with_test": "finalize",
         "EvaluatorRecipe": "backends",
         "build_evaluator": "backends",
         "make_backend": "backends",

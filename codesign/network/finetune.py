@@ -2,8 +2,10 @@
 
 - `calibrate`: batch-norm statistics recomputed for the candidate's own sub-network (they differ
   from the supernet's), then Brevitas activation scales calibrated on training images.
-- `finetune`: quantization-aware training of the exit heads only (cheap, used for every candidate
-  of a search) or of the whole network (used for the networks a search finally returns).
+- `finetune`: quantization-aware training of the exit heads only or of the whole network (used for the
+  networks a search finally returns) for a number of steps.
+- `finetune_heads`: the exit heads' fine-tuning of every candidate of a search, until the validation loss
+  stops falling.
 """
 
 from __future__ import annotations
@@ -90,6 +92,129 @@ def finetune(
             done += 1
             if done >= steps:
                 break
+    for parameter in frozen:
+        parameter.requires_grad_(True)
+    model.eval()
+    return time.perf_counter() - start
+
+
+@torch.no_grad()
+def stage_features(model: EarlyExitNet, images: torch.Tensor, stages: set[int]) -> dict[int, torch.Tensor]:
+    """The outputs of the backbone stages `stages` (inference behaviour), computed in batches."""
+    model.eval()
+    chunks: dict[int, list[torch.Tensor]] = {s: [] for s in stages}
+    last = max(stages)
+    for begin in range(0, len(images), 512):
+        x = model.input_quant(images[begin : begin + 512])
+        for index, stage in enumerate(model.stages):
+            x = stage(x)
+            if index in chunks:
+                chunks[index].append(x.detach())
+            if index == last:
+                break
+    return {s: torch.cat(c) for s, c in chunks.items()}
+
+
+def _head_loss(
+    heads: dict[int, nn.Module], features: dict[int, torch.Tensor], labels: torch.Tensor
+) -> torch.Tensor:
+    """Mean cross-entropy of the heads, each on its stage's features."""
+    losses = [nn.functional.cross_entropy(head(features[s]), labels) for s, head in heads.items()]
+    return sum(losses) / len(losses)  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def _validation_loss(model: EarlyExitNet, split: Split) -> float:
+    """Mean cross-entropy over the model's exits on `split` (inference behaviour)."""
+    model.eval()
+    total, count = 0.0, 0
+    for begin in range(0, len(split), 512):
+        outputs = model(split.images[begin : begin + 512])
+        labels = split.labels[begin : begin + 512]
+        total += sum(float(nn.functional.cross_entropy(o, labels, reduction="sum")) for o in outputs)
+        count += len(labels) * len(outputs)
+    return total / max(1, count)
+
+
+def finetune_heads(
+    model: EarlyExitNet,
+    train: Split,
+    val: Split,
+    config: FinetuneConfig,
+    augmentation: Augmentation | None = None,
+    trained: list[nn.Module] | None = None,
+) -> float:
+    """Quantization-aware fine-tuning of the exit heads (`trained`: only these; default every head) on the
+    frozen backbone until their mean validation loss stops falling: `config.head_check_steps` steps at a
+    time, at most `config.head_steps`, the learning rate halved after each check without improvement,
+    stopped after `config.head_patience` such checks; the best check's weights are kept (the state before
+    any step counts as one). The backbone's stage outputs are computed once (on at most
+    `head_steps x batch_size` training images and `head_validation_images` validation images) and the heads
+    learn on them; with augmentation, every batch runs through the backbone instead. Returns seconds spent."""
+    if config.head_steps <= 0:
+        return 0.0
+    start = time.perf_counter()
+    parts = trained if trained is not None else list(model.heads.values())
+    heads = {int(name): head for name, head in model.heads.items() if any(head is p for p in parts)}
+    val = Split(val.images[: config.head_validation_images], val.labels[: config.head_validation_images])
+    cached = augmentation is None or not augmentation.active
+    generator = torch.Generator().manual_seed(config.seed)
+    if cached:
+        # the images the steps would draw: a random subset when the split is larger than they need
+        needed = config.head_steps * config.batch_size
+        order = torch.randperm(len(train), generator=generator)[:needed].to(train.labels.device)
+        train = Split(train.images[order], train.labels[order])
+        train_features = stage_features(model, train.images, set(heads))
+        val_features = stage_features(model, val.images, set(heads))
+
+    def validation_loss() -> float:
+        with torch.no_grad():
+            if cached:
+                return float(_head_loss(heads, val_features, val.labels))
+            return _validation_loss(model, val)
+
+    def snapshot() -> list[dict[str, torch.Tensor]]:
+        return [{k: v.detach().clone() for k, v in head.state_dict().items()} for head in heads.values()]
+
+    parameters = [p for head in heads.values() for p in head.parameters()]
+    learning_ids = {id(p) for p in parameters}
+    frozen = [p for p in model.parameters() if id(p) not in learning_ids and p.requires_grad]
+    for parameter in frozen:  # no backward pass into the backbone or the other heads
+        parameter.requires_grad_(False)
+    optimiser = torch.optim.Adam(parameters, lr=config.learning_rate)
+    model.eval()  # frozen BN statistics, quantizers in inference behaviour with gradients flowing (STE)
+    best_loss, best_state, stale, done = validation_loss(), snapshot(), 0, 0
+    chunk = max(1, config.head_check_steps)
+    batches = iter(())
+    while done < config.head_steps and stale < config.head_patience:
+        for _ in range(min(chunk, config.head_steps - done)):
+            batch = next(batches, None)
+            if batch is None:
+                batches = iter(
+                    shuffled_batches(
+                        len(train), config.batch_size, generator, drop_last=len(train) >= config.batch_size
+                    )
+                )
+                batch = next(batches)
+            labels = train.labels[batch]
+            if cached:
+                loss = _head_loss(heads, {s: f[batch] for s, f in train_features.items()}, labels)
+            else:
+                outputs = model(augment_batch(train.images[batch], augmentation, generator))
+                loss = sum(nn.functional.cross_entropy(o, labels) for o in outputs)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            done += 1
+        loss_now = validation_loss()
+        if loss_now < best_loss - 1e-4:
+            best_loss, best_state, stale = loss_now, snapshot(), 0
+        else:
+            stale += 1
+            for group in optimiser.param_groups:
+                group["lr"] /= 2
+    for head, state in zip(heads.values(), best_state, strict=True):
+        head.load_state_dict(state)
     for parameter in frozen:
         parameter.requires_grad_(True)
     model.eval()

@@ -42,7 +42,12 @@ class SupernetConfig:
     # together (`exit_gradient` applies); the backbone then serves its early exits too, at the cost of
     # its final exit's accuracy against a static backbone.
     exit_training: str = "frozen"
-    head_epochs: int = 4
+    # Frozen exit heads train until their mean validation loss has not fallen for `head_patience` epochs
+    # (learning rate halved after each epoch without improvement), at most `head_epochs` epochs; the best
+    # epoch's heads are kept.
+    head_epochs: int = 100
+    head_patience: int = 4
+    head_learning_rate: float = 3e-2  # the heads alone learn faster than the supernet did
 
     def __post_init__(self) -> None:
         if self.exit_training not in EXIT_TRAINING:
@@ -52,7 +57,13 @@ class SupernetConfig:
 @dataclass(frozen=True)
 class FinetuneConfig:
     calibration_images: int = 1024
-    head_steps: int = 60  # exit-head fine-tuning steps per candidate during the search
+    # Exit-head fine-tuning per candidate during the search (after its quantizers are calibrated): at most
+    # `head_steps` steps, checked on validation every `head_check_steps`; it stops after `head_patience`
+    # checks without a lower validation loss (learning rate halved at each) and keeps the best heads.
+    head_steps: int = 300
+    head_check_steps: int = 25
+    head_patience: int = 2
+    head_validation_images: int = 2048  # validation images the checks use (the first ones)
     final_epochs: float = 3.0  # full QAT fine-tuning of each returned network (fractions allowed)
     final_learning_rate: float = 3e-4
     batch_size: int = 64

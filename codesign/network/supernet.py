@@ -226,7 +226,7 @@ def _shapes_weights(gene_name: str) -> bool:
     """Genes that change the network's weights (not thresholds, policy, tuning, hardware or cores)."""
     head_bits = gene_name.startswith("exit") and gene_name.endswith(("weight_bits", "act_bits"))
     return not (
-        gene_name.endswith(".threshold")
+        gene_name.endswith(".fraction")
         or gene_name in ("policy", "accuracy_drop")
         or gene_name.startswith(("hw.", "core."))
         or head_bits  # a float supernet has no bit widths (stage bits are drawn as they always were)
@@ -264,6 +264,8 @@ def supernet_key(
     for name in (
         "exit_training",
         "head_epochs",
+        "head_patience",
+        "head_learning_rate",
     ):  # they train exit heads apart (`exit_heads_key`), or not at all
         del payload["config"][name]
     if augmentation is not None and augmentation.active:  # only then: other supernets keep their keys
@@ -409,7 +411,9 @@ def exit_heads_key(
             (space.stages, space.branches, space.final_branch, space.resolution, space.resolutions)
         ),
         "head_epochs": config.head_epochs,
-        "version": 1,
+        "head_patience": config.head_patience,
+        "head_learning_rate": config.head_learning_rate,
+        "version": 2,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -426,12 +430,53 @@ def _backbone_features(net: Supernet, x: torch.Tensor, spec: CandidateSpec) -> l
     return features
 
 
+def _head_losses(
+    net: Supernet, x: torch.Tensor, y: torch.Tensor, spec: CandidateSpec, distillation: float
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """Per early head of sub-network `spec` on one batch (backbone without gradient): (cross-entropy, loss
+    trained on: cross-entropy plus `distillation` x KL towards the sub-network's own final exit, correct)."""
+    final = len(spec.stages) - 1
+    with torch.no_grad():
+        features = _backbone_features(net, _at(x, spec.resolution), spec)
+        soft = F.softmax(net.heads[str(final)](features[final], spec.branch(final)), dim=-1)
+    entropies, losses, correct = [], [], []
+    for index in range(final):
+        logits = net.heads[str(index)](features[index], spec.branch(index))
+        entropy = F.cross_entropy(logits, y)
+        loss = entropy
+        if distillation > 0:
+            loss = loss + distillation * F.kl_div(F.log_softmax(logits, dim=-1), soft, reduction="batchmean")
+        entropies.append(entropy)
+        losses.append(loss)
+        correct.append((logits.argmax(dim=-1) == y).sum())
+    return entropies, losses, correct
+
+
+@torch.no_grad()
+def _head_validation(
+    net: Supernet, images: torch.Tensor, labels: torch.Tensor, specs: list[CandidateSpec]
+) -> tuple[list[float], list[float]]:
+    """Each early head's validation cross-entropy and accuracy, averaged over the sub-networks `specs`
+    (batch statistics, as the heads train and as a calibrated candidate runs)."""
+    heads = len(specs[0].stages) - 1
+    loss, right = [0.0] * heads, [0.0] * heads
+    for spec in specs:
+        for begin in range(0, len(labels), 512):
+            x, y = images[begin : begin + 512], labels[begin : begin + 512]
+            entropies, _, correct = _head_losses(net, x, y, spec, 0.0)
+            for k in range(heads):
+                loss[k] += float(entropies[k]) * len(y)
+                right[k] += float(correct[k])
+    count = len(labels) * len(specs)
+    return [v / count for v in loss], [v / count for v in right]
+
+
 def train_exit_heads(
     space: SearchSpace,
     dataset: Dataset,
     config: SupernetConfig,
     backbone_state: dict[str, torch.Tensor],
-    progress: Callable[[int, float], None] | None = None,
+    progress: Callable[[str], None] | None = None,
     *,
     device: torch.device | None = None,
     augmentation: Augmentation | None = None,
@@ -439,8 +484,12 @@ def train_exit_heads(
     """The early exit heads trained on a frozen static supernet (Shallow-Deep Networks): per batch, the
     largest, the smallest and `random_subnets` random sub-networks' stage outputs (no gradient into the
     backbone) feed every early head with that sub-network's branch choices; loss: cross-entropy plus, with
-    `distillation` > 0, the KL term towards the same sub-network's own final exit. Returns `backbone_state`
-    with the early heads replaced (backbone and final head untouched)."""
+    `distillation` > 0, the KL term towards the same sub-network's own final exit.
+
+    Training runs until the heads' mean validation cross-entropy (over the largest, the smallest and
+    `random_subnets` fixed random sub-networks) has not fallen for `head_patience` epochs, at most
+    `head_epochs`; the learning rate halves after each epoch without improvement; the best epoch's heads
+    are kept. Returns `backbone_state` with the early heads replaced (backbone and final head untouched)."""
     device = device or torch.device("cpu")
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
@@ -454,42 +503,59 @@ def train_exit_heads(
     parameters = [p for head in heads for p in head.parameters()]
     for parameter in parameters:
         parameter.requires_grad_(True)
-    optimiser = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimiser = torch.optim.AdamW(parameters, lr=config.head_learning_rate, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=0)
     images, labels = dataset.train.images.to(device), dataset.train.labels.to(device)
-    steps = config.head_epochs * max(1, (len(labels) + config.batch_size - 1) // config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=config.learning_rate, total_steps=max(1, steps)
-    )
+    val_images, val_labels = dataset.val.images.to(device), dataset.val.labels.to(device)
     largest, smallest = _extreme(space, True), _extreme(space, False)
-    for epoch in range(config.head_epochs):
+    fixed = random.Random(config.seed + 1)
+    checked = [largest, smallest, *(_random(space, fixed) for _ in range(config.random_subnets))]
+    prefixes = tuple(f"heads.{i}." for i in range(final))
+
+    def head_state() -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in net.state_dict().items() if k.startswith(prefixes)}
+
+    best_loss, best_state, best_epoch, stale = float("inf"), head_state(), 0, 0
+    best_accuracy: list[float] = []
+    for epoch in range(1, config.head_epochs + 1):
         net.train()  # batch statistics, as in supernet training; the backbone's running stats are not kept
-        total = 0.0
+        train_loss, seen = [0.0] * final, 0
         for batch in shuffled_batches(len(labels), config.batch_size, generator):
             x, y = augment_batch(images[batch], augmentation, generator), labels[batch]
             optimiser.zero_grad(set_to_none=True)
-            loss_sum = 0.0
-            for spec in [largest, smallest, *(_random(space, rng) for _ in range(config.random_subnets))]:
-                with torch.no_grad():
-                    features = _backbone_features(net, _at(x, spec.resolution), spec)
-                    soft = F.softmax(net.heads[str(final)](features[final], spec.branch(final)), dim=-1)
-                loss = 0.0
-                for index in range(final):
-                    logits = net.heads[str(index)](features[index], spec.branch(index))
-                    loss = loss + F.cross_entropy(logits, y)
-                    if config.distillation > 0:
-                        loss = loss + config.distillation * F.kl_div(
-                            F.log_softmax(logits, dim=-1), soft, reduction="batchmean"
-                        )
-                loss.backward()
-                loss_sum += float(loss.item())
+            specs = [largest, smallest, *(_random(space, rng) for _ in range(config.random_subnets))]
+            for spec in specs:
+                entropies, losses, _ = _head_losses(net, x, y, spec, config.distillation)
+                sum(losses).backward()
+                for k in range(final):
+                    train_loss[k] += float(entropies[k].detach()) * len(batch) / len(specs)
             optimiser.step()
-            scheduler.step()
-            total += loss_sum * len(batch)
+            seen += len(batch)
+        val_loss, val_accuracy = _head_validation(net, val_images, val_labels, checked)
+        mean_val = sum(val_loss) / final
+        scheduler.step(mean_val)
+        if mean_val < best_loss - 1e-4:
+            best_loss, best_state, best_epoch, stale = mean_val, head_state(), epoch, 0
+            best_accuracy = val_accuracy
+        else:
+            stale += 1
         if progress is not None:
-            progress(epoch + 1, total / len(labels))
-    trained = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    prefixes = tuple(f"heads.{i}." for i in range(final))
-    return {k: (trained[k] if k.startswith(prefixes) else v.clone()) for k, v in backbone_state.items()}
+            progress(
+                f"  epoch {epoch}/{config.head_epochs} cross-entropy per head: train "
+                + " ".join(f"{v / seen:.3f}" for v in train_loss)
+                + " | validation "
+                + " ".join(f"{v:.3f}" for v in val_loss)
+                + f" | lr {optimiser.param_groups[0]['lr']:.1e}"
+            )
+        if stale >= config.head_patience:
+            break
+    if progress is not None:
+        progress(
+            f"  best epoch {best_epoch} (stopped after {epoch}); validation accuracy per head "
+            + " ".join(f"{a:.3f}" for a in best_accuracy)
+            + f" (mean over {len(checked)} sub-networks)"
+        )
+    return {k: (best_state[k] if k.startswith(prefixes) else v.clone()) for k, v in backbone_state.items()}
 
 
 def exit_heads_checkpoint(
@@ -513,7 +579,8 @@ def exit_heads_checkpoint(
     start = time.perf_counter()
     threads = os.cpu_count() or 1
     report(
-        f"exit heads: training on the frozen static supernet ({config.head_epochs} epochs, {_where(device, threads)}) -> {path}"
+        f"exit heads: training on the frozen static supernet until validation stops improving (at most "
+        f"{config.head_epochs} epochs, {_where(device, threads)}) -> {path}"
     )
     with _all_threads(threads):
         state = train_exit_heads(
@@ -521,7 +588,7 @@ def exit_heads_checkpoint(
             dataset,
             config,
             torch.load(backbone, map_location="cpu", weights_only=True),
-            progress=lambda e, loss: report(f"  epoch {e}/{config.head_epochs} loss {loss:.3f}"),
+            progress=report,
             device=device,
             augmentation=augmentation,
         )

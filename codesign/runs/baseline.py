@@ -6,9 +6,10 @@ supernet: the early-exit search's backbone is the static one). Both fronts are t
 validation and measured on test after their final fine-tuning, as everywhere. At the static front's best
 test accuracy (that of its most accurate network on validation) and at 0.5 and 1 point below it, the
 cheapest network of each front that reaches the level is compared: early exit over static, in expected
-energy and in expected latency. Early exit pays at a level only if the early-exit front's cheapest network
-there has early exits: a static network found by the early-exit search (its space holds every static one)
-makes the static search's result look beaten, not early exit.
+energy and in expected latency. Early exit pays at a level only if test inputs actually leave the
+early-exit front's cheapest network there early: a static network found by the early-exit search (its space
+holds every static one), or one whose exit heads take no input, makes the static search's result look
+beaten, not early exit.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ class BaselineRow:
     early_exit_key: str | None
     early_exit_energy_pj: float | None
     early_exit_latency_s: float | None
-    early_exit_has_exits: bool | None = None  # whether that cheapest early-exit-front network has early exits
+    # whether inputs leave that cheapest early-exit-front network early on test (heads no input takes do not
+    # count: such a network is its static twin), and what share of the test inputs does
+    early_exit_has_exits: bool | None = None
+    early_exit_share: float | None = None
 
     @property
     def energy_ratio(self) -> float | None:
@@ -51,11 +55,12 @@ class BaselineRow:
             return "no early-exit network reaches this level"
         if ratio < 1 - 1e-9 and self.early_exit_has_exits is False:
             return (
-                "early exit does not pay: the cheapest network here is a static one, "
+                "early exit does not pay: the cheapest network here sends no input out early (a static one), "
                 f"{100 * (1 - ratio):.0f}% cheaper than the static search found"
             )
         if ratio < 1 - 1e-9:
-            return f"early exit pays: {100 * (1 - ratio):.0f}% less energy"
+            share = f", {100 * self.early_exit_share:.0f}% of inputs leave early" if self.early_exit_share else ""
+            return f"early exit pays: {100 * (1 - ratio):.0f}% less energy{share}"
         if self.early_exit_key is not None and ratio <= 1 + 1e-9:
             return "early exit does not pay: the cheapest network here is a static one"
         return f"early exit costs {ratio:.2f}x here (its front lost this level on test)"
@@ -88,6 +93,12 @@ def _test_accuracy(result: CandidateResult) -> float:
     return result.test.accuracy if result.test else result.val.accuracy
 
 
+def early_share(result: CandidateResult) -> float:
+    """The share of (test, else validation) inputs that leave the network at an early exit."""
+    stats = result.test or result.val
+    return float(sum(stats.fractions[:-1]))
+
+
 def compare_fronts(early_exit: list[CandidateResult], static: list[CandidateResult]) -> list[BaselineRow]:
     """The comparison at the three levels (see the module docstring); empty without static networks."""
     if not static:
@@ -113,7 +124,8 @@ def compare_fronts(early_exit: list[CandidateResult], static: list[CandidateResu
                 early_exit_key=cheap_early.spec.key() if cheap_early else None,
                 early_exit_energy_pj=_test_energy(cheap_early) if cheap_early else None,
                 early_exit_latency_s=_test_latency(fast_early) if fast_early else None,
-                early_exit_has_exits=cheap_early.num_exits > 1 if cheap_early else None,
+                early_exit_has_exits=early_share(cheap_early) > 0 if cheap_early else None,
+                early_exit_share=early_share(cheap_early) if cheap_early else None,
             )
         )
     return rows

@@ -21,10 +21,11 @@ from pathlib import Path
 from codesign.config.workload import Workload
 from codesign.cost.cache import default_cache_path
 from codesign.cost.engine import CostEngineStats
-from codesign.deploy.qcdq import compare_outputs, export_qcdq
+from codesign.deploy.qcdq import annotate_exits, compare_outputs, export_qcdq
 from codesign.deploy.segments import export_segments
 from codesign.evaluation.backends import EvaluatorRecipe, check_scheduler, make_backend
-from codesign.evaluation.evaluator import Evaluator, finalize, with_test
+from codesign.evaluation.evaluator import Evaluator
+from codesign.evaluation.finalize import finalize, with_test
 from codesign.evaluation.result import CandidateResult
 from codesign.exits import LearnedConfidence
 from codesign.network.supernet import default_supernet_dir
@@ -362,7 +363,14 @@ def _finalise(
             model, path, evaluator.split("test", result.spec.resolution).images[:256].cpu()
         )  # the model is back on the CPU for export; the split may live on a GPU
         policy_model = LearnedConfidence.from_dict(result.learned_policy) if result.learned_policy else None
-        segments = export_segments(model, run_dir / "segments" / result.spec.key(), policy_model=policy_model)
+        temperatures = result.val.temperatures or None
+        annotate_exits(path, result.spec, temperatures)
+        segments = export_segments(
+            model,
+            run_dir / "segments" / result.spec.key(),
+            policy_model=policy_model,
+            temperatures=temperatures,
+        )
         record = FinalRecord(
             result=result,
             onnx=str(path.relative_to(run_dir)),

@@ -205,6 +205,11 @@ def _network(result: CandidateResult) -> dict[str, Any]:
                 if position < len(spec.active_thresholds)
                 else None,
                 "fraction": stats.fractions[position],
+                "oracle_fraction": result.oracle_test.fractions[position] if result.oracle_test else None,
+                "accuracy": stats.exit_accuracies[position],
+                "ece": stats.calibration_errors[position] if stats.calibration_errors else None,
+                "ece_raw": stats.calibration_errors_raw[position] if stats.calibration_errors_raw else None,
+                "temperature": stats.temperatures[position] if stats.temperatures else None,
                 "energy_nj": cost.energy_pj / 1e3,
                 "latency_us": result.seconds(cost.latency_cycles) * 1e6,
                 "parts_nj": {part: e / 1e3 for part, e in cost.energy_by_part.items()},

@@ -53,6 +53,12 @@ def result_row(result: CandidateResult, searched: CandidateResult | None = None)
         "accuracy_finetuned_search_thresholds": result.test_accuracy_finetuned_search_thresholds,
         "exits": spec.describe_exits(),
         "exit_fractions": " ".join(f"{f:.3f}" for f in stats.fractions),
+        # each active exit's own classifier on every input of the split, its calibration error (15 bins,
+        # after and before its temperature) and its temperature
+        "exit_accuracies": " ".join(f"{a:.4f}" for a in stats.exit_accuracies),
+        "exit_calibration_errors": " ".join(f"{e:.4f}" for e in stats.calibration_errors) or None,
+        "exit_calibration_errors_raw": " ".join(f"{e:.4f}" for e in stats.calibration_errors_raw) or None,
+        "exit_temperatures": " ".join(f"{t:.4g}" for t in stats.temperatures) or None,
         "expected_energy_pj": expected.energy_pj,
         "expected_latency_cycles": expected.latency_cycles,
         "expected_latency_s": result.seconds(expected.latency_cycles),
@@ -136,11 +142,13 @@ def summary_lines(front: list[CandidateResult], limit: int = 8) -> list[str]:
             f"{r.expected_test.energy_pj / r.static.energy_pj:8.2f} {vs_oracle} {r.expected_test.latency_cycles:9.0f}  "
             f"{r.spec.describe()}  exits {r.spec.describe_exits()}"
         )
+        lines.append(f"{'':7}{per_exit_line(r)}")
     if len(front) > len(shown):
         lines.append(f"... {len(front) - len(shown)} more in pareto.csv (every one in report.html)")
     lines.append(
         "$: the cheapest; vs static: test accuracy minus the static counterpart's, in points; E/oracle: expected "
-        "energy over the oracle's at the same accuracy"
+        "energy over the oracle's at the same accuracy; per exit: its own test accuracy, the share of test inputs "
+        "it takes (the oracle's), its expected calibration error after temperature scaling (before)"
     )
     if flagged:
         lines.append(
@@ -149,6 +157,22 @@ def summary_lines(front: list[CandidateResult], limit: int = 8) -> list[str]:
         )
     lines.append(NOTATION)
     return lines
+
+
+def per_exit_line(result: CandidateResult) -> str:
+    """Each exit of a network on test: its own accuracy, the share of inputs it takes (the oracle's in
+    brackets) and its calibration error after its temperature (before it in brackets)."""
+    stats = result.test or result.val
+    oracle = result.oracle_test.fractions if result.oracle_test else None
+    parts = []
+    for k, stage in enumerate(result.spec.active_exit_stages):
+        text = f"exit {stage}: acc {100 * stats.exit_accuracies[k]:.1f}% takes {100 * stats.fractions[k]:.0f}%"
+        if oracle is not None:
+            text += f" (oracle {100 * oracle[k]:.0f}%)"
+        if stats.calibration_errors:
+            text += f" ECE {stats.calibration_errors[k]:.3f} (raw {stats.calibration_errors_raw[k]:.3f})"
+        parts.append(text)
+    return "; ".join(parts)
 
 
 def finetune_rank_correlation(front: list[CandidateResult]) -> tuple[float, float] | None:

@@ -339,7 +339,11 @@
     if (c.segments) links.push(`<a href="${esc(c.segments)}/">segments for codesign infer</a>`);
     const stages = c.weight_bits.map((w, i) => [i, w, c.act_bits[i]]);
     const exits = c.exits.map((e) => [
-      e.stage, e.threshold === null ? "final" : num(e.threshold), num(e.fraction), num(e.energy_nj), num(e.latency_us),
+      e.stage, e.threshold === null ? "final" : num(e.threshold), num(e.fraction),
+      e.oracle_fraction === null || e.oracle_fraction === undefined ? "-" : num(e.oracle_fraction),
+      e.accuracy === undefined ? "-" : num(e.accuracy),
+      e.ece === null || e.ece === undefined ? "-" : `${num(e.ece, 3)} (${num(e.ece_raw, 3)})`,
+      num(e.energy_nj), num(e.latency_us),
     ]);
     let html =
       `<h3>${esc(c.key)}${c.returned ? " (returned)" : ""}</h3>` +
@@ -359,7 +363,7 @@
       (c.feasible ? "" : `<div class="bad">violates: ${esc(JSON.stringify(c.violations))}</div>`) +
       (links.length ? `<div>${links.join(" &middot; ")}</div>` : "") +
       table(["stage", "weight bits", "activation bits"], stages) +
-      table(["exit after stage", "threshold", "fraction", "energy [nJ]", "latency [\u00b5s]"], exits) +
+      table(["exit after stage", "threshold", "fraction", "oracle fraction", "exit's own accuracy", "ECE after (before) temperature", "energy [nJ]", "latency [\u00b5s]"], exits) +
       `<div id="exit-parts" class="plot-small"></div><div id="layer-parts" class="plot-small"></div><div id="timeline" class="plot-small"></div><div id="layer-mappings"></div>`;
     document.getElementById("details").innerHTML = html;
     const parts = [...new Set(c.exits.flatMap((e) => Object.keys(e.parts_nj)))];

@@ -1,0 +1,95 @@
+"""Step: an architecture's weights. Trained from scratch, or inherited from the supernet: calibrated, and
+its heads fine-tuned until validation stops improving; on a static backbone, the backbone and final head
+are exactly the static network's and only the early heads learn. Each function takes what it needs."""
+
+from __future__ import annotations
+
+import torch
+
+from codesign.data.splits import Dataset, Split
+from codesign.evaluation.settings import EvaluationSettings
+from codesign.network.finetune import calibrate, finetune_heads
+from codesign.network.model import build_model
+from codesign.network.supernet import inherit
+from codesign.network.training import train_architecture
+from codesign.spec import CandidateSpec
+
+
+def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def early_heads(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The model's early exit heads (every head but the final classifier's)."""
+    final = str(len(model.stages) - 1)  # type: ignore[arg-type]
+    return [head for name, head in model.heads.items() if name != final]  # type: ignore[union-attr]
+
+
+def fit_heads(
+    model: torch.nn.Module,
+    train: Split,
+    val: Split,
+    settings: EvaluationSettings,
+    heads: list[torch.nn.Module] | None = None,
+    tune: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Calibrate (`heads` only, or the whole network) and fine-tune the heads (`heads`, or every head) until
+    their validation loss stops falling; the resulting weights on the CPU."""
+    config = settings.finetune
+    calibrate(model, train, config.calibration_images, only=heads)
+    if tune:
+        finetune_heads(model, train, val, config, settings.augmentation, trained=heads)
+    return cpu_state(model)
+
+
+def scratch_weights(
+    architecture: CandidateSpec,
+    dataset: Dataset,
+    train: Split,
+    settings: EvaluationSettings,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """The architecture trained from scratch with every exit's loss (`train`: the training split at its
+    resolution)."""
+    resized = Dataset(dataset.name, train, dataset.val, dataset.test, dataset.num_classes)
+    return train_architecture(
+        architecture, resized, settings.training, device=device, augmentation=settings.augmentation
+    ).state_dict
+
+
+def static_weights(
+    static: CandidateSpec,
+    supernet_state: dict[str, torch.Tensor],
+    train: Split,
+    val: Split,
+    settings: EvaluationSettings,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """A static network (exits off) inherited, calibrated and its final head fine-tuned: the same weights in
+    an early-exit search as in the static search."""
+    model = inherit(build_model(static), supernet_state).to(device)
+    return fit_heads(model, train, val, settings)
+
+
+def inherited_weights(
+    architecture: CandidateSpec,
+    supernet_state: dict[str, torch.Tensor],
+    train: Split,
+    val: Split,
+    settings: EvaluationSettings,
+    device: torch.device,
+    static_state: dict[str, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """The architecture's weights from the supernet. Joint (`static_state` None): every head calibrated and
+    fine-tuned on the shared backbone. On a static backbone: `static_state` (`static_weights` of its static
+    network) loaded, then only the early heads calibrated and fine-tuned on it, frozen."""
+    model = inherit(build_model(architecture), supernet_state).to(device)
+    if static_state is None:
+        return fit_heads(model, train, val, settings)
+    model.load_state_dict(static_state, strict=False)
+    early = early_heads(model)
+    if not early:
+        return cpu_state(model)
+    # a static space calibrates its unused early heads too: uncalibrated quantizers lack the buffers the
+    # architecture's state needs to load into any of its candidates
+    return fit_heads(model, train, val, settings, early, tune=settings.early_exits)
