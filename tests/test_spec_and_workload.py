@@ -35,7 +35,10 @@ def test_default_workload_decodes_every_gene():
     assert spec.num_stages == 3 and all(spec.exits)
     # the threshold genes are target exit fractions, turned into thresholds on validation by the evaluator
     assert spec.exit_fractions == (space.exit_fractions[-1],) * 2 and spec.thresholds == (1.0, 1.0)
-    assert [g.name for g in space.genes if g.name.endswith(".fraction")] == ["exit0.fraction", "exit1.fraction"]
+    assert [g.name for g in space.genes if g.name.endswith(".fraction")] == [
+        "exit0.fraction",
+        "exit1.fraction",
+    ]
     off = space.decode([0] * len(space.genes))
     assert not any(off.exits) and off.thresholds == (1.0, 1.0) and off.exit_fractions == ()
     assert CandidateSpec.from_dict(spec.to_dict()) == spec

@@ -59,7 +59,9 @@ class BaselineRow:
                 f"{100 * (1 - ratio):.0f}% cheaper than the static search found"
             )
         if ratio < 1 - 1e-9:
-            share = f", {100 * self.early_exit_share:.0f}% of inputs leave early" if self.early_exit_share else ""
+            share = (
+                f", {100 * self.early_exit_share:.0f}% of inputs leave early" if self.early_exit_share else ""
+            )
             return f"early exit pays: {100 * (1 - ratio):.0f}% less energy{share}"
         if self.early_exit_key is not None and ratio <= 1 + 1e-9:
             return "early exit does not pay: the cheapest network here is a static one"

@@ -166,7 +166,9 @@ def per_exit_line(result: CandidateResult) -> str:
     oracle = result.oracle_test.fractions if result.oracle_test else None
     parts = []
     for k, stage in enumerate(result.spec.active_exit_stages):
-        text = f"exit {stage}: acc {100 * stats.exit_accuracies[k]:.1f}% takes {100 * stats.fractions[k]:.0f}%"
+        text = (
+            f"exit {stage}: acc {100 * stats.exit_accuracies[k]:.1f}% takes {100 * stats.fractions[k]:.0f}%"
+        )
         if oracle is not None:
             text += f" (oracle {100 * oracle[k]:.0f}%)"
         if stats.calibration_errors:
