@@ -56,8 +56,21 @@ TRAINING_KEYS = {
     "device",
 }
 TRAINING_POSITIVE = frozenset({"epochs", "batch_size", "learning_rate"})
-SUPERNET_POSITIVE = frozenset({"epochs", "batch_size", "learning_rate"})
-FINETUNE_POSITIVE = frozenset({"calibration_images", "batch_size", "learning_rate", "final_learning_rate"})
+SUPERNET_POSITIVE = frozenset(
+    {"epochs", "batch_size", "learning_rate", "head_epochs", "head_patience", "head_learning_rate"}
+)
+FINETUNE_POSITIVE = frozenset(
+    {
+        "calibration_images",
+        "batch_size",
+        "learning_rate",
+        "final_learning_rate",
+        "head_check_steps",
+        "head_patience",
+        "head_validation_images",
+        "head_train_images",
+    }
+)
 # "supernet": candidates inherit weights from a weight-sharing supernet trained once per space;
 # "scratch": every architecture is trained from scratch with `training`.
 TRAINING_MODES = ("supernet", "scratch")

@@ -148,9 +148,9 @@ def finetune_heads(
     frozen backbone until their mean validation loss stops falling: `config.head_check_steps` steps at a
     time, at most `config.head_steps`, the learning rate halved after each check without improvement,
     stopped after `config.head_patience` such checks; the best check's weights are kept (the state before
-    any step counts as one). The backbone's stage outputs are computed once (on at most
-    `head_steps x batch_size` training images and `head_validation_images` validation images) and the heads
-    learn on them; with augmentation, every batch runs through the backbone instead. Returns seconds spent."""
+    any step counts as one). The backbone's stage outputs are computed once (on a random subset of at most
+    `head_train_images` training images and the first `head_validation_images` validation images) and the
+    heads learn on them; with augmentation, every batch runs through the backbone instead. Returns seconds spent."""
     if config.head_steps <= 0:
         return 0.0
     start = time.perf_counter()
@@ -161,7 +161,7 @@ def finetune_heads(
     generator = torch.Generator().manual_seed(config.seed)
     if cached:
         # the images the steps would draw: a random subset when the split is larger than they need
-        needed = config.head_steps * config.batch_size
+        needed = min(config.head_steps * config.batch_size, config.head_train_images)
         order = torch.randperm(len(train), generator=generator)[:needed].to(train.labels.device)
         train = Split(train.images[order], train.labels[order])
         train_features = stage_features(model, train.images, set(heads))

@@ -64,6 +64,7 @@ class FinetuneConfig:
     head_check_steps: int = 25
     head_patience: int = 2
     head_validation_images: int = 2048  # validation images the checks use (the first ones)
+    head_train_images: int = 8192  # training images (a random subset) whose stage outputs the heads learn on
     final_epochs: float = 3.0  # full QAT fine-tuning of each returned network (fractions allowed)
     final_learning_rate: float = 3e-4
     batch_size: int = 64
