@@ -87,11 +87,19 @@ def test_a_network_without_early_exits_has_oracle_equal_to_achieved_equal_to_sta
 
 
 def _result(
-    key_seed: int, val: float, test: float, energy: float, latency: float = 100.0, early: bool = False
+    key_seed: int,
+    val: float,
+    test: float,
+    energy: float,
+    latency: float = 100.0,
+    early: bool = False,
+    early_share: float = 0.4,
 ) -> CandidateResult:
-    """A returned network's record for the front comparison; `early`: with an early exit before its final one."""
+    """A returned network's record for the front comparison; `early`: with an early exit before its final one,
+    which takes `early_share` of the inputs."""
     spec = replace(tiny_spec(), thresholds=(0.1 * key_seed, 0.2))
-    stats = lambda accuracy: ExitStats(accuracy, (1.0,), (accuracy,))  # noqa: E731
+    fractions = (early_share, 1 - early_share) if early else (1.0,)
+    stats = lambda accuracy: ExitStats(accuracy, fractions, (accuracy,) * len(fractions))  # noqa: E731
     cost = ExpectedCost(energy, latency, latency, 0)
     return CandidateResult(
         spec=spec,
@@ -133,14 +141,21 @@ def test_baseline_ratios_equal_a_hand_computation_from_the_two_fronts():
         250 / 900
     )
     assert compare_fronts(early, []) == []
-    assert rows[2].verdict == "early exit pays: 78% less energy"
+    assert rows[2].verdict == "early exit pays: 78% less energy, 40% of inputs leave early"
+    assert rows[2].early_exit_share == pytest.approx(0.4)
+    # exit heads that no test input takes: the network is its static twin, and early exit does not pay
+    idle = compare_fronts([_result(9, 0.97, 0.962, 2000.0, early=True, early_share=0.0)], static)[0]
+    assert idle.energy_ratio == pytest.approx(0.5) and idle.early_exit_has_exits is False
+    assert idle.verdict.startswith(
+        "early exit does not pay: the cheapest network here sends no input out early"
+    )
     same = compare_fronts(static, static)[0]
     assert same.energy_ratio == 1.0 and same.verdict.startswith("early exit does not pay")
     # the early-exit search found a cheaper static network: a better static search, not early exit paying
     better_static = compare_fronts([_result(8, 0.97, 0.962, 2000.0)], static)[0]
     assert better_static.energy_ratio == pytest.approx(0.5) and better_static.early_exit_has_exits is False
     assert better_static.verdict.startswith(
-        "early exit does not pay: the cheapest network here is a static one"
+        "early exit does not pay: the cheapest network here sends no input out early"
     )
     lost = compare_fronts([_result(7, 0.99, 0.90, 10.0)], static)[0]
     assert lost.energy_ratio is None and lost.verdict == "no early-exit network reaches this level"

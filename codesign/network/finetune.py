@@ -181,7 +181,7 @@ def finetune_heads(
     frozen = [p for p in model.parameters() if id(p) not in learning_ids and p.requires_grad]
     for parameter in frozen:  # no backward pass into the backbone or the other heads
         parameter.requires_grad_(False)
-    optimiser = torch.optim.Adam(parameters, lr=config.learning_rate)
+    optimiser = torch.optim.Adam(parameters, lr=config.head_learning_rate)
     model.eval()  # frozen BN statistics, quantizers in inference behaviour with gradients flowing (STE)
     best_loss, best_state, stale, done = validation_loss(), snapshot(), 0, 0
     chunk = max(1, config.head_check_steps)

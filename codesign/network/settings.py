@@ -60,9 +60,10 @@ class FinetuneConfig:
     # Exit-head fine-tuning per candidate during the search (after its quantizers are calibrated): at most
     # `head_steps` steps, checked on validation every `head_check_steps`; it stops after `head_patience`
     # checks without a lower validation loss (learning rate halved at each) and keeps the best heads.
-    head_steps: int = 300
+    head_steps: int = 600
     head_check_steps: int = 25
-    head_patience: int = 2
+    head_patience: int = 5
+    head_learning_rate: float = 1e-2
     head_validation_images: int = 2048  # validation images the checks use (the first ones)
     head_train_images: int = 8192  # training images (a random subset) whose stage outputs the heads learn on
     final_epochs: float = 3.0  # full QAT fine-tuning of each returned network (fractions allowed)
