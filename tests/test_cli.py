@@ -72,6 +72,21 @@ def test_explore_end_to_end_writes_every_output_and_resumes(tmp: Path, capsys):
         assert len(segmented.head_files) == row["num_exits"]
         fractions = [float(f) for f in row["exit_fractions"].split()]
         assert abs(sum(fractions) - 1.0) < 1e-6 and len(fractions) == row["num_exits"]
+        # a returned network's early exits are taken (an exit no input takes is switched off in the search)
+        assert row["num_exits"] == 1 or sum(fractions[:-1]) > 0
+        # per exit: its own accuracy, temperature and calibration error after and before it
+        for column in (
+            "exit_accuracies",
+            "exit_temperatures",
+            "exit_calibration_errors",
+            "exit_calibration_errors_raw",
+        ):
+            assert len(str(row[column]).split()) == row["num_exits"], column
+        assert segmented.temperatures == pytest.approx(
+            [float(t) for t in str(row["exit_temperatures"]).split()], rel=1e-3
+        )
+    assert (pareto["num_exits"] > 1).any()  # the search returns early-exit networks
+    assert "ECE" in out and "takes" in out  # the summary's per-exit line
     assert (run_dir / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     compared = pd.read_csv(run_dir / "compare.csv")  # every returned network on each listed accelerator
     assert set(compared["network"]) == set(pareto["key"])

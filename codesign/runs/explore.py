@@ -157,7 +157,8 @@ def _explore(
         try:
             counts = _search(setup, store, recipe, evaluator, workers, dask, progress, report, seeds)
             front_keys = _choose_front(store, report)
-            _finalise(setup, store, evaluator, run_dir, front_keys, progress, report)
+            static_run = run_dir / BASELINE_FOLDER if seeds else None
+            _finalise(setup, store, evaluator, run_dir, front_keys, progress, report, static_run)
         finally:
             engine.close()
         del evaluator
@@ -339,8 +340,11 @@ def _finalise(
     front_keys: list[str],
     progress: bool,
     report: Reporter,
+    static_run: Path | None = None,
 ) -> None:
-    """Each returned network not finalised yet: fine-tuned (supernet mode), measured on test, exported."""
+    """Each returned network not finalised yet: fine-tuned (supernet mode), measured on test, exported. A
+    network without early exits that the static baseline run (`static_run`) already finalised is the same
+    network: its record and files are taken from there, so both fronts hold the very same figures for it."""
     from tqdm import tqdm
 
     workload = setup.workload
@@ -353,6 +357,12 @@ def _finalise(
     for key in tqdm(todo, desc="finalising", unit="net", disable=not progress):
         result = store.get(key)
         if result is None:
+            continue
+        if (
+            static_run is not None
+            and result.num_exits == 1
+            and _take_static_final(static_run, run_dir, store, key)
+        ):
             continue
         if fine_tune:
             result, model = finalize(evaluator, result)
@@ -380,6 +390,23 @@ def _finalise(
             segments=str(segments.folder.relative_to(run_dir)),
         )
         store.set_final(key, record)
+
+
+def _take_static_final(static_run: Path, run_dir: Path, store: RunStore, key: str) -> bool:
+    """Copy the static run's final record of network `key` and its ONNX and segment files (False: none)."""
+    if not (static_run / STORE_NAME).is_file():
+        return False
+    with RunStore.of_run(static_run) as static_store:
+        final = static_store.final(key)
+    if final is None or not (static_run / final.onnx).is_file() or not (static_run / final.segments).is_dir():
+        return False
+    (run_dir / final.onnx).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(static_run / final.onnx, run_dir / final.onnx)
+    if (run_dir / final.segments).exists():
+        shutil.rmtree(run_dir / final.segments)
+    shutil.copytree(static_run / final.segments, run_dir / final.segments)
+    store.set_final(key, final)
+    return True
 
 
 def _finalised(store: RunStore, run_dir: Path, key: str) -> bool:
