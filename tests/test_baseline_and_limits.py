@@ -225,7 +225,10 @@ search: {population: 6, generations: 2, seed: 4, objectives: [accuracy, energy, 
         pareto.columns
     )
     assert (pareto["energy_vs_oracle"] >= 1 - 1e-9).all()  # no policy beats the oracle at its accuracy
-    assert (pareto["oracle_accuracy"] - pareto["accuracy"]).abs().max() < 1e-9
+    # the oracle reaches the achieved accuracy; more only where every input at the first exit already does
+    assert (pareto["oracle_accuracy"] >= pareto["accuracy"] - 1e-9).all()
+    above = pareto[pareto["oracle_accuracy"] > pareto["accuracy"] + 1e-9]
+    assert all(float(f.split()[0]) == 1.0 for f in above["oracle_exit_fractions"])
     assert {"weight_bytes_on_chip", "weight_bytes_streamed", "weight_load_energy_pj"} <= set(pareto.columns)
     kept = pareto["weight_bytes_on_chip"] + pareto["weight_bytes_streamed"]
     assert kept.to_numpy() == pytest.approx(pareto["weight_bytes"].to_numpy())

@@ -384,7 +384,7 @@ def write_comparison(
     contents = store.contents()
     config = contents.config
     frames = []
-    for key, record in contents.finals.items():
+    for record in contents.finals.values():
         result = record.result
         reports = [
             cost_onnx(
@@ -399,7 +399,7 @@ def write_comparison(
             for name in accelerators
         ]
         frame = comparison_table(reports)
-        frame.insert(0, "network", key)
+        frame.insert(0, "network", result.spec.key())  # as pareto.csv and the ONNX file name it
         frame.insert(1, "accuracy", result.test.accuracy if result.test is not None else float("nan"))
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
