@@ -98,6 +98,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("-w", "--workload", default="digits")
+    parser.add_argument(
+        "--max-epochs", type=int, default=1000, help="ceiling of the float heads trained alone"
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     workload = load_workload(args.workload)
@@ -131,6 +134,7 @@ def main() -> None:
                 val[k],
                 dataset.val.labels,
                 branch,
+                epochs=args.max_epochs,
             )
             head = shipped.heads[str(k)]
             sv, av = (
