@@ -70,6 +70,10 @@ def test_explore_end_to_end_writes_every_output_and_resumes(tmp: Path, capsys):
         assert row["onnx_top1_agreement"] >= 0.99 and row["onnx_max_rel_diff"] < 0.01
         segmented = SegmentedModel.load(run_dir / row["segments"])
         assert len(segmented.head_files) == row["num_exits"]
+        # the deployed decision is the reported one: the final thresholds, under the network's own key
+        assert segmented.spec_key == row["key"]
+        reported = [float(t) for t in str(row["thresholds"]).split()] if row["num_exits"] > 1 else []
+        assert list(segmented.thresholds) == pytest.approx(reported, rel=1e-5)
         fractions = [float(f) for f in row["exit_fractions"].split()]
         assert abs(sum(fractions) - 1.0) < 1e-6 and len(fractions) == row["num_exits"]
         # a returned network's early exits are taken (an exit no input takes is switched off in the search)

@@ -368,6 +368,9 @@ def _finalise(
             result, model = finalize(evaluator, result)
         else:
             result, model = with_test(evaluator, result), evaluator.model(result.spec)
+        # the same network with the thresholds its final measurement placed: the ONNX metadata and the
+        # segmented model's manifest (name, spec, thresholds) then hold what pareto.csv reports
+        model.spec = result.spec
         path = export_qcdq(model, run_dir / "onnx" / f"{result.spec.key()}.onnx")
         comparison = compare_outputs(
             model, path, evaluator.split("test", result.spec.resolution).images[:256].cpu()
