@@ -29,8 +29,10 @@ def export_module_qcdq(
     path: str | Path,
     input_names: list[str],
     output_names: list[str],
+    metadata: dict[str, str] | None = None,
 ) -> Path:
-    """Write the QCDQ ONNX of `module` atomically to `path`: TorchScript exporter, opset 13, dynamic batch.
+    """Write the QCDQ ONNX of `module` atomically to `path`: TorchScript exporter, opset 13, dynamic batch,
+    with `metadata` in the file's metadata properties.
 
     The TorchScript path keeps module names in node names (which `codesign.cost.graph` relies on) and
     supports quantized bias; initializers that the exporter lists as graph inputs are removed, and the
@@ -62,6 +64,8 @@ def export_module_qcdq(
             ) from exc
         proto = onnx.load(tmp)
         _drop_initializer_inputs(proto)
+        for key, value in (metadata or {}).items():
+            proto.metadata_props.add(key=key, value=value)
         onnx.checker.check_model(proto)
         onnx.save(proto, tmp)
 
@@ -69,12 +73,14 @@ def export_module_qcdq(
     return path
 
 
-def export_qcdq(model: EarlyExitNet, path: str | Path, batch_size: int = 1) -> Path:
+def export_qcdq(
+    model: EarlyExitNet, path: str | Path, batch_size: int = 1, metadata: dict[str, str] | None = None
+) -> Path:
     """The QCDQ ONNX of a whole early-exit network, one graph output per active exit (`exit<i>`)."""
     spec = model.spec
     example = torch.zeros(batch_size, spec.in_channels, spec.resolution, spec.resolution)
     model.eval()
-    return export_module_qcdq(model, example, path, ["input"], exit_output_names(model))
+    return export_module_qcdq(model, example, path, ["input"], exit_output_names(model), metadata)
 
 
 def _drop_initializer_inputs(proto: onnx.ModelProto) -> None:
@@ -119,23 +125,16 @@ def compare_outputs(model: EarlyExitNet, path: str | Path, images: torch.Tensor)
     )
 
 
-def annotate_exits(path: str | Path, spec: Any, temperatures: Sequence[float] | None) -> None:
-    """Record the exit decision in the ONNX file's metadata (`codesign.policy`, `codesign.thresholds`, one per
-    early exit, `codesign.temperatures`, one per exit: the policy sees each exit's logits divided by it), so
-    the file alone says how its outputs are turned into exits."""
+def exit_metadata(spec: Any, temperatures: Sequence[float] | None) -> dict[str, str]:
+    """The exit decision as ONNX metadata properties (`codesign.policy`, `codesign.thresholds`, one per early
+    exit, `codesign.temperatures`, one per exit: the policy sees each exit's logits divided by it), so the file
+    alone says how its outputs are turned into exits."""
     import json
 
-    proto = onnx.load(str(path))
-    values = {
+    return {
         "codesign.policy": spec.policy,
         "codesign.thresholds": json.dumps(list(spec.active_thresholds)),
         "codesign.temperatures": json.dumps(
             list(temperatures) if temperatures else [1.0] * len(spec.active_exit_stages)
         ),
     }
-    kept = [p for p in proto.metadata_props if p.key not in values]
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(kept)
-    for key, value in values.items():
-        proto.metadata_props.add(key=key, value=value)
-    onnx.save(proto, str(path))

@@ -21,7 +21,7 @@ from pathlib import Path
 from codesign.config.workload import Workload
 from codesign.cost.cache import default_cache_path
 from codesign.cost.engine import CostEngineStats
-from codesign.deploy.qcdq import annotate_exits, compare_outputs, export_qcdq
+from codesign.deploy.qcdq import compare_outputs, exit_metadata, export_qcdq
 from codesign.deploy.segments import export_segments
 from codesign.evaluation.backends import EvaluatorRecipe, check_scheduler, make_backend
 from codesign.evaluation.evaluator import Evaluator
@@ -371,13 +371,16 @@ def _finalise(
         # the same network with the thresholds its final measurement placed: the ONNX metadata and the
         # segmented model's manifest (name, spec, thresholds) then hold what pareto.csv reports
         model.spec = result.spec
-        path = export_qcdq(model, run_dir / "onnx" / f"{result.spec.key()}.onnx")
+        temperatures = result.val.temperatures or None
+        path = export_qcdq(
+            model,
+            run_dir / "onnx" / f"{result.spec.key()}.onnx",
+            metadata=exit_metadata(result.spec, temperatures),
+        )
         comparison = compare_outputs(
             model, path, evaluator.split("test", result.spec.resolution).images[:256].cpu()
         )  # the model is back on the CPU for export; the split may live on a GPU
         policy_model = LearnedConfidence.from_dict(result.learned_policy) if result.learned_policy else None
-        temperatures = result.val.temperatures or None
-        annotate_exits(path, result.spec, temperatures)
         segments = export_segments(
             model,
             run_dir / "segments" / result.spec.key(),
