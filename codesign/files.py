@@ -60,6 +60,15 @@ def atomic_torch_save(state: dict[str, Any], path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
+def read_torch_weights(path: Path) -> dict[str, Any] | None:
+    """Weights `atomic_torch_save` wrote to `path`, on the CPU; None: nothing there."""
+    import torch
+
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 

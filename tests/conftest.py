@@ -16,8 +16,12 @@ from codesign.network.training import train_architecture
 from codesign.spec import CandidateSpec, StageSpec
 
 warnings.filterwarnings("ignore")
-# Nothing a test computes lands in the user's own cache folder (layer costs, supernets) unless it names one.
-os.environ.setdefault("CODESIGN_CACHE_DIR", tempfile.mkdtemp(prefix="codesign-test-cache-"))
+# Nothing a test computes lands in the user's own cache folder (layer costs, supernets) unless it names one;
+# each test process (pytest-xdist worker) has its own, so none waits on another's SQLite writes or supernets.
+if "CODESIGN_CACHE_DIR" not in os.environ or os.environ.get("CODESIGN_TEST_OWN_CACHE"):
+    _process = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    os.environ["CODESIGN_CACHE_DIR"] = tempfile.mkdtemp(prefix=f"codesign-test-cache-{_process}-")
+    os.environ["CODESIGN_TEST_OWN_CACHE"] = "1"
 torch.set_num_threads(1)
 
 

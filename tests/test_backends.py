@@ -36,14 +36,26 @@ def _run(tmp: Path, name: str, *extra: str) -> tuple[pd.DataFrame, set[str]]:
 
 
 def test_local_workers_and_a_local_dask_cluster_give_the_same_front(tmp: Path):
-    local, local_keys = _run(tmp, "local")
+    """Candidates evaluated and returned networks finalised (measured on test, exported, checked against
+    onnxruntime) in this process, in worker processes or on Dask workers: the very same figures."""
+    local, local_keys = _run(tmp, "local", "--workers", "1")
     workers, worker_keys = _run(tmp, "workers", "--workers", "2")
     dask, dask_keys = _run(tmp, "dask", "--dask", "local:2")
     assert local_keys == worker_keys == dask_keys
     for other in (workers, dask):
-        assert other["key"].tolist() == local["key"].tolist()
-        assert other["accuracy_val"].tolist() == local["accuracy_val"].tolist()
-        assert other["expected_energy_pj"].tolist() == local["expected_energy_pj"].tolist()
+        pd.testing.assert_frame_equal(other, local)
+    for name in ("candidates.csv", "hypervolume.csv"):
+        assert (tmp / "workers" / name).read_bytes() == (tmp / "local" / name).read_bytes()
+
+
+def test_without_workers_given_small_searches_run_in_this_process_and_larger_ones_use_every_core(monkeypatch):
+    from codesign.cli import explore
+
+    monkeypatch.setattr(explore.os, "cpu_count", lambda: 2)
+    assert explore.auto_workers(4) == 1 and explore.auto_workers(12) == 1  # start-up would cost more
+    assert explore.auto_workers(60) == 2  # the default search
+    monkeypatch.setattr(explore.os, "cpu_count", lambda: 8)
+    assert explore.auto_workers(60) == 3 and explore.auto_workers(1000) == 8
 
 
 def test_evaluator_built_for_workers_tunes_thresholds_as_the_workload_asks(tmp: Path):

@@ -266,12 +266,21 @@ search: {population: 6, generations: 2, seed: 4}
 """
 
 
-def test_early_exit_on_the_static_backbone_contains_the_static_search(tmp, capsys):
+def test_early_exit_on_the_static_backbone_contains_the_static_search(tmp, capsys, monkeypatch):
     """One supernet for both searches; the static search's returned networks seed the early-exit search and
     come out of it unchanged; every early-exit network's final exit is its static counterpart's; so the
-    early-exit front never loses to the static one."""
+    early-exit front never loses to the static one. Each static network is fitted once for both searches."""
+    from codesign.evaluation import weights
     from codesign.runs.store import RunStore
 
+    fitted = []
+    fit = weights.static_weights
+
+    def counted(static, *args, **kwargs):
+        fitted.append((static.stages, static.resolution, static.branches[-1]))
+        return fit(static, *args, **kwargs)
+
+    monkeypatch.setattr(weights, "static_weights", counted)
     workload = tmp / "contained.yaml"
     workload.write_text(CONTAINED)
     run = tmp / "run"
@@ -311,6 +320,11 @@ def test_early_exit_on_the_static_backbone_contains_the_static_search(tmp, capsy
     baseline = pd.read_csv(run / "baseline.csv")
     assert (baseline["energy_ratio"].dropna() <= 1 + 1e-9).all()
     assert baseline["early_exit_key"].notna().all()  # every level reached by the early-exit front
+    # the static search fitted its networks, the early-exit search read them back (run/weights/static)
+    assert fitted and len(fitted) == len(set(fitted))
+    assert len(list((run / "weights" / "static").glob("static-*.pt"))) == len(fitted)
+    shared = {(r.spec.stages, r.spec.resolution) for r in early.values()} & set(by_backbone)
+    assert len(shared) >= len(static_front)
 
 
 def test_final_exit_stays_the_static_networks_through_fine_tuning(tmp):

@@ -32,10 +32,10 @@ def _record(monkeypatch, owner, name: str, label: str, calls: list[str]) -> None
 
 def test_a_candidate_goes_down_the_steps_once_and_in_order(monkeypatch, digits, edge_tpu):
     calls: list[str] = []
-    _record(monkeypatch, Evaluator, "_weights", "weights", calls)
+    _record(monkeypatch, Evaluator, "_fitted", "weights", calls)
     _record(monkeypatch, statistics, "calibrated_exits", "exit statistics", calls)
     _record(monkeypatch, statistics, "cached_exits", "exit statistics", calls)
-    _record(monkeypatch, evaluator_module, "export_qcdq", "export", calls)
+    _record(monkeypatch, evaluator_module, "qcdq_graph", "export", calls)
     _record(monkeypatch, CandidateCosting, "residency", "residency", calls)
     _record(monkeypatch, CandidateCosting, "layer_costs", "layer costs", calls)
     _record(monkeypatch, CandidateCosting, "exit_costs", "exit costs", calls)

@@ -111,7 +111,11 @@ def add_command(sub: Any) -> None:
         "(default: the workload's training.device, else auto)",
     )
     ex.add_argument(
-        "--workers", type=positive_int, default=1, help="evaluate candidates in this many local processes"
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="evaluate candidates in this many local processes, one PyTorch thread each; 1: in this process "
+        f"(default: one per CPU core, at most one per {CANDIDATES_PER_WORKER} candidates of the search's budget)",
     )
     ex.add_argument(
         "--dask",
@@ -186,10 +190,19 @@ def run(args: argparse.Namespace) -> int:
         supernet_dir=Path(args.supernet_cache) if args.supernet_cache else None,
         progress=not args.quiet,
         data_dir=Path(args.data_dir) if args.data_dir else None,
-        workers=args.workers,
+        workers=args.workers or auto_workers(workload.search.budget),
         dask=args.dask,
     )
     return 0
+
+
+# A worker process takes a few seconds to start (imports, data, supernet): worth it from this many candidates on
+CANDIDATES_PER_WORKER = 16
+
+
+def auto_workers(budget: int) -> int:
+    """Worker processes for a search of `budget` candidates when --workers is not given."""
+    return max(1, min(os.cpu_count() or 1, budget // CANDIDATES_PER_WORKER))
 
 
 def _search_overrides(args: argparse.Namespace) -> dict:

@@ -3,6 +3,7 @@ and onnxruntime sessions that reproduce PyTorch's outputs."""
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,38 @@ def exit_output_names(model: EarlyExitNet) -> list[str]:
     return [f"exit{i}" for i in model.spec.active_exit_stages]
 
 
+def _exported(
+    module: torch.nn.Module, example: torch.Tensor, input_names: list[str], output_names: list[str], name: str
+) -> onnx.ModelProto:
+    """Brevitas's QCDQ export of `module`: TorchScript exporter, opset 13, dynamic batch; the initializers
+    the exporter also lists as graph inputs removed. `name`: the file named in errors."""
+    from brevitas.export import export_onnx_qcdq
+
+    dynamic = {n: {0: "batch"} for n in (*input_names, *output_names)}
+    try:
+        # through a scratch file: Brevitas 0.13.4's QCDQ manager drops the model it would return in memory
+        with warnings.catch_warnings(), tempfile.TemporaryDirectory() as scratch:
+            warnings.simplefilter("ignore")
+            export_onnx_qcdq(
+                module,
+                args=example,
+                export_path=str(Path(scratch) / name),
+                dynamo=False,
+                opset_version=13,
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=dynamic,
+            )
+            proto = onnx.load(Path(scratch) / name)
+    except Exception as exc:  # the exporter's errors span many lines; keep the first, chain the rest
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise CodesignError(
+            f"{name}: ONNX export: expected a module the QCDQ exporter supports, got {first[:200]}"
+        ) from exc
+    _drop_initializer_inputs(proto)
+    return proto
+
+
 def export_module_qcdq(
     module: torch.nn.Module,
     example: torch.Tensor,
@@ -31,39 +64,16 @@ def export_module_qcdq(
     output_names: list[str],
     metadata: dict[str, str] | None = None,
 ) -> Path:
-    """Write the QCDQ ONNX of `module` atomically to `path`: TorchScript exporter, opset 13, dynamic batch,
-    with `metadata` in the file's metadata properties.
+    """Write the QCDQ ONNX of `module` atomically to `path` (`_exported`), with `metadata` in the file's
+    metadata properties.
 
     The TorchScript path keeps module names in node names (which `codesign.cost.graph` relies on) and
-    supports quantized bias; initializers that the exporter lists as graph inputs are removed, and the
-    result is checked by onnx before it replaces `path`.
+    supports quantized bias; the result is checked by onnx before it replaces `path`.
     """
-    from brevitas.export import export_onnx_qcdq
-
     path = Path(path)
-    dynamic = {name: {0: "batch"} for name in (*input_names, *output_names)}
 
     def write(tmp: str) -> None:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                export_onnx_qcdq(
-                    module,
-                    args=example,
-                    export_path=tmp,
-                    dynamo=False,
-                    opset_version=13,
-                    input_names=input_names,
-                    output_names=output_names,
-                    dynamic_axes=dynamic,
-                )
-        except Exception as exc:  # the exporter's errors span many lines; keep the first, chain the rest
-            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-            raise CodesignError(
-                f"{path.name}: ONNX export: expected a module the QCDQ exporter supports, got {first[:200]}"
-            ) from exc
-        proto = onnx.load(tmp)
-        _drop_initializer_inputs(proto)
+        proto = _exported(module, example, input_names, output_names, path.name)
         for key, value in (metadata or {}).items():
             proto.metadata_props.add(key=key, value=value)
         onnx.checker.check_model(proto)
@@ -73,14 +83,26 @@ def export_module_qcdq(
     return path
 
 
+def _example(model: EarlyExitNet, batch_size: int = 1) -> torch.Tensor:
+    spec = model.spec
+    return torch.zeros(batch_size, spec.in_channels, spec.resolution, spec.resolution)
+
+
 def export_qcdq(
     model: EarlyExitNet, path: str | Path, batch_size: int = 1, metadata: dict[str, str] | None = None
 ) -> Path:
     """The QCDQ ONNX of a whole early-exit network, one graph output per active exit (`exit<i>`)."""
-    spec = model.spec
-    example = torch.zeros(batch_size, spec.in_channels, spec.resolution, spec.resolution)
     model.eval()
-    return export_module_qcdq(model, example, path, ["input"], exit_output_names(model), metadata)
+    return export_module_qcdq(
+        model, _example(model, batch_size), path, ["input"], exit_output_names(model), metadata
+    )
+
+
+def qcdq_graph(model: EarlyExitNet, name: str = "architecture.onnx") -> onnx.ModelProto:
+    """The graph `export_qcdq` writes, in memory and unchecked (no file, no metadata): what costing a
+    candidate during the search reads its layers from."""
+    model.eval()
+    return _exported(model, _example(model), ["input"], exit_output_names(model), name)
 
 
 def _drop_initializer_inputs(proto: onnx.ModelProto) -> None:

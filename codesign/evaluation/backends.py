@@ -48,6 +48,7 @@ class EvaluatorRecipe:
     cache_path: Path
     supernet_path: Path | None
     cost_jobs: int = 1
+    static_dir: Path | None = None  # static networks' fitted weights, shared by processes and searches
 
     def key(self) -> str:
         return hashlib.sha256(pickle.dumps(self)).hexdigest()
@@ -75,6 +76,7 @@ def build_evaluator(
         weights_dir=recipe.weights_dir,
         base_overrides=overrides,
         supernet_state=state,
+        static_dir=recipe.static_dir,
     )
 
 
@@ -89,9 +91,19 @@ def _number_worker(counter: Any) -> None:
         counter.value += 1
 
 
-def evaluate_in_worker(recipe: EvaluatorRecipe, spec: CandidateSpec) -> tuple[dict, CostEngineStats]:
-    """Evaluate one candidate in a worker process (its evaluator is built once per recipe and kept); with
-    the ZigZag work it took there, for the run's summary."""
+def _warm_up() -> None:
+    """A new worker's imports, done while the main process still prepares the work (e.g. trains the supernet)."""
+    import brevitas.nn  # noqa: F401
+    import torch
+
+    import codesign.evaluation.evaluator  # noqa: F401
+    import codesign.network.model  # noqa: F401
+
+    torch.set_num_threads(1)
+
+
+def worker_evaluator(recipe: EvaluatorRecipe) -> Evaluator:
+    """The recipe's evaluator in this worker process (built on first use, then kept)."""
     import torch
 
     torch.set_num_threads(1)
@@ -102,7 +114,18 @@ def evaluate_in_worker(recipe: EvaluatorRecipe, spec: CandidateSpec) -> tuple[di
     key = recipe.key()
     if key not in _WORKER_EVALUATORS:
         _WORKER_EVALUATORS[key] = build_evaluator(recipe)
-    evaluator = _WORKER_EVALUATORS[key]
+    return _WORKER_EVALUATORS[key]
+
+
+def with_worker_evaluator(recipe: EvaluatorRecipe, task: Callable[..., Any], *args: Any) -> Any:
+    """`task(evaluator, *args)` with the recipe's evaluator of this worker process."""
+    return task(worker_evaluator(recipe), *args)
+
+
+def evaluate_in_worker(recipe: EvaluatorRecipe, spec: CandidateSpec) -> tuple[dict, CostEngineStats]:
+    """Evaluate one candidate in a worker process (its evaluator is built once per recipe and kept); with
+    the ZigZag work it took there, for the run's summary."""
+    evaluator = worker_evaluator(recipe)
     before = replace(evaluator.engine.stats)
     result = evaluator.evaluate(spec).to_dict()
     after = evaluator.engine.stats
@@ -115,11 +138,15 @@ def evaluate_in_worker(recipe: EvaluatorRecipe, spec: CandidateSpec) -> tuple[di
 
 
 class Backend(Protocol):
-    """Evaluates candidates somewhere; `stats` sums the ZigZag work it caused, wherever it ran."""
+    """Evaluates candidates somewhere; `stats` sums the ZigZag work it caused, wherever it ran. `apply`
+    runs other per-network work where the evaluations ran: `task(evaluator, *args)` for each args tuple
+    (`task` a module-level function, its arguments and result picklable), results in order."""
 
     stats: CostEngineStats
 
     def map(self, specs: list[CandidateSpec]) -> Iterator[CandidateResult]: ...
+
+    def apply(self, task: Callable[..., Any], arguments: list[tuple[Any, ...]]) -> Iterator[Any]: ...
 
     def close(self) -> None: ...
 
@@ -139,31 +166,58 @@ class InProcessBackend:
         for spec in specs:
             yield self.evaluator.evaluate(spec)
 
+    def apply(self, task: Callable[..., Any], arguments: list[tuple[Any, ...]]) -> Iterator[Any]:
+        for args in arguments:
+            yield task(self.evaluator, *args)
+
     def close(self) -> None:
         return None
 
 
-class ProcessBackend:
-    """`workers` local processes (spawned, one PyTorch thread each; with several GPUs, one GPU each)."""
+class WorkerPool:
+    """`workers` local processes (spawned, one PyTorch thread each), each doing its imports as soon as it
+    starts; kept for several backends in turn (e.g. a --baseline run's two searches)."""
 
-    def __init__(self, recipe: EvaluatorRecipe, workers: int):
-        self.recipe = recipe
-        self.stats = CostEngineStats()
+    def __init__(self, workers: int):
         context = multiprocessing.get_context("spawn")
-        self.pool = ProcessPoolExecutor(
+        self.workers = workers
+        self.executor = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=context,
             initializer=_number_worker,
             initargs=(context.Value("i", 0),),
         )
+        for _ in range(workers):
+            self.executor.submit(_warm_up)
+
+    def close(self) -> None:
+        self.executor.shutdown(cancel_futures=True)
+
+
+class ProcessBackend:
+    """Local worker processes (a `WorkerPool`; with several GPUs, one GPU each)."""
+
+    def __init__(self, recipe: EvaluatorRecipe, pool: WorkerPool, owns_pool: bool = False):
+        """`owns_pool`: `close` shuts the pool down (else its starter does)."""
+        self.recipe = recipe
+        self.stats = CostEngineStats()
+        self.pool = pool
+        self.owns_pool = owns_pool
 
     def map(self, specs: list[CandidateSpec]) -> Iterator[CandidateResult]:
-        futures = [self.pool.submit(evaluate_in_worker, self.recipe, spec) for spec in specs]
+        futures = [self.pool.executor.submit(evaluate_in_worker, self.recipe, spec) for spec in specs]
         for future in futures:
             yield _collect(self.stats, future.result())
 
+    def apply(self, task: Callable[..., Any], arguments: list[tuple[Any, ...]]) -> Iterator[Any]:
+        submit = self.pool.executor.submit
+        futures = [submit(with_worker_evaluator, self.recipe, task, *args) for args in arguments]
+        for future in futures:
+            yield future.result()
+
     def close(self) -> None:
-        self.pool.shutdown(cancel_futures=True)
+        if self.owns_pool:
+            self.pool.close()
 
 
 def connect(address: str) -> Any:
@@ -239,6 +293,13 @@ class DaskBackend:
                 ) from None
             yield _collect(self.stats, result)
 
+    def apply(self, task: Callable[..., Any], arguments: list[tuple[Any, ...]]) -> Iterator[Any]:
+        futures = [
+            self.client.submit(with_worker_evaluator, self.recipe, task, *a, pure=False) for a in arguments
+        ]
+        for future in futures:
+            yield future.result()
+
     def close(self) -> None:
         self.client.close()
         if self.cluster is not None:
@@ -246,10 +307,18 @@ class DaskBackend:
 
 
 def make_backend(
-    recipe: EvaluatorRecipe, evaluator_factory: Callable[[], Evaluator], workers: int, dask: str | None
+    recipe: EvaluatorRecipe,
+    evaluator: Evaluator,
+    workers: int,
+    dask: str | None,
+    pool: WorkerPool | None = None,
 ) -> Backend:
+    """Dask when `dask` is given, else `workers` > 1 local processes (`pool`, if started already), else
+    this process's `evaluator`."""
     if dask:
         return DaskBackend(recipe, dask)
     if workers > 1:
-        return ProcessBackend(recipe, workers)
-    return InProcessBackend(evaluator_factory())
+        return (
+            ProcessBackend(recipe, pool, False) if pool else ProcessBackend(recipe, WorkerPool(workers), True)
+        )
+    return InProcessBackend(evaluator)

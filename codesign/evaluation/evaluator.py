@@ -13,7 +13,7 @@ once; a candidate's layers are the architecture's minus the heads it switches of
 
 from __future__ import annotations
 
-import tempfile
+import hashlib
 import time
 from pathlib import Path
 
@@ -27,12 +27,12 @@ from codesign.cost.graph import ParsedNetwork, parse_onnx
 from codesign.cost.records import ExitCost
 from codesign.cost.settings import CostOptions
 from codesign.data.splits import Dataset, Split, resize_split, to_device
-from codesign.deploy.qcdq import export_qcdq
+from codesign.deploy.qcdq import qcdq_graph
 from codesign.evaluation import statistics, weights
 from codesign.evaluation.result import CandidateResult
 from codesign.evaluation.settings import EvaluationSettings, TrainedArchitecture
 from codesign.exits import LEARNED, CachedExits
-from codesign.files import atomic_torch_save
+from codesign.files import atomic_torch_save, read_torch_weights
 from codesign.hardware.area import chip_area
 from codesign.hardware.memory import on_chip_weight_bytes
 from codesign.hardware.target import HardwareTarget, load_hardware, load_variant
@@ -56,17 +56,20 @@ class Evaluator:
         weights_dir: Path | None = None,
         base_overrides: dict[str, object] | None = None,
         supernet_state: dict[str, torch.Tensor] | None = None,
+        static_dir: Path | None = None,
     ):
         """`weights_dir`: where architectures' trained weights are kept (and read back). `base_overrides`:
         accelerator fields every candidate's target has changed (a workload's `hardware.overrides`).
         `supernet_state`: candidates inherit these weights (calibrated, heads fine-tuned) instead of
-        being trained from scratch."""
+        being trained from scratch. `static_dir`: where static networks' fitted weights are kept and read
+        back (with `settings.static_weights_tag`), by every process and search that shares it."""
         self.dataset = dataset
         self.engine = engine
         self.settings = settings or EvaluationSettings()
         self.weights_dir = weights_dir
         self.base_overrides = dict(base_overrides or {})
         self.supernet_state = supernet_state
+        self.static_dir = static_dir if self.settings.static_weights_tag else None
         self.device = resolve_device(self.settings.device, "device")
         tested = self.settings.test_during_search
         # Evaluating every candidate on the test split only pays off when it is small (digits: 360 images).
@@ -123,15 +126,22 @@ class Evaluator:
             self._splits[(name, resolution)] = to_device(resized, self.device)
         return self._splits[(name, resolution)]
 
-    def _weights(self, architecture: CandidateSpec) -> dict[str, torch.Tensor]:
+    def _fitted(self, architecture: CandidateSpec) -> torch.nn.Module:
+        """The architecture's model with its weights fitted now (trained from scratch, or inherited), on the
+        evaluator's device."""
         train = self.split("train", architecture.resolution)
         if self.supernet_state is None:
-            return weights.scratch_weights(architecture, self.dataset, train, self.settings, self.device)
+            state = weights.scratch_weights(architecture, self.dataset, train, self.settings, self.device)
+            return self._loaded(architecture, state)
         static = self.static_weights(architecture) if self.settings.static_backbone else None
         val = self.split("val", architecture.resolution)
-        return weights.inherited_weights(
+        return weights.inherited_model(
             architecture, self.supernet_state, train, val, self.settings, self.device, static
         )
+
+    def _loaded(self, spec: CandidateSpec, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+        """`spec`'s network built with these weights (an architecture's: only `spec`'s heads), on the device."""
+        return load_shared_weights(build_model(spec), state).to(self.device)
 
     def static_weights(self, spec: CandidateSpec) -> dict[str, torch.Tensor]:
         """The backbone and final head of `spec`'s static network (its exits off), inherited, calibrated and
@@ -141,12 +151,20 @@ class Evaluator:
             (static.stages, static.resolution, static.branches[-1], static.in_channels, static.num_classes)
         )
         if key not in self._static_states:
-            assert self.supernet_state is not None
+            supernet = self.supernet_state
+            assert supernet is not None
             train, val = self.split("train", static.resolution), self.split("val", static.resolution)
-            self._static_states[key] = weights.static_weights(
-                static, self.supernet_state, train, val, self.settings, self.device
+            self._static_states[key] = weights.kept(
+                self._static_path(key),
+                lambda: weights.static_weights(static, supernet, train, val, self.settings, self.device),
             )
         return self._static_states[key]
+
+    def _static_path(self, key: str) -> Path | None:
+        if self.static_dir is None:
+            return None
+        name = hashlib.sha256(f"{key}|{self.settings.static_weights_tag}".encode()).hexdigest()[:20]
+        return self.static_dir / f"static-{name}.pt"
 
     def _learned_split(self, resolution: int) -> Split | None:
         """The training split the learned policy is fitted on (None: the search does not use it)."""
@@ -161,7 +179,7 @@ class Evaluator:
             return self._stored_test_exits[key]
         stored = self._stored_weights(architecture) if key not in self._architectures else None
         if stored is not None:
-            model = load_shared_weights(build_model(architecture), stored).to(self.device)
+            model = self._loaded(architecture, stored)
             resolution = architecture.resolution
             _, temperatures, learned = statistics.calibrated_exits(
                 model, self.split("val", resolution), self._learned_split(resolution), self.settings
@@ -172,7 +190,7 @@ class Evaluator:
             return self._stored_test_exits[key]
         trained = self.trained(spec)
         if trained.test is None:
-            model = load_shared_weights(build_model(trained.spec), trained.state_dict).to(self.device)
+            model = self._loaded(trained.spec, trained.state_dict)
             test = self.split("test", trained.spec.resolution)
             trained.test = statistics.cached_exits(model, test, trained.temperatures, trained.learned)
         return trained.test
@@ -187,9 +205,7 @@ class Evaluator:
     def _stored_weights(self, architecture: CandidateSpec) -> dict[str, torch.Tensor] | None:
         """The architecture's weights as the run stored them (None: not stored)."""
         path = self._weights_path(architecture)
-        if path is None or not path.is_file():
-            return None
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return read_torch_weights(path) if path is not None else None
 
     def _train(self, architecture: CandidateSpec) -> TrainedArchitecture:
         """An architecture's first steps: weights (read back if the run stored them), exit statistics on
@@ -197,12 +213,14 @@ class Evaluator:
         start = time.perf_counter()
         state = self._stored_weights(architecture)
         if state is None:
-            state = self._weights(architecture)
+            model = self._fitted(architecture)
+            state = weights.cpu_state(model)
             path = self._weights_path(architecture)
             if path is not None:
                 atomic_torch_save(state, path)
+        else:
+            model = self._loaded(architecture, state)
         train_seconds = time.perf_counter() - start
-        model = load_shared_weights(build_model(architecture), state).to(self.device)
         resolution = architecture.resolution
         val, temperatures, learned = statistics.calibrated_exits(
             model, self.split("val", resolution), self._learned_split(resolution), self.settings
@@ -212,15 +230,19 @@ class Evaluator:
             if self.test_during_search
             else None
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            network = parse_onnx(export_qcdq(model.cpu(), Path(tmp) / "architecture.onnx"))
+        network = parse_onnx(qcdq_graph(model.cpu()), source="architecture.onnx")
         return TrainedArchitecture(
             architecture, state, val, test, network, train_seconds, learned, temperatures
         )
 
     def model(self, spec: CandidateSpec) -> torch.nn.Module:
-        """The candidate's network with its trained weights (only its active heads)."""
-        return load_shared_weights(build_model(spec), self.trained(spec).state_dict)
+        """The candidate's network with its trained weights (only its active heads), on the CPU. Weights the
+        run stored are read back without the steps after them (an evaluation already took those)."""
+        architecture = spec.architecture()
+        state = None if architecture.key() in self._architectures else self._stored_weights(architecture)
+        if state is None:
+            state = self.trained(spec).state_dict
+        return load_shared_weights(build_model(spec), state)
 
     def costing(self, spec: CandidateSpec, exit_stages: tuple[int, ...] | None = None) -> CandidateCosting:
         """The candidate's network priced on its accelerator variant (or the same backbone with only

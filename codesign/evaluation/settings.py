@@ -48,6 +48,9 @@ class EvaluationSettings:
     early_exits: bool = True
     # One temperature per exit fitted on validation (NLL) before any policy sees its logits; False: none.
     temperature_scaling: bool = True
+    # Names what a static network's fitted weights (`Evaluator.static_weights`) depend on besides its shape;
+    # "" keeps them in memory only.
+    static_weights_tag: str = ""
 
 
 @dataclass

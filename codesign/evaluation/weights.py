@@ -1,18 +1,34 @@
 """Step: an architecture's weights. Trained from scratch, or inherited from the supernet: calibrated, and
 its heads fine-tuned until validation stops improving; on a static backbone, the backbone and final head
-are exactly the static network's and only the early heads learn. Each function takes what it needs."""
+are exactly the static network's and only the early heads learn. Each function takes what it needs; the
+inherited architecture comes back as the model it was fitted in (built once, used by the next steps)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
 from codesign.data.splits import Dataset, Split
 from codesign.evaluation.settings import EvaluationSettings
+from codesign.files import atomic_torch_save, read_torch_weights
 from codesign.network.finetune import calibrate, finetune_heads
 from codesign.network.model import build_model
 from codesign.network.supernet import inherit
 from codesign.network.training import train_architecture
 from codesign.spec import CandidateSpec
+
+
+def kept(path: Path | None, fit: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Weights read back from `path` when they are kept there; else fitted now (`fit`) and kept there, written
+    whole (None: not kept)."""
+    state = read_torch_weights(path) if path is not None else None
+    if state is None:
+        state = fit()
+        if path is not None:
+            atomic_torch_save(state, path)
+    return state
 
 
 def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -32,14 +48,14 @@ def fit_heads(
     settings: EvaluationSettings,
     heads: list[torch.nn.Module] | None = None,
     tune: bool = True,
-) -> dict[str, torch.Tensor]:
+) -> torch.nn.Module:
     """Calibrate (`heads` only, or the whole network) and fine-tune the heads (`heads`, or every head) until
-    their validation loss stops falling; the resulting weights on the CPU."""
+    their validation loss stops falling; the model itself, fitted."""
     config = settings.finetune
     calibrate(model, train, config.calibration_images, only=heads)
     if tune:
         finetune_heads(model, train, val, config, settings.augmentation, trained=heads)
-    return cpu_state(model)
+    return model
 
 
 def scratch_weights(
@@ -68,10 +84,10 @@ def static_weights(
     """A static network (exits off) inherited, calibrated and its final head fine-tuned: the same weights in
     an early-exit search as in the static search."""
     model = inherit(build_model(static), supernet_state).to(device)
-    return fit_heads(model, train, val, settings)
+    return cpu_state(fit_heads(model, train, val, settings))
 
 
-def inherited_weights(
+def inherited_model(
     architecture: CandidateSpec,
     supernet_state: dict[str, torch.Tensor],
     train: Split,
@@ -79,17 +95,18 @@ def inherited_weights(
     settings: EvaluationSettings,
     device: torch.device,
     static_state: dict[str, torch.Tensor] | None = None,
-) -> dict[str, torch.Tensor]:
-    """The architecture's weights from the supernet. Joint (`static_state` None): every head calibrated and
-    fine-tuned on the shared backbone. On a static backbone: `static_state` (`static_weights` of its static
-    network) loaded, then only the early heads calibrated and fine-tuned on it, frozen."""
+) -> torch.nn.Module:
+    """The architecture's model with its weights from the supernet (on `device`, inference behaviour). Joint
+    (`static_state` None): every head calibrated and fine-tuned on the shared backbone. On a static backbone:
+    `static_state` (`static_weights` of its static network) loaded, then only the early heads calibrated and
+    fine-tuned on it, frozen."""
     model = inherit(build_model(architecture), supernet_state).to(device)
     if static_state is None:
         return fit_heads(model, train, val, settings)
     model.load_state_dict(static_state, strict=False)
     early = early_heads(model)
     if not early:
-        return cpu_state(model)
+        return model.eval()
     # a static space calibrates its unused early heads too: uncalibrated quantizers lack the buffers the
     # architecture's state needs to load into any of its candidates
     return fit_heads(model, train, val, settings, early, tune=settings.early_exits)

@@ -84,7 +84,18 @@ class ExitHead(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.flatten(self.quant(self.pool(self.convs(x)))))
+        return self.learned_part(self.fixed_part(x))
+
+    def fixed_part(self, x: torch.Tensor) -> torch.Tensor:
+        """What comes before the head's first learnable layer: its pooling when it has no convs (nothing
+        learns there, so a head fine-tuned on cached features pools them once instead of every step)."""
+        return x if len(self.convs) else self.pool(x)
+
+    def learned_part(self, x: torch.Tensor) -> torch.Tensor:
+        """The rest of the head, from the output of `fixed_part`."""
+        if len(self.convs):
+            x = self.pool(self.convs(x))
+        return self.fc(self.flatten(self.quant(x)))
 
 
 class EarlyExitNet(nn.Module):

@@ -23,7 +23,7 @@ from codesign.cost.cache import default_cache_path
 from codesign.cost.engine import CostEngineStats
 from codesign.deploy.qcdq import compare_outputs, exit_metadata, export_qcdq
 from codesign.deploy.segments import export_segments
-from codesign.evaluation.backends import EvaluatorRecipe, check_scheduler, make_backend
+from codesign.evaluation.backends import Backend, WorkerPool, check_scheduler, make_backend
 from codesign.evaluation.evaluator import Evaluator
 from codesign.evaluation.finalize import finalize, with_test
 from codesign.evaluation.result import CandidateResult
@@ -96,6 +96,7 @@ def explore(
 class _Caches:
     layer_costs: Path
     supernets: Path
+    static_networks: Path | None = None  # fitted static networks, shared by a --baseline run's two searches
 
 
 def _explore(
@@ -107,9 +108,17 @@ def _explore(
     report: Reporter,
     workers: int,
     dask: str | None,
+    pool: _SharedPool | None = None,
 ) -> ExploreResult:
+    """`pool`: the local worker processes of an enclosing run (a --baseline run's two searches share
+    them); this run's own otherwise."""
     import torch
 
+    if pool is None:
+        with _shared_pool(workers if not dask else 1) as own:
+            return _explore(setup, run_dir, jobs, caches, progress, report, workers, dask, own)
+    if caches.static_networks is None:
+        caches = replace(caches, static_networks=run_dir / "weights" / "static")
     cache_path = caches.layer_costs
 
     start = time.perf_counter()
@@ -143,6 +152,7 @@ def _explore(
                 report,
                 workers,
                 dask,
+                pool,
             )
             seeds = [result.spec for result in static.pareto]
             report(
@@ -150,16 +160,23 @@ def _explore(
             )
         supernet = setup.supernet(caches.supernets, report)
         recipe = setup.recipe(
-            run_dir, cache_path, supernet, cost_jobs=jobs if workers <= 1 and not dask else 1
+            run_dir,
+            cache_path,
+            supernet,
+            cost_jobs=jobs if workers <= 1 and not dask else 1,
+            static_dir=caches.static_networks,
         )
         evaluator = setup.evaluator(recipe)
         engine = evaluator.engine
+        # started after the supernet trained: its intra-op threads slow down badly beside busy processes
+        backend = make_backend(recipe, evaluator, workers, dask, pool.get())
         try:
-            counts = _search(setup, store, recipe, evaluator, workers, dask, progress, report, seeds)
+            counts = _search(setup, store, backend, evaluator, progress, report, seeds)
             front_keys = _choose_front(store, report)
             static_run = run_dir / BASELINE_FOLDER if seeds else None
-            _finalise(setup, store, evaluator, run_dir, front_keys, progress, report, static_run)
+            _finalise(setup, store, backend, run_dir, front_keys, progress, report, static_run)
         finally:
+            backend.close()
             engine.close()
         del evaluator
         front = write_outputs(run_dir, store, report=report, cache_path=cache_path)
@@ -176,6 +193,29 @@ def _explore(
     if engine.cache is not None:
         engine.cache.close()
     return ExploreResult(run_dir, front, candidates, seconds, stats.zigzag_calls, stats.cache_hits)
+
+
+class _SharedPool:
+    """Local worker processes started on first use (none for `workers` <= 1), shut down by `_shared_pool`."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.pool: WorkerPool | None = None
+
+    def get(self) -> WorkerPool | None:
+        if self.pool is None and self.workers > 1:
+            self.pool = WorkerPool(self.workers)
+        return self.pool
+
+
+@contextmanager
+def _shared_pool(workers: int) -> Iterator[_SharedPool]:
+    shared = _SharedPool(workers)
+    try:
+        yield shared
+    finally:
+        if shared.pool is not None:
+            shared.pool.close()
 
 
 def _static_baseline(setup: RunSetup) -> RunSetup:
@@ -248,20 +288,17 @@ def _remove_new_run(run_dir: Path, created: bool) -> None:
 def _search(
     setup: RunSetup,
     store: RunStore,
-    recipe: EvaluatorRecipe,
+    backend: Backend,
     evaluator: Evaluator,
-    workers: int,
-    dask: str | None,
     progress: bool,
     report: Reporter,
     seeds: list[CandidateSpec],
 ) -> _Counts:
-    """Run the workload's search; every candidate comes from the run store or is evaluated and stored.
-    `seeds`: static networks the first population starts with."""
+    """Run the workload's search; every candidate comes from the run store or is evaluated (by `backend`)
+    and stored. `seeds`: static networks the first population starts with."""
     from tqdm import tqdm
 
     settings = setup.workload.search
-    backend = make_backend(recipe, lambda: evaluator, workers, dask)
     bar = tqdm(
         total=settings.budget, desc="evaluating", unit="cand", disable=not progress, dynamic_ncols=True
     )
@@ -315,7 +352,6 @@ def _search(
         run_search(setup.space, settings, evaluate_batch, on_surrogate_round, seeds)
     finally:
         bar.close()
-        backend.close()
     return counts
 
 
@@ -335,16 +371,17 @@ def _choose_front(store: RunStore, report: Reporter) -> list[str]:
 def _finalise(
     setup: RunSetup,
     store: RunStore,
-    evaluator: Evaluator,
+    backend: Backend,
     run_dir: Path,
     front_keys: list[str],
     progress: bool,
     report: Reporter,
     static_run: Path | None = None,
 ) -> None:
-    """Each returned network not finalised yet: fine-tuned (supernet mode), measured on test, exported. A
-    network without early exits that the static baseline run (`static_run`) already finalised is the same
-    network: its record and files are taken from there, so both fronts hold the very same figures for it."""
+    """Each returned network not finalised yet: fine-tuned (supernet mode), measured on test, exported, where
+    the evaluations ran (`finalise_network`; with worker processes, several at once). A network without
+    early exits that the static baseline run (`static_run`) already finalised is the same network: its
+    record and files are taken from there, so both fronts hold the very same figures for it."""
     from tqdm import tqdm
 
     workload = setup.workload
@@ -354,48 +391,66 @@ def _finalise(
         report(
             f"\nfine-tuning {len(todo)} returned networks ({workload.finetune.final_epochs:g} epochs of QAT each)"
         )
-    for key in tqdm(todo, desc="finalising", unit="net", disable=not progress):
+    bar = tqdm(total=len(todo), desc="finalising", unit="net", disable=not progress)
+    results = {}
+    for key in todo:
         result = store.get(key)
         if result is None:
+            bar.update(1)
             continue
         if (
             static_run is not None
             and result.num_exits == 1
             and _take_static_final(static_run, run_dir, store, key)
         ):
+            bar.update(1)
             continue
-        if fine_tune:
-            result, model = finalize(evaluator, result)
-        else:
-            result, model = with_test(evaluator, result), evaluator.model(result.spec)
-        # the same network with the thresholds its final measurement placed: the ONNX metadata and the
-        # segmented model's manifest (name, spec, thresholds) then hold what pareto.csv reports
-        model.spec = result.spec
-        temperatures = result.val.temperatures or None
-        path = export_qcdq(
-            model,
-            run_dir / "onnx" / f"{result.spec.key()}.onnx",
-            metadata=exit_metadata(result.spec, temperatures),
-        )
-        comparison = compare_outputs(
-            model, path, evaluator.split("test", result.spec.resolution).images[:256].cpu()
-        )  # the model is back on the CPU for export; the split may live on a GPU
-        policy_model = LearnedConfidence.from_dict(result.learned_policy) if result.learned_policy else None
-        segments = export_segments(
-            model,
-            run_dir / "segments" / result.spec.key(),
-            policy_model=policy_model,
-            temperatures=temperatures,
-        )
-        record = FinalRecord(
-            result=result,
-            onnx=str(path.relative_to(run_dir)),
-            onnx_max_abs_diff=comparison.max_abs_diff,
-            onnx_max_rel_diff=comparison.max_rel_diff,
-            onnx_top1_agreement=comparison.top1_agreement,
-            segments=str(segments.folder.relative_to(run_dir)),
-        )
-        store.set_final(key, record)
+        results[key] = result
+    try:
+        arguments = [(result, run_dir, fine_tune) for result in results.values()]
+        for key, record in zip(results, backend.apply(finalise_network, arguments), strict=True):
+            store.set_final(key, record)
+            bar.update(1)
+    finally:
+        bar.close()
+
+
+def finalise_network(
+    evaluator: Evaluator, result: CandidateResult, run_dir: Path, fine_tune: bool
+) -> FinalRecord:
+    """One returned network: fine-tuned (`fine_tune`) or measured on test as it is, then exported to ONNX
+    and to segments under `run_dir`, with its export checked against the model."""
+    if fine_tune:
+        result, model = finalize(evaluator, result)
+    else:
+        result, model = with_test(evaluator, result), evaluator.model(result.spec)
+    # the same network with the thresholds its final measurement placed: the ONNX metadata and the
+    # segmented model's manifest (name, spec, thresholds) then hold what pareto.csv reports
+    model.spec = result.spec
+    temperatures = result.val.temperatures or None
+    path = export_qcdq(
+        model,
+        run_dir / "onnx" / f"{result.spec.key()}.onnx",
+        metadata=exit_metadata(result.spec, temperatures),
+    )
+    comparison = compare_outputs(
+        model, path, evaluator.split("test", result.spec.resolution).images[:256].cpu()
+    )  # the model is back on the CPU for export; the split may live on a GPU
+    policy_model = LearnedConfidence.from_dict(result.learned_policy) if result.learned_policy else None
+    segments = export_segments(
+        model,
+        run_dir / "segments" / result.spec.key(),
+        policy_model=policy_model,
+        temperatures=temperatures,
+    )
+    return FinalRecord(
+        result=result,
+        onnx=str(path.relative_to(run_dir)),
+        onnx_max_abs_diff=comparison.max_abs_diff,
+        onnx_max_rel_diff=comparison.max_rel_diff,
+        onnx_top1_agreement=comparison.top1_agreement,
+        segments=str(segments.folder.relative_to(run_dir)),
+    )
 
 
 def _take_static_final(static_run: Path, run_dir: Path, store: RunStore, key: str) -> bool:

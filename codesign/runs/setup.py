@@ -30,6 +30,7 @@ from codesign.network.supernet import (
     exit_heads_checkpoint,
     static_space,
     supernet_checkpoint,
+    supernet_key,
 )
 from codesign.runs.identity import workload_edits
 from codesign.runs.store import RunConfig, RunStore
@@ -102,8 +103,15 @@ class RunSetup:
         return self.space.early_exits and self.workload.supernet.exit_training == "frozen"
 
     def recipe(
-        self, run_dir: Path, cache_path: Path, supernet_path: Path | None, cost_jobs: int = 1
+        self,
+        run_dir: Path,
+        cache_path: Path,
+        supernet_path: Path | None,
+        cost_jobs: int = 1,
+        static_dir: Path | None = None,
     ) -> EvaluatorRecipe:
+        """`static_dir`: where static networks' fitted weights are kept (default: the run's weights folder);
+        a --baseline run's two searches share one."""
         workload, space = self.workload, self.space
         produced_by = json.dumps(
             [
@@ -128,6 +136,7 @@ class RunSetup:
             augmentation=workload.augment,
             static_backbone=workload.supernet.exit_training == "frozen",
             early_exits=space.early_exits,
+            static_weights_tag=self._static_weights_tag(),
         )
         return EvaluatorRecipe(
             dataset=workload.dataset,
@@ -142,7 +151,26 @@ class RunSetup:
             cache_path=cache_path,
             supernet_path=supernet_path,
             cost_jobs=cost_jobs,
+            static_dir=static_dir or run_dir / "weights" / "static",
         )
+
+    def _static_weights_tag(self) -> str:
+        """What a static network's fitted weights depend on besides its own shape: the static supernet (the
+        same for this space's static and early-exit searches), the fine-tuning settings and the data."""
+        workload = self.workload
+        augmentation = workload.augment if workload.augment.active else None
+        backbone = supernet_key(static_space(self.space), self.dataset.name, workload.supernet, augmentation)
+        produced_by = json.dumps(
+            [
+                backbone,
+                asdict(workload.finetune),
+                self.dataset.name,
+                workload.training.seed,
+                asdict(workload.augment),
+            ],
+            sort_keys=True,
+        )
+        return hashlib.sha256(produced_by.encode()).hexdigest()[:16]
 
     def check_mappable(self, cache_path: Path) -> None:
         """Before anything trains: ZigZag maps small layers onto the accelerator and onto every searched

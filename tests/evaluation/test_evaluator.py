@@ -1,0 +1,94 @@
+"""Each thing once: an architecture's model is built once, and a static network's fitted weights are kept on
+disk and read back by every evaluator sharing the folder (worker processes, a --baseline run's two searches)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from codesign.config.workload import parse_workload
+from codesign.cost.engine import CostEngine
+from codesign.cost.settings import CostOptions
+from codesign.evaluation import evaluator as evaluator_module
+from codesign.evaluation import weights
+from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
+from codesign.hardware.target import load_hardware
+from codesign.network.settings import FinetuneConfig, SupernetConfig
+from codesign.network.supernet import train_supernet
+
+SPACE = {
+    "space": {
+        "stages": [
+            {"depth": 1, "width": [8, 16], "stride": 1, "weight_bits": [4, 8]},
+            {"depth": 1, "width": 16, "stride": 2},
+            {"depth": 1, "width": [16, 24], "stride": 2},
+        ],
+        "exit_fractions": [0.3, 0.6],
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def space():
+    return parse_workload(SPACE, "test.yaml").space
+
+
+@pytest.fixture(scope="module")
+def supernet_state(space, digits):
+    return train_supernet(space, digits, SupernetConfig(epochs=2, batch_size=64, random_subnets=1)).state_dict()
+
+
+def _evaluator(digits, supernet_state, static_dir, tag="t") -> Evaluator:
+    return Evaluator(
+        digits,
+        CostEngine(load_hardware("edge_tpu_like"), CostOptions(lpf_limit=2)),
+        EvaluationSettings(
+            finetune=FinetuneConfig(head_steps=20), static_backbone=True, static_weights_tag=tag
+        ),
+        supernet_state=supernet_state,
+        static_dir=static_dir,
+    )
+
+
+def test_a_static_network_is_fitted_once_for_every_evaluator_sharing_its_folder(
+    space, supernet_state, digits, tmp, monkeypatch
+):
+    spec = space.decode([1] * len(space.genes))  # exits on
+    sibling = space.decode([1 if not g.name.startswith("exit1") else 0 for g in space.genes])
+    first = _evaluator(digits, supernet_state, tmp / "static")
+    result = first.evaluate(spec)
+    kept = sorted((tmp / "static").glob("static-*.pt"))
+    assert len(kept) == 1  # one static network behind both architectures' candidates
+    first.evaluate(sibling)
+    assert sorted((tmp / "static").glob("static-*.pt")) == kept
+
+    def refit(*args, **kwargs):
+        raise AssertionError("a static network kept on disk was fitted again")
+
+    monkeypatch.setattr(weights, "static_weights", refit)
+    later = _evaluator(digits, supernet_state, tmp / "static")  # e.g. another worker process
+    again = later.evaluate(spec)
+    assert again.val == result.val and again.exits == result.exits and again.static == result.static
+    static_key = next(iter(first._static_states))
+    assert all(torch.equal(later._static_states[static_key][k], v) for k, v in first._static_states[static_key].items())
+
+    monkeypatch.undo()
+    other_settings = _evaluator(digits, supernet_state, tmp / "static", tag="other")  # e.g. another supernet
+    other_settings.evaluate(spec)
+    assert len(list((tmp / "static").glob("static-*.pt"))) == 2  # never read under another tag
+
+
+def test_an_architecture_is_built_once_when_it_is_fitted(space, supernet_state, digits, tmp, monkeypatch):
+    built = []
+    original = evaluator_module.build_model
+
+    def counted(spec):
+        built.append(spec)
+        return original(spec)
+
+    monkeypatch.setattr(evaluator_module, "build_model", counted)
+    monkeypatch.setattr(weights, "build_model", counted)
+    evaluator = _evaluator(digits, supernet_state, tmp / "static")
+    evaluator.evaluate(space.decode([1] * len(space.genes)))
+    # the static network once, the architecture once (fitted, then used for statistics and export)
+    assert [len(s.active_exit_stages) for s in built] == [1, 3]
