@@ -13,7 +13,6 @@ once; a candidate's layers are the architecture's minus the heads it switches of
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from codesign.hardware.area import chip_area
 from codesign.hardware.memory import on_chip_weight_bytes
 from codesign.hardware.target import HardwareTarget, load_hardware, load_variant
 from codesign.network.device import resolve_device
+from codesign.network.finetune import StageOutputs
 from codesign.network.model import build_model, load_shared_weights
 from codesign.network.settings import TrainingConfig
 from codesign.spec import CandidateSpec
@@ -69,7 +69,7 @@ class Evaluator:
         self.weights_dir = weights_dir
         self.base_overrides = dict(base_overrides or {})
         self.supernet_state = supernet_state
-        self.static_dir = static_dir if self.settings.static_weights_tag else None
+        self.static_dir = static_dir
         self.device = resolve_device(self.settings.device, "device")
         tested = self.settings.test_during_search
         # Evaluating every candidate on the test split only pays off when it is small (digits: 360 images).
@@ -133,38 +133,37 @@ class Evaluator:
         if self.supernet_state is None:
             state = weights.scratch_weights(architecture, self.dataset, train, self.settings, self.device)
             return self._loaded(architecture, state)
-        static = self.static_weights(architecture) if self.settings.static_backbone else None
+        # a static network fitted now leaves its backbone's outputs for the early heads fitted next
+        shared = StageOutputs(set(architecture.active_exit_stages))
+        static = self.static_weights(architecture, shared) if self.settings.static_backbone else None
         val = self.split("val", architecture.resolution)
         return weights.inherited_model(
-            architecture, self.supernet_state, train, val, self.settings, self.device, static
+            architecture, self.supernet_state, train, val, self.settings, self.device, static, shared
         )
 
     def _loaded(self, spec: CandidateSpec, state: dict[str, torch.Tensor]) -> torch.nn.Module:
         """`spec`'s network built with these weights (an architecture's: only `spec`'s heads), on the device."""
         return load_shared_weights(build_model(spec), state).to(self.device)
 
-    def static_weights(self, spec: CandidateSpec) -> dict[str, torch.Tensor]:
+    def static_weights(
+        self, spec: CandidateSpec, shared: StageOutputs | None = None
+    ) -> dict[str, torch.Tensor]:
         """The backbone and final head of `spec`'s static network (its exits off), inherited, calibrated and
-        final head fine-tuned: the same weights in an early-exit search as in the static search (cached)."""
+        final head fine-tuned: the same weights in an early-exit search as in the static search (cached).
+        `shared`: where a fitting done now keeps its backbone's outputs."""
         static = spec.without_early_exits()
-        key = repr(
-            (static.stages, static.resolution, static.branches[-1], static.in_channels, static.num_classes)
-        )
+        key = weights.static_key(static)
         if key not in self._static_states:
             supernet = self.supernet_state
             assert supernet is not None
             train, val = self.split("train", static.resolution), self.split("val", static.resolution)
             self._static_states[key] = weights.kept(
-                self._static_path(key),
-                lambda: weights.static_weights(static, supernet, train, val, self.settings, self.device),
+                weights.static_path(self.static_dir, key, self.settings.static_weights_tag),
+                lambda: weights.static_weights(
+                    static, supernet, train, val, self.settings, self.device, shared
+                ),
             )
         return self._static_states[key]
-
-    def _static_path(self, key: str) -> Path | None:
-        if self.static_dir is None:
-            return None
-        name = hashlib.sha256(f"{key}|{self.settings.static_weights_tag}".encode()).hexdigest()[:20]
-        return self.static_dir / f"static-{name}.pt"
 
     def _learned_split(self, resolution: int) -> Split | None:
         """The training split the learned policy is fitted on (None: the search does not use it)."""

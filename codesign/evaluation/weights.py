@@ -5,6 +5,7 @@ inherited architecture comes back as the model it was fitted in (built once, use
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch
 from codesign.data.splits import Dataset, Split
 from codesign.evaluation.settings import EvaluationSettings
 from codesign.files import atomic_torch_save, read_torch_weights
-from codesign.network.finetune import calibrate, finetune_heads
+from codesign.network.finetune import StageOutputs, calibrate, finetune_heads
 from codesign.network.model import build_model
 from codesign.network.supernet import inherit
 from codesign.network.training import train_architecture
@@ -29,6 +30,20 @@ def kept(path: Path | None, fit: Callable[[], dict[str, torch.Tensor]]) -> dict[
         if path is not None:
             atomic_torch_save(state, path)
     return state
+
+
+def static_key(static: CandidateSpec) -> str:
+    """What a static network's fitted weights depend on in its own spec."""
+    return repr(
+        (static.stages, static.resolution, static.branches[-1], static.in_channels, static.num_classes)
+    )
+
+
+def static_path(folder: Path | None, key: str, tag: str) -> Path | None:
+    """Where the static network `key` is kept in `folder` under `tag` (None: not kept)."""
+    if folder is None or not tag:
+        return None
+    return folder / f"static-{hashlib.sha256(f'{key}|{tag}'.encode()).hexdigest()[:20]}.pt"
 
 
 def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -48,13 +63,15 @@ def fit_heads(
     settings: EvaluationSettings,
     heads: list[torch.nn.Module] | None = None,
     tune: bool = True,
+    shared: StageOutputs | None = None,
 ) -> torch.nn.Module:
     """Calibrate (`heads` only, or the whole network) and fine-tune the heads (`heads`, or every head) until
-    their validation loss stops falling; the model itself, fitted."""
+    their validation loss stops falling; the model itself, fitted. `shared`: backbone outputs kept for (or
+    from) another fitting on the same frozen backbone."""
     config = settings.finetune
     calibrate(model, train, config.calibration_images, only=heads)
     if tune:
-        finetune_heads(model, train, val, config, settings.augmentation, trained=heads)
+        finetune_heads(model, train, val, config, settings.augmentation, trained=heads, shared=shared)
     return model
 
 
@@ -80,11 +97,12 @@ def static_weights(
     val: Split,
     settings: EvaluationSettings,
     device: torch.device,
+    shared: StageOutputs | None = None,
 ) -> dict[str, torch.Tensor]:
     """A static network (exits off) inherited, calibrated and its final head fine-tuned: the same weights in
-    an early-exit search as in the static search."""
+    an early-exit search as in the static search. `shared`: its backbone's outputs kept for the early heads."""
     model = inherit(build_model(static), supernet_state).to(device)
-    return cpu_state(fit_heads(model, train, val, settings))
+    return cpu_state(fit_heads(model, train, val, settings, shared=shared))
 
 
 def inherited_model(
@@ -95,11 +113,13 @@ def inherited_model(
     settings: EvaluationSettings,
     device: torch.device,
     static_state: dict[str, torch.Tensor] | None = None,
+    shared: StageOutputs | None = None,
 ) -> torch.nn.Module:
     """The architecture's model with its weights from the supernet (on `device`, inference behaviour). Joint
     (`static_state` None): every head calibrated and fine-tuned on the shared backbone. On a static backbone:
     `static_state` (`static_weights` of its static network) loaded, then only the early heads calibrated and
-    fine-tuned on it, frozen."""
+    fine-tuned on it, frozen (on the backbone outputs `shared` keeps, when it kept them while the static
+    network was fitted)."""
     model = inherit(build_model(architecture), supernet_state).to(device)
     if static_state is None:
         return fit_heads(model, train, val, settings)
@@ -109,4 +129,4 @@ def inherited_model(
         return model.eval()
     # a static space calibrates its unused early heads too: uncalibrated quantizers lack the buffers the
     # architecture's state needs to load into any of its candidates
-    return fit_heads(model, train, val, settings, early, tune=settings.early_exits)
+    return fit_heads(model, train, val, settings, early, tune=settings.early_exits, shared=shared)

@@ -30,7 +30,9 @@ def calibrate(
     batch_size: int = 128,
     only: list[nn.Module] | None = None,
 ) -> EarlyExitNet:
-    """`only`: calibrate these parts (e.g. exit heads) and leave every other part exactly as it is."""
+    """`only`: calibrate these parts (e.g. exit heads) and leave every other part exactly as it is. When
+    they are exit heads, the frozen backbone runs once per batch, only as far as they need, and the heads
+    twice on its outputs: the same batches and values as running the whole network twice."""
     from brevitas.graph.calibrate import calibration_mode
 
     parts = only if only is not None else [model]
@@ -39,21 +41,45 @@ def calibrate(
     for module in norms:
         module.reset_running_stats()
         module.momentum = None  # cumulative average over the calibration batches
+    batches = [subset[begin : begin + batch_size] for begin in range(0, len(subset), batch_size)]
+    heads = _heads_among(model, only)
+    model.eval()
+    if heads is not None:  # the backbone in inference behaviour, as when the whole network runs below
+        features = [_stage_outputs(model, batch, set(heads)) for batch in batches]
+
+        def run(index: int) -> None:
+            for stage, head in heads.items():
+                head(features[index][stage])
+    else:
+
+        def run(index: int) -> None:
+            model(batches[index])
+
     model.eval()
     for part in parts:
         part.train()
-    for begin in range(0, len(subset), batch_size):
-        model(subset[begin : begin + batch_size])
+    for index in range(len(batches)):
+        run(index)
     for module in norms:
         module.momentum = 0.1
     model.eval()
     with ExitStack() as stack:
         for part in parts:
             stack.enter_context(calibration_mode(part))
-        for begin in range(0, len(subset), batch_size):
-            model(subset[begin : begin + batch_size])
+        for index in range(len(batches)):
+            run(index)
     model.eval()
     return model
+
+
+def _heads_among(model: nn.Module, parts: list[nn.Module] | None) -> dict[int, nn.Module] | None:
+    """`parts` by the stage each reads, when every one is an exit head of `model` (else None)."""
+    if not parts or not isinstance(model, EarlyExitNet):
+        return None
+    stage_of = {id(head): int(name) for name, head in model.heads.items()}
+    if any(id(part) not in stage_of for part in parts):
+        return None
+    return {stage_of[id(part)]: part for part in sorted(parts, key=lambda part: stage_of[id(part)])}
 
 
 def finetune(
@@ -103,17 +129,48 @@ def finetune(
 def stage_features(model: EarlyExitNet, images: torch.Tensor, stages: set[int]) -> dict[int, torch.Tensor]:
     """The outputs of the backbone stages `stages` (inference behaviour), computed in batches."""
     model.eval()
-    chunks: dict[int, list[torch.Tensor]] = {s: [] for s in stages}
-    last = max(stages)
-    for begin in range(0, len(images), 512):
-        x = model.input_quant(images[begin : begin + 512])
-        for index, stage in enumerate(model.stages):
-            x = stage(x)
-            if index in chunks:
-                chunks[index].append(x.detach())
-            if index == last:
-                break
-    return {s: torch.cat(c) for s, c in chunks.items()}
+    chunks = [
+        _stage_outputs(model, images[begin : begin + 512], stages) for begin in range(0, len(images), 512)
+    ]
+    return {s: torch.cat([chunk[s] for chunk in chunks]) for s in stages}
+
+
+class StageOutputs:
+    """Backbone stage outputs shared by consecutive head fine-tunings on one frozen backbone (a static
+    network's final head, then the same backbone's early heads): each split's images run through the
+    backbone once, for every stage in `stages` as well as the stages asked, and are kept while they take at
+    most `budget_bytes`."""
+
+    def __init__(self, stages: set[int] | None = None, budget_bytes: int = 1 << 29):
+        self.stages = set(stages or ())
+        self.budget_bytes = budget_bytes
+        self._kept: dict[str, tuple[torch.Tensor, dict[int, torch.Tensor]]] = {}
+
+    def of(
+        self, model: EarlyExitNet, name: str, images: torch.Tensor, stages: set[int]
+    ) -> dict[int, torch.Tensor]:
+        """The outputs of `stages` for the split `name` (`images`), computed now or kept from before."""
+        kept = self._kept.get(name)
+        if kept is not None and stages <= kept[1].keys() and torch.equal(kept[0], images):
+            return {s: kept[1][s] for s in stages}
+        outputs = stage_features(model, images, stages | self.stages)
+        if sum(t.numel() * t.element_size() for t in outputs.values()) <= self.budget_bytes:
+            self._kept[name] = (images, outputs)
+        return {s: outputs[s] for s in stages}
+
+
+@torch.no_grad()
+def _stage_outputs(model: EarlyExitNet, x: torch.Tensor, stages: set[int]) -> dict[int, torch.Tensor]:
+    """The outputs of the backbone stages `stages` for one batch, running no stage past the last of them."""
+    outputs = {}
+    x = model.input_quant(x)
+    for index, stage in enumerate(model.stages):
+        x = stage(x)
+        if index in stages:
+            outputs[index] = x.detach()
+        if index == max(stages):
+            break
+    return outputs
 
 
 @torch.no_grad()
@@ -154,6 +211,7 @@ def finetune_heads(
     config: FinetuneConfig,
     augmentation: Augmentation | None = None,
     trained: list[nn.Module] | None = None,
+    shared: StageOutputs | None = None,
 ) -> float:
     """Quantization-aware fine-tuning of the exit heads (`trained`: only these; default every head) on the
     frozen backbone until their mean validation loss stops falling: `config.head_check_steps` steps at a
@@ -161,7 +219,8 @@ def finetune_heads(
     stopped after `config.head_patience` such checks; the best check's weights are kept (the state before
     any step counts as one). The backbone's stage outputs are computed once (on a random subset of at most
     `head_train_images` training images and the first `head_validation_images` validation images) and the
-    heads learn on them; with augmentation, every batch runs through the backbone instead. Returns seconds spent."""
+    heads learn on them (`shared`: kept there for the next fine-tuning on the same frozen backbone, and taken
+    from there); with augmentation, every batch runs through the backbone instead. Returns seconds spent."""
     if config.head_steps <= 0:
         return 0.0
     start = time.perf_counter()
@@ -175,8 +234,9 @@ def finetune_heads(
         needed = min(config.head_steps * config.batch_size, config.head_train_images)
         order = torch.randperm(len(train), generator=generator)[:needed].to(train.labels.device)
         train = Split(train.images[order], train.labels[order])
-        train_features = _fixed_inputs(heads, stage_features(model, train.images, set(heads)))
-        val_features = _fixed_inputs(heads, stage_features(model, val.images, set(heads)))
+        outputs = shared or StageOutputs()
+        train_features = _fixed_inputs(heads, outputs.of(model, "train", train.images, set(heads)))
+        val_features = _fixed_inputs(heads, outputs.of(model, "val", val.images, set(heads)))
 
     def validation_loss() -> float:
         with torch.no_grad():

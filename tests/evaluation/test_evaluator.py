@@ -3,6 +3,8 @@ disk and read back by every evaluator sharing the folder (worker processes, a --
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -92,3 +94,29 @@ def test_an_architecture_is_built_once_when_it_is_fitted(space, supernet_state, 
     evaluator.evaluate(space.decode([1] * len(space.genes)))
     # the static network once, the architecture once (fitted, then used for statistics and export)
     assert [len(s.active_exit_stages) for s in built] == [1, 3]
+
+
+def test_the_early_heads_learn_on_the_backbone_outputs_the_static_fit_computed(
+    space, supernet_state, digits, tmp, monkeypatch
+):
+    from codesign.network import finetune
+
+    spec = space.decode([1] * len(space.genes))
+    passes = []
+    original = finetune.stage_features
+
+    def counted(model, images, stages):
+        passes.append(sorted(stages))
+        return original(model, images, stages)
+
+    monkeypatch.setattr(finetune, "stage_features", counted)
+    shared = _evaluator(digits, supernet_state, tmp / "a").evaluate(spec)
+    # train and validation images through the backbone once each, every stage kept for the early heads
+    assert passes == [[0, 1, 2], [0, 1, 2]]
+
+    passes.clear()
+    unshared = functools.partial(finetune.StageOutputs, budget_bytes=0)  # nothing kept: each fit runs its own
+    monkeypatch.setattr(evaluator_module, "StageOutputs", unshared)
+    alone = _evaluator(digits, supernet_state, tmp / "b").evaluate(spec)
+    assert len(passes) == 4
+    assert alone.val == shared.val and alone.exits == shared.exits and alone.static == shared.static

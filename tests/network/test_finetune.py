@@ -71,3 +71,17 @@ def test_head_fine_tuning_is_deterministic_and_touches_only_the_heads(digits):
     before = start.state_dict()
     changed = {k for k in state if not torch.equal(state[k], before[k])}
     assert changed and all(k.startswith("heads.") for k in changed)
+
+
+def test_calibrating_heads_on_the_backbone_run_once_equals_running_the_whole_network_twice(digits):
+    torch.manual_seed(0)
+    model = build_model(tiny_spec()).eval()
+    calibrate(model, digits.train, 256)  # the backbone: calibrated, then frozen
+    twin = copy.deepcopy(model)
+    early = [model.heads["0"], model.heads["1"]]
+    calibrate(model, digits.train, 300, batch_size=64, only=early)  # heads recognised: the short path
+    wrapped = nn.ModuleList([twin.heads["0"], twin.heads["1"]])  # not a head itself: the whole network runs
+    calibrate(twin, digits.train, 300, batch_size=64, only=[wrapped])
+    state, again = model.state_dict(), twin.state_dict()
+    assert all(torch.equal(state[k], again[k]) for k in state)
+    assert not all(torch.equal(state[k], v) for k, v in build_model(tiny_spec()).state_dict().items())
