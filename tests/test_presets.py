@@ -23,7 +23,7 @@ from tests.test_datasets import write_cifar_batch
 PRESETS = ["cifar10_mobilenetv2", "zniber_cifar10", "edanas_cifar10", "aebnas_cifar10"]
 SMALL_BUDGET = {
     "training": {
-        "supernet": {"epochs": 1, "batch_size": 32},
+        "supernet": {"epochs": 1, "batch_size": 32, "head_epochs": 2},
         "finetune": {"calibration_images": 16, "head_steps": 1, "batch_size": 16, "final_epochs": 0.2},
     },
     "cost": {"lpf_limit": 2},

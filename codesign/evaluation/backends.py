@@ -91,17 +91,6 @@ def _number_worker(counter: Any) -> None:
         counter.value += 1
 
 
-def _warm_up() -> None:
-    """A new worker's imports, done while the main process still prepares the work (e.g. trains the supernet)."""
-    import brevitas.nn  # noqa: F401
-    import torch
-
-    import codesign.evaluation.evaluator  # noqa: F401
-    import codesign.network.model  # noqa: F401
-
-    torch.set_num_threads(1)
-
-
 def worker_evaluator(recipe: EvaluatorRecipe) -> Evaluator:
     """The recipe's evaluator in this worker process (built on first use, then kept)."""
     import torch
@@ -175,8 +164,8 @@ class InProcessBackend:
 
 
 class WorkerPool:
-    """`workers` local processes (spawned, one PyTorch thread each), each doing its imports as soon as it
-    starts; kept for several backends in turn (e.g. a --baseline run's two searches)."""
+    """`workers` local processes (spawned, one PyTorch thread each), kept for several backends in turn (a
+    --baseline run's two searches share them)."""
 
     def __init__(self, workers: int):
         context = multiprocessing.get_context("spawn")
@@ -187,8 +176,6 @@ class WorkerPool:
             initializer=_number_worker,
             initargs=(context.Value("i", 0),),
         )
-        for _ in range(workers):
-            self.executor.submit(_warm_up)
 
     def close(self) -> None:
         self.executor.shutdown(cancel_futures=True)
