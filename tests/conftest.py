@@ -18,6 +18,12 @@ from codesign.spec import CandidateSpec, StageSpec
 warnings.filterwarnings("ignore")
 # Nothing a test computes lands in the user's own cache folder (layer costs, supernets) unless it names one;
 # each test process (pytest-xdist worker) has its own, so none waits on another's SQLite writes or supernets.
+# Each pytest-xdist worker on a core of its own: the threads and processes codesign starts follow the cores a
+# process may use (`codesign.machine`), so two workers never oversubscribe the machine.
+if os.environ.get("PYTEST_XDIST_WORKER") and hasattr(os, "sched_setaffinity"):
+    _cores = sorted(os.sched_getaffinity(0))
+    if len(_cores) > 1 and int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+        os.sched_setaffinity(0, {_cores[int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw")) % len(_cores)]})
 if "CODESIGN_CACHE_DIR" not in os.environ or os.environ.get("CODESIGN_TEST_OWN_CACHE"):
     _process = os.environ.get("PYTEST_XDIST_WORKER", "main")
     os.environ["CODESIGN_CACHE_DIR"] = tempfile.mkdtemp(prefix=f"codesign-test-cache-{_process}-")

@@ -51,10 +51,10 @@ def test_local_workers_and_a_local_dask_cluster_give_the_same_front(tmp: Path):
 def test_without_workers_given_small_searches_run_in_this_process_and_larger_ones_use_every_core(monkeypatch):
     from codesign.cli import explore
 
-    monkeypatch.setattr(explore.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(explore, "usable_cpus", lambda: 2)
     assert explore.auto_workers(4) == 1 and explore.auto_workers(12) == 1  # start-up would cost more
     assert explore.auto_workers(60) == 2  # the default search
-    monkeypatch.setattr(explore.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(explore, "usable_cpus", lambda: 8)
     assert explore.auto_workers(60) == 3 and explore.auto_workers(1000) == 8
 
 

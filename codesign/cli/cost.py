@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from codesign.cli.options import parse_fractions, parse_numbers, positive_int
 from codesign.cost.settings import RESIDENCY_MODES, ZIGZAG_CRITERIA, CostModelSettings, CostOptions
 from codesign.errors import CodesignError
+from codesign.machine import usable_cpus
 
 if TYPE_CHECKING:
     from codesign.cost.exits import Allocation
@@ -63,9 +64,7 @@ def add_command(sub: Any) -> None:
     )
     co.add_argument("--out", help="folder for layers.csv, exits.csv, cost.json (default: <model>_cost/)")
     co.add_argument("--cost-cache", help="layer-cost cache file (default: the run's, else the user cache)")
-    co.add_argument(
-        "--jobs", "-j", type=positive_int, default=os.cpu_count() or 1, help="ZigZag worker processes"
-    )
+    co.add_argument("--jobs", "-j", type=positive_int, default=usable_cpus(), help="ZigZag worker processes")
     co.set_defaults(handler=run)
 
 

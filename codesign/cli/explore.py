@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from codesign.cli.options import dask_address, finite_float, non_negative_int, positive_int
+from codesign.machine import usable_cpus
 from codesign.search.algorithms import ALGORITHMS
 from codesign.search.objectives import OBJECTIVES
 
@@ -82,9 +82,7 @@ def add_command(sub: Any) -> None:
         action="store_true",
         help="static networks only (every early exit off): the baseline to compare an EENN front with",
     )
-    ex.add_argument(
-        "--jobs", "-j", type=positive_int, default=os.cpu_count() or 1, help="ZigZag worker processes"
-    )
+    ex.add_argument("--jobs", "-j", type=positive_int, default=usable_cpus(), help="ZigZag worker processes")
     ex.add_argument(
         "--cost-cache", help="layer-cost cache file (default: ~/.cache/codesign/layer_costs.sqlite)"
     )
@@ -115,7 +113,8 @@ def add_command(sub: Any) -> None:
         type=positive_int,
         default=None,
         help="evaluate candidates in this many local processes, one PyTorch thread each; 1: in this process "
-        f"(default: one per CPU core, at most one per {CANDIDATES_PER_WORKER} candidates of the search's budget)",
+        f"(default: one per CPU core this process may use, at most one per {CANDIDATES_PER_WORKER} candidates of the "
+        "search's budget)",
     )
     ex.add_argument(
         "--dask",
@@ -202,7 +201,7 @@ CANDIDATES_PER_WORKER = 16
 
 def auto_workers(budget: int) -> int:
     """Worker processes for a search of `budget` candidates when --workers is not given."""
-    return max(1, min(os.cpu_count() or 1, budget // CANDIDATES_PER_WORKER))
+    return max(1, min(usable_cpus(), budget // CANDIDATES_PER_WORKER))
 
 
 def _search_overrides(args: argparse.Namespace) -> dict:

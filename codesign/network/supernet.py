@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from torch import nn
 
 from codesign.data.splits import Dataset, shuffled_batches
 from codesign.files import atomic_torch_save, user_cache_dir
+from codesign.machine import usable_cpus
 from codesign.network.augment import augment_batch
 from codesign.network.blocks import BLOCKS
 from codesign.network.layers import ElasticConvBN
@@ -376,7 +376,7 @@ def supernet_checkpoint(
         report(f"supernet: reusing {path}")
         return path
     start = time.perf_counter()
-    threads = os.cpu_count() or 1
+    threads = usable_cpus()
     report(
         f"supernet: training once for this space ({config.epochs} epochs, {len(dataset.train)} images, "
         f"{_where(device, threads)}) -> {path}"
@@ -577,7 +577,7 @@ def exit_heads_checkpoint(
         report(f"exit heads: reusing {path}")
         return path
     start = time.perf_counter()
-    threads = os.cpu_count() or 1
+    threads = usable_cpus()
     report(
         f"exit heads: training on the frozen static supernet until validation stops improving (at most "
         f"{config.head_epochs} epochs, {_where(device, threads)}) -> {path}"
