@@ -27,7 +27,7 @@ PACKAGE = ROOT / "codesign"
 
 # The pipeline, earliest first: a module may import from its own step and from earlier ones only.
 STEPS = (
-    ("foundations", ("codesign.errors", "codesign.files", "codesign.registry", "codesign.lazy")),
+    ("foundations", ("codesign.errors", "codesign.files", "codesign.registry", "codesign.lazy", "codesign.machine")),
     ("candidate", ("codesign.exits", "codesign.spec", "codesign.space")),
     ("data", ("codesign.data",)),
     ("network", ("codesign.network",)),

@@ -75,7 +75,8 @@ def test_explore_end_to_end_writes_every_output_and_resumes(tmp: Path, capsys):
         reported = [float(t) for t in str(row["thresholds"]).split()] if row["num_exits"] > 1 else []
         assert list(segmented.thresholds) == pytest.approx(reported, rel=1e-5)
         fractions = [float(f) for f in row["exit_fractions"].split()]
-        assert abs(sum(fractions) - 1.0) < 1e-6 and len(fractions) == row["num_exits"]
+        # written with 3 decimals: each may be 0.0005 off
+        assert abs(sum(fractions) - 1.0) <= 0.0005 * len(fractions) + 1e-9 and len(fractions) == row["num_exits"]
         # a returned network's early exits are taken (an exit no input takes is switched off in the search)
         assert row["num_exits"] == 1 or sum(fractions[:-1]) > 0
         # per exit: its own accuracy, temperature and calibration error after and before it

@@ -8,6 +8,7 @@ import torch
 
 from codesign.config.workload import parse_workload
 from codesign.exits import CachedExits
+from codesign.machine import usable_cpus
 from codesign.network.finetune import calibrate, finetune
 from codesign.network.model import build_model
 from codesign.network.settings import FinetuneConfig, SupernetConfig
@@ -247,7 +248,6 @@ def test_strided_exit_head_trains_inherits_exports_and_costs_a_quarter(digits, t
 
 
 def test_supernet_checkpoint_trains_once_on_every_core_then_reuses(space, digits, tmp):
-    import os
 
     from codesign.network.supernet import supernet_checkpoint
 
@@ -255,7 +255,7 @@ def test_supernet_checkpoint_trains_once_on_every_core_then_reuses(space, digits
     config = SupernetConfig(epochs=1, batch_size=256, seed=0)
     before = torch.get_num_threads()
     path = supernet_checkpoint(space, digits, config, tmp / "supernets", lines.append)
-    assert path.is_file() and f"{os.cpu_count()} CPU threads" in lines[0]
+    assert path.is_file() and f"{usable_cpus()} CPU threads" in lines[0]
     assert torch.get_num_threads() == before  # candidate evaluation keeps its own thread count
     again = supernet_checkpoint(space, digits, config, tmp / "supernets", lines.append)
     assert again == path and lines[-1] == f"supernet: reusing {path}"
