@@ -52,7 +52,7 @@ STEPS = [
         [("evaluation/statistics.py", "calibrated_exits"), ("evaluation/evaluator.py", "cached_exits")],
     ),
     (2, "test-split logits", [("evaluation/statistics.py", "cached_exits")]),
-    (2, "ONNX export (QCDQ)", [("deploy/qcdq.py", "export_qcdq")]),
+    (2, "ONNX export (QCDQ)", [("deploy/qcdq.py", "qcdq_graph"), ("deploy/qcdq.py", "export_qcdq")]),
     (2, "ONNX layer list", [("cost/graph.py", "parse_onnx")]),
     (1, "costing (residency, layer and exit costs)", [("cost/candidate.py", "priced")]),
     (1, "ZigZag, cache misses (in either of the above)", [("cost/zigzag.py", "zigzag_layer_cost")]),

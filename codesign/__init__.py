@@ -26,7 +26,7 @@ from typing import Any
 # Brevitas announces an optional CUDA kernel package on import; irrelevant on CPU.
 warnings.filterwarnings("ignore", message="fast_hadamard_transform package not found")
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"
 
 _PUBLIC = {
     "load_workload": "codesign.config.workload",
