@@ -12,35 +12,10 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-CODESIGN = Path(sys.executable).with_name("codesign")
-
-
-def timed_explore(workload: str, folder: Path, extra: list[str]) -> float:
-    command = [
-        str(CODESIGN),
-        "explore",
-        "-w",
-        workload,
-        "--run-dir",
-        str(folder / "run"),
-        "--cost-cache",
-        str(folder / "cache" / "layer_costs.sqlite"),
-        "--supernet-cache",
-        str(folder / "cache" / "supernets"),
-        "-q",
-        *extra,
-    ]
-    print("$", shlex.join(command), flush=True)
-    start = time.perf_counter()
-    if subprocess.run(command, stdout=subprocess.DEVNULL).returncode != 0:  # its own one-line error is above
-        sys.exit(2)
-    return time.perf_counter() - start
+from explore_side_by_side import HERE, timed_explore  # benchmarks/ is on the path when a script runs
 
 
 def main() -> None:
@@ -53,8 +28,8 @@ def main() -> None:
     except ValueError as exc:
         parser.error(f"--extra: expected explore options as one shell string ({exc})")
     with tempfile.TemporaryDirectory(prefix="codesign-walltime-") as tmp:
-        plain = timed_explore(args.workload, Path(tmp) / "plain", extra)
-        baseline = timed_explore(args.workload, Path(tmp) / "baseline", [*extra, "--baseline"])
+        plain = timed_explore(HERE, Path(tmp) / "plain", ["-w", args.workload, *extra])
+        baseline = timed_explore(HERE, Path(tmp) / "baseline", ["-w", args.workload, *extra, "--baseline"])
     print(f"workload {args.workload}: plain explore {plain:.1f} s, --baseline {baseline:.1f} s")
     print(f"ratio {baseline / plain:.2f} (goal <= 1.3)")
 
