@@ -66,7 +66,7 @@ def test_preset_runs_end_to_end_on_a_tiny_cifar10(preset: str, data_dir: Path, t
     run = tmp_path / "run"
     done = subprocess.run(
         [sys.executable, "-m", "codesign.cli.main", "explore", "-w", str(workload), "--data-dir", str(data_dir),
-         "--run-dir", str(run), "-q", "-j", "2", "--cost-cache", str(data_dir / "layer_costs.sqlite")],
+         "--run-dir", str(run), "-q", "--cost-cache", str(data_dir / "layer_costs.sqlite")],
         capture_output=True, text=True, timeout=900, env={**os.environ, "CODESIGN_CACHE_DIR": str(data_dir / "cache")},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
