@@ -448,6 +448,9 @@ OPTION_CASES = {
     "explore --dask local:x": (["explore", "--dask", "local:x"], "--dask"),
     "explore --mapping nowhere.yaml": (["explore", "--mapping", "nowhere.yaml"], "nowhere.yaml"),
     "cost nowhere.onnx": (["cost", "nowhere.onnx"], "nowhere.onnx"),
+    # a refused --hw value names --hw (as explore does), not the accelerator file it overrides
+    "cost --hw on a field that does not exist": (["cost", "MODEL", "--hw", "memories.nope.size=8"], "--hw: memories"),
+    "cost --hw with a value of the wrong kind": (["cost", "MODEL", "--hw", "operational_array.sizes=abc"], "--hw: "),
     "cost -a nowhere": (["cost", "MODEL", "-a", "nowhere"], "nowhere"),
     "cost -a a,,b": (["cost", "MODEL", "-a", "edge_tpu_like,,eyeriss_like"], "-a"),
     "cost --exit-fractions 0.5": (["cost", "MODEL", "--exit-fractions", "0.5"], "--exit-fractions"),

@@ -129,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from codesign.files import atomic_write
     from codesign.hardware.overrides import parse_override
+    from codesign.hardware.target import load_overridden
 
     if args.zigzag_only and args.residency == "auto":
         raise CodesignError(
@@ -196,18 +197,20 @@ def run(args: argparse.Namespace) -> int:
         else Path(args.model).with_suffix("").with_name(Path(args.model).stem + "_cost")
     )
     _check_writable(out)
+    mapping = run.mapping if same_hardware and run is not None else args.mapping
+    base_overrides = run.overrides if same_hardware and run is not None else {}
+    added = dict(parse_override(text) for text in args.hw)
+    for accelerator in accelerators:  # a refused --hw value is the option's fault, not the accelerator file's
+        load_overridden(accelerator, mapping, base_overrides, added, ("--hw: ", "--hw: "))
     reports = [
         cost_onnx(
             args.model,
             accelerator,
-            mapping=run.mapping if same_hardware and run is not None else args.mapping,
+            mapping=mapping,
             exit_fractions=exit_fractions,
             options=options,
             settings=settings,
-            overrides={
-                **(run.overrides if same_hardware and run is not None else {}),
-                **dict(parse_override(text) for text in args.hw),
-            },
+            overrides={**base_overrides, **added},
             allocation=allocation or (run.allocation if same_hardware and run is not None else None),
             cache_path=cache_path or default_cache_path(),
             jobs=args.jobs,

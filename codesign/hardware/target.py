@@ -438,3 +438,24 @@ def zigzag_accelerator_file(target: HardwareTarget, folder: Path | None = None) 
         raw.pop(METADATA_KEY, None)
         atomic_write_text(path, yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+def load_overridden(
+    accelerator: str | Path,
+    mapping: str | Path | None,
+    base: dict[str, Any],
+    added: dict[str, Any],
+    blamed: tuple[str, str],
+) -> HardwareTarget:
+    """The accelerator with `base` and then `added` overrides. If only `added` makes it fail, the line blames
+    what set them (an option, a workload field), not the accelerator file: `blamed` is (prefix before a named
+    override's field, prefix otherwise)."""
+    try:
+        return load_hardware(accelerator, mapping, overrides={**base, **added})
+    except CodesignError as error:
+        if not added:
+            raise
+        load_hardware(accelerator, mapping, overrides=base)  # base's own errors are its own
+        reason = without_file(error)
+        named = any(reason.startswith(f"{path}:") for path in added)
+        raise CodesignError(f"{blamed[0] if named else blamed[1]}{reason}") from None

@@ -22,7 +22,13 @@ from codesign.evaluation.backends import EvaluatorRecipe, build_evaluator
 from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
 from codesign.exits import LEARNED
 from codesign.hardware.area import chip_area
-from codesign.hardware.target import HardwareTarget, load_hardware, load_variant, without_file
+from codesign.hardware.target import (
+    HardwareTarget,
+    load_hardware,
+    load_overridden,
+    load_variant,
+    without_file,
+)
 from codesign.network.device import resolve_device
 from codesign.network.model import exit_pool_kernel, feature_map_sizes
 from codesign.network.supernet import (
@@ -214,17 +220,8 @@ def workload_target(workload: Workload) -> HardwareTarget:
 def overridden_target(
     workload: Workload, base: dict[str, Any], added: dict[str, Any], blamed: tuple[str, str]
 ) -> HardwareTarget:
-    """The workload's accelerator with `base` and then `added` overrides. If only `added` makes it fail, the
-    line blames what set them: `blamed` is (prefix before a named override's field, prefix otherwise)."""
-    try:
-        return load_hardware(workload.accelerator, workload.mapping, overrides={**base, **added})
-    except CodesignError as error:
-        if not added:
-            raise
-        load_hardware(workload.accelerator, workload.mapping, overrides=base)  # base's own errors are its own
-        reason = without_file(error)
-        named = any(reason.startswith(f"{path}:") for path in added)
-        raise CodesignError(f"{blamed[0] if named else blamed[1]}{reason}") from None
+    """The workload's accelerator with `base` and then `added` overrides (`hardware.target.load_overridden`)."""
+    return load_overridden(workload.accelerator, workload.mapping, base, added, blamed)
 
 
 def prepare_space(workload: Workload, dataset: Dataset, target: HardwareTarget) -> SearchSpace:
