@@ -10,7 +10,8 @@ The public Python API (what the notebooks use), in the order data flows through 
 - costs: `cost_onnx` (per-layer and per-exit tables), `Allocation` (stages/heads to cores), `CostOptions`,
   `CostEngine`, `LayerCostCache`,
   `default_cache_path`
-- candidates end to end: `Evaluator` (spec -> accuracy, exit fractions, per-exit and expected cost)
+- candidates end to end: `Evaluator` (spec -> accuracy, exit fractions, per-exit and expected cost),
+  `workload_evaluator` (one fitting networks as a workload's searches do, on any accelerator)
 - search: `explore`, `SearchSettings`, `Constraints`, `SurrogateSettings`, `pareto_front`, `RunStore`,
   `load_run` (a run folder's results as a pandas DataFrame)
 
@@ -57,6 +58,7 @@ _PUBLIC = {
     "default_cache_path": "codesign.cost.cache",
     "Evaluator": "codesign.evaluation.evaluator",
     "explore": "codesign.runs.explore",
+    "workload_evaluator": "codesign.runs.setup",
     "load_run": "codesign.runs.outputs",
     "pareto_front": "codesign.search.objectives",
     "RunStore": "codesign.runs.store",

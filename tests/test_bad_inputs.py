@@ -211,8 +211,7 @@ def test_mapping_with_an_unknown_loop_dimension_is_refused(tmp: Path, capsys):
 @pytest.mark.parametrize(
     "spatial,named",
     [
-        ({"D1": ["K, 64"]}, "[0] (default).spatial_mapping.D1"),  # 64 on an 8-wide D1
-        ({"D1": ["K, 4", "G, 4"]}, "[0] (default).spatial_mapping.D1"),  # 4 x 4 = 16 on 8
+        ({"D1": ["K, 4", "G, 4"]}, "[0] (default).spatial_mapping.D1"),  # 4 x 4 = 16 on 8: ZigZag cuts no product
         ({"D7": ["K, 2"]}, "spatial_mapping.D7"),  # no such array dimension (ZigZag's schema says so)
     ],
 )
@@ -228,6 +227,21 @@ def test_a_spatial_mapping_wider_than_the_array_is_refused(spatial: dict, named:
         named,
     )
     assert nothing_written(tmp / "runs")
+
+
+def test_a_single_loop_wider_than_the_array_is_costed_as_zigzag_cuts_it_with_one_warning(tmp: Path, capsys):
+    from codesign.hardware import target
+
+    accelerator, mapping = library_copy(tmp)
+    mapping[0]["spatial_mapping"] = {**mapping[0]["spatial_mapping"], "D1": ["K, 64"]}  # 64 on an 8-wide D1
+    write_yaml(tmp / "mine.yaml", accelerator)
+    write_yaml(tmp / "mine.mapping.yaml", mapping)
+    target._WARNED.clear()
+    for _ in range(2):  # loaded again (variants, workers): warned once
+        hardware = target.load_hardware(str(tmp / "mine.yaml"))
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "mine.mapping.yaml: [0] (default).spatial_mapping.D1: unrolls K 64" in err[0], err
+    assert "cut to K 8" in err[0] and hardware.mapping_path.name == "mine.mapping.yaml"
 
 
 CODESIGN_SECTION_CASES = {

@@ -24,6 +24,11 @@ def add_command(sub: Any) -> None:
         default=None,
         help="preset name in workloads/ or a workload YAML path (default: digits)",
     )
+    ex.add_argument(
+        "--quick",
+        action="store_true",
+        help="the workload's `quick:` budget (a few minutes: a data subset, short training, a small search)",
+    )
     ex.add_argument("--accelerator", "-a", help="library name in accelerators/ or an accelerator YAML path")
     ex.add_argument(
         "--mapping",
@@ -139,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
             workload = stored_workload(store, args.workload, report=print)
         args.run_dir = args.resume
     else:
-        workload = load_workload(args.workload or "digits")
+        workload = load_workload(args.workload or "digits", quick=args.quick)
     if args.accelerator:  # its own mapping unless one is given with it
         workload = replace(workload, accelerator=args.accelerator, mapping=None)
     if args.mapping:

@@ -17,6 +17,7 @@ from codesign.config.search import parse_search
 from codesign.config.space import parse_space
 from codesign.cost.settings import RESIDENCY_MODES, ZIGZAG_CRITERIA, CostModelSettings, CostOptions
 from codesign.data.registry import DATASETS
+from codesign.data.splits import DataSubset
 from codesign.errors import CodesignError, input_error
 from codesign.files import library_dir, read_yaml
 from codesign.hardware.target import MAPPING_FIELD
@@ -31,9 +32,11 @@ from codesign.network.settings import (
 from codesign.search.settings import SearchSettings
 from codesign.space import SearchSpace
 
+QUICK_KEY = "quick"  # a smaller budget of the same workload, applied by `--quick` (`load_workload`)
 WORKLOAD_KEYS = {
     "name",
     "dataset",
+    "data",
     "accelerator",
     "mapping",
     "hardware",
@@ -98,6 +101,7 @@ class Workload:
     device: str = "auto"
     # Accelerators every returned network is also costed on, side by side (compare.csv; not searched)
     compare_accelerators: tuple[str, ...] = ()
+    data: DataSubset = field(default_factory=DataSubset)  # how many images of each split (default: all)
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,22 @@ def parse_workload(data: Any, source: str) -> Workload:
         cost_model=_parse_cost_model(source, section(source, data, "cost")),
         mapping=_beside(source, mapping) if mapping else None,
         compare_accelerators=hardware.compare,
+        data=_parse_data(source, data.get("data")),
     )
+
+
+def _parse_data(source: str, data: Any) -> DataSubset:
+    """`data: {train_images, val_images, test_images}`: a stratified subset of each split (absent: all of it)."""
+    if data is None:
+        return DataSubset()
+    fields = list(DataSubset.__dataclass_fields__)
+    if not isinstance(data, dict):
+        raise input_error(source, "data", f"a mapping with keys among {fields}", data)
+    known_keys(source, "data.", data, set(fields))
+    for key, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise input_error(source, f"data.{key}", "a positive integer (images)", value)
+    return DataSubset(**data)
 
 
 def _name(source: str, name: Any) -> str:
@@ -302,13 +321,31 @@ def workload_dir() -> Path:
     return library_dir("workloads")
 
 
-def load_workload(name_or_path: str | Path) -> Workload:
+def load_workload(name_or_path: str | Path, quick: bool = False) -> Workload:
     """A workload preset name from `workloads/` (e.g. `digits`) or a path to a workload YAML.
 
     A workload may start from another (`extends: <preset name or path>`) and change only some fields: its
-    mappings are merged into the base's, key by key; anything else (lists, numbers, text) replaces it."""
+    mappings are merged into the base's, key by key; anything else (lists, numbers, text) replaces it.
+    `quick`: its `quick:` section (a smaller budget, merged the same way) applies on top."""
     path = _workload_path(name_or_path)
-    return parse_workload(_with_bases(path, ()), str(path))
+    data = _with_bases(path, ())
+    if isinstance(data, dict) and QUICK_KEY in data:
+        data = dict(data)
+        smaller = data.pop(QUICK_KEY)
+        if not isinstance(smaller, dict):
+            raise input_error(
+                str(path), QUICK_KEY, "a mapping of workload fields (the --quick budget)", smaller
+            )
+        if quick:
+            data = _merged(data, smaller)
+        else:  # checked now, so that a broken quick section is found without --quick too
+            parse_workload(_merged(data, smaller), str(path))
+    elif quick:
+        raise CodesignError(
+            f"{path}: {QUICK_KEY}: expected a `quick:` section for --quick (a smaller budget of this workload); "
+            "this workload has none"
+        )
+    return parse_workload(data, str(path))
 
 
 def _workload_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:

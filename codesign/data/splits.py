@@ -27,6 +27,24 @@ class Split:
 
 
 @dataclass(frozen=True)
+class DataSubset:
+    """How many images of each split a run uses (None: the whole split): a workload's `data:` section."""
+
+    train_images: int | None = None
+    val_images: int | None = None
+    test_images: int | None = None
+
+    @property
+    def whole(self) -> bool:
+        return self.train_images is None and self.val_images is None and self.test_images is None
+
+    def label(self) -> str:
+        """A name part saying which subset (what trained on it, such as a supernet, is named by it)."""
+        sizes = (self.train_images, self.val_images, self.test_images)
+        return "sub-" + "-".join("all" if n is None else str(n) for n in sizes)
+
+
+@dataclass(frozen=True)
 class Dataset:
     name: str
     train: Split
@@ -134,15 +152,21 @@ def _subsample_split(split: Split, n: int | None, seed: int, which: str) -> Spli
 
 
 def subsample(
-    dataset: Dataset, train: int | None = None, val: int | None = None, test: int | None = None, seed: int = 0
+    dataset: Dataset,
+    train: int | None = None,
+    val: int | None = None,
+    test: int | None = None,
+    seed: int = 0,
+    name: str | None = None,
 ) -> Dataset:
-    """A smaller copy for fast runs: a stratified subset of exactly n images of each split (None keeps it whole).
+    """A smaller copy for fast runs: a stratified subset of exactly n images of each split (None keeps it whole),
+    named `name` (default: the dataset's own name).
 
     Subsets are drawn within each split, so images never move between train, val and test; the
     normalisation of the full dataset is kept as is.
     """
     return Dataset(
-        name=dataset.name,
+        name=name or dataset.name,
         train=_subsample_split(dataset.train, train, seed, "train"),
         val=_subsample_split(dataset.val, val, seed, "val"),
         test=_subsample_split(dataset.test, test, seed, "test"),

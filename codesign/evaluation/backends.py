@@ -15,7 +15,7 @@ import multiprocessing
 import pickle
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,7 +23,7 @@ from codesign.cost.cache import LayerCostCache
 from codesign.cost.engine import CostEngine, CostEngineStats
 from codesign.cost.settings import CostOptions
 from codesign.data.registry import load_dataset
-from codesign.data.splits import Dataset
+from codesign.data.splits import Dataset, DataSubset
 from codesign.errors import CodesignError
 from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
 from codesign.evaluation.result import CandidateResult
@@ -49,6 +49,10 @@ class EvaluatorRecipe:
     supernet_path: Path | None
     cost_jobs: int = 1
     static_dir: Path | None = None  # static networks' fitted weights, shared by processes and searches
+    data_subset: DataSubset = field(default_factory=DataSubset)  # the workload's `data:` (default: all)
+    shared_weights_dir: Path | None = (
+        None  # weights fitted by earlier runs of the same settings, kept for later
+    )
 
     def key(self) -> str:
         return hashlib.sha256(pickle.dumps(self)).hexdigest()
@@ -62,7 +66,9 @@ def build_evaluator(
 
     overrides = dict(recipe.hardware_overrides)
     target = target or load_hardware(recipe.accelerator, recipe.mapping, overrides=overrides)
-    dataset = dataset or load_dataset(recipe.dataset, seed=recipe.data_seed, data_dir=recipe.data_dir)
+    dataset = dataset or load_dataset(
+        recipe.dataset, seed=recipe.data_seed, data_dir=recipe.data_dir, subset=recipe.data_subset
+    )
     engine = CostEngine(target, recipe.cost_options, LayerCostCache(recipe.cache_path), jobs=recipe.cost_jobs)
     state = (
         torch.load(recipe.supernet_path, map_location="cpu", weights_only=True)
@@ -77,6 +83,7 @@ def build_evaluator(
         base_overrides=overrides,
         supernet_state=state,
         static_dir=recipe.static_dir,
+        shared_dir=recipe.shared_weights_dir,
     )
 
 

@@ -31,7 +31,6 @@ from codesign.evaluation import statistics, weights
 from codesign.evaluation.result import CandidateResult
 from codesign.evaluation.settings import EvaluationSettings, TrainedArchitecture
 from codesign.exits import LEARNED, CachedExits
-from codesign.files import atomic_torch_save, read_torch_weights
 from codesign.hardware.area import chip_area
 from codesign.hardware.memory import on_chip_weight_bytes
 from codesign.hardware.target import HardwareTarget, load_hardware, load_variant
@@ -57,12 +56,14 @@ class Evaluator:
         base_overrides: dict[str, object] | None = None,
         supernet_state: dict[str, torch.Tensor] | None = None,
         static_dir: Path | None = None,
+        shared_dir: Path | None = None,
     ):
         """`weights_dir`: where architectures' trained weights are kept (and read back). `base_overrides`:
         accelerator fields every candidate's target has changed (a workload's `hardware.overrides`).
         `supernet_state`: candidates inherit these weights (calibrated, heads fine-tuned) instead of
         being trained from scratch. `static_dir`: where static networks' fitted weights are kept and read
-        back (with `settings.static_weights_tag`), by every process and search that shares it."""
+        back (with `settings.static_weights_tag`), by every process and search that shares it. `shared_dir`:
+        where weights fitted by any run of the same settings are kept for later runs (`weights.read_kept`)."""
         self.dataset = dataset
         self.engine = engine
         self.settings = settings or EvaluationSettings()
@@ -70,6 +71,7 @@ class Evaluator:
         self.base_overrides = dict(base_overrides or {})
         self.supernet_state = supernet_state
         self.static_dir = static_dir
+        self.shared_dir = shared_dir
         self.device = resolve_device(self.settings.device, "device")
         tested = self.settings.test_during_search
         # Evaluating every candidate on the test split only pays off when it is small (digits: 360 images).
@@ -162,6 +164,7 @@ class Evaluator:
                 lambda: weights.static_weights(
                     static, supernet, train, val, self.settings, self.device, shared
                 ),
+                self.shared_dir,
             )
         return self._static_states[key]
 
@@ -203,8 +206,7 @@ class Evaluator:
 
     def _stored_weights(self, architecture: CandidateSpec) -> dict[str, torch.Tensor] | None:
         """The architecture's weights as the run stored them (None: not stored)."""
-        path = self._weights_path(architecture)
-        return read_torch_weights(path) if path is not None else None
+        return weights.read_kept(self._weights_path(architecture), self.shared_dir)
 
     def _train(self, architecture: CandidateSpec) -> TrainedArchitecture:
         """An architecture's first steps: weights (read back if the run stored them), exit statistics on
@@ -214,9 +216,7 @@ class Evaluator:
         if state is None:
             model = self._fitted(architecture)
             state = weights.cpu_state(model)
-            path = self._weights_path(architecture)
-            if path is not None:
-                atomic_torch_save(state, path)
+            weights.keep(state, self._weights_path(architecture), self.shared_dir)
         else:
             model = self._loaded(architecture, state)
         train_seconds = time.perf_counter() - start

@@ -6,6 +6,8 @@ inherited architecture comes back as the model it was fitted in (built once, use
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,15 +23,50 @@ from codesign.network.training import train_architecture
 from codesign.spec import CandidateSpec
 
 
-def kept(path: Path | None, fit: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Weights read back from `path` when they are kept there; else fitted now (`fit`) and kept there, written
-    whole (None: not kept)."""
-    state = read_torch_weights(path) if path is not None else None
+def kept(
+    path: Path | None, fit: Callable[[], dict[str, torch.Tensor]], shared: Path | None = None
+) -> dict[str, torch.Tensor]:
+    """Weights read back from `path` (or the `shared` folder) when they are kept there; else fitted now (`fit`)
+    and kept there, written whole (None: not kept)."""
+    state = read_kept(path, shared)
     if state is None:
         state = fit()
-        if path is not None:
-            atomic_torch_save(state, path)
+        keep(state, path, shared)
     return state
+
+
+def read_kept(path: Path | None, shared: Path | None) -> dict[str, torch.Tensor] | None:
+    """Weights kept at `path`, else under the same name in `shared` (the folder every run of the same
+    settings shares: their file names say what produced them), then linked into `path` so that the run
+    folder holds every weight it used; None: kept in neither."""
+    if path is None:
+        return None
+    state = read_torch_weights(path)
+    if state is None and shared is not None and (state := read_torch_weights(shared / path.name)) is not None:
+        _linked(shared / path.name, path)
+    return state
+
+
+def keep(state: dict[str, torch.Tensor], path: Path | None, shared: Path | None) -> None:
+    """Fitted weights written whole to `path`, and linked into the `shared` folder for later runs."""
+    if path is None:
+        return
+    atomic_torch_save(state, path)
+    if shared is not None:
+        _linked(path, shared / path.name)
+
+
+def _linked(source: Path, target: Path) -> None:
+    """`target` made the same file as `source` (a hard link, a copy across file systems), appearing whole."""
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        os.link(source, scratch)
+    except OSError:
+        shutil.copyfile(source, scratch)
+    os.replace(scratch, target)
 
 
 def static_key(static: CandidateSpec) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,7 +202,8 @@ def load_hardware(
     accel_data = validate_accelerator(accel_path, zigzag_raw)
     notes: list[str] = []
     mapping_data = validate_mapping(mapping_path, mapping_raw, notes)
-    check_mapping_fits(mapping_path, mapping_data, accel_data)
+    for warning in check_mapping_fits(mapping_path, mapping_data, accel_data):
+        _warn_once(warning)
     digest = hashlib.sha256(
         yaml.safe_dump(zigzag_raw, sort_keys=True).encode()
         + b"\0"
@@ -459,3 +461,13 @@ def load_overridden(
         reason = without_file(error)
         named = any(reason.startswith(f"{path}:") for path in added)
         raise CodesignError(f"{blamed[0] if named else blamed[1]}{reason}") from None
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """One line on stderr, once per process (an accelerator is loaded again for every variant and worker)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(f"codesign: warning: {message}", file=sys.stderr, flush=True)

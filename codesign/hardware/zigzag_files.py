@@ -156,14 +156,17 @@ def _check_loop_dimensions(path: Path, entries: list[dict[str, Any]]) -> set[str
     return generic
 
 
-def check_mapping_fits(path: Path, mapping: list[dict[str, Any]], accelerator: dict[str, Any]) -> None:
-    """Every spatial unrolling fits its array dimension: ZigZag would otherwise cost a wider unrolling as if
-    it were the dimension's size, silently. Unrollings that do not divide the dimension are allowed (ZigZag
-    costs them as partly idle arrays)."""
+def check_mapping_fits(path: Path, mapping: list[dict[str, Any]], accelerator: dict[str, Any]) -> list[str]:
+    """Every spatial unrolling names an array dimension and fits it. ZigZag cuts a single-loop unrolling wider
+    than its dimension to the dimension's size (its shipped eyeriss_like/default.yaml pair unrolls K 32 on a
+    14-wide D1) and costs that: such an entry is allowed and returned as a one-line warning naming it. A
+    product of several loops wider than its dimension is refused (ZigZag does not cut it). Unrollings that do
+    not divide the dimension are allowed (ZigZag costs them as partly idle arrays)."""
     array = accelerator.get("operational_array") or {}
     sizes = dict(zip(array.get("dimensions") or [], array.get("sizes") or [], strict=False))
     if not sizes:
-        return
+        return []
+    warnings = []
     for index, entry in enumerate(mapping):
         where = f"[{index}] ({entry.get('name')}).spatial_mapping"
         for array_dim, factors in (entry.get("spatial_mapping") or {}).items():
@@ -181,17 +184,25 @@ def check_mapping_fits(path: Path, mapping: list[dict[str, Any]], accelerator: d
                     raise CodesignError(
                         f"{path}: {where}.{array_dim}: expected 'LOOP, size' entries, got {factor!r}"
                     ) from None
-            if unrolled > int(sizes[array_dim]):
+            width = int(sizes[array_dim])
+            if unrolled > width and len(factors) == 1:
+                loop = str(factors[0]).partition(",")[0].strip()
+                warnings.append(
+                    f"{path}: {where}.{array_dim}: unrolls {loop} {unrolled} on an array dimension of size "
+                    f"{width}; costed as ZigZag costs it, cut to {loop} {width}"
+                )
+            elif unrolled > width:
                 raise CodesignError(
                     f"{path}: {where}.{array_dim}: expected an unrolling of at most the array's "
-                    f"{array_dim} size {sizes[array_dim]}, got {' x '.join(map(str, factors))} = {unrolled}; "
-                    "reduce it, or enlarge operational_array.sizes"
+                    f"{array_dim} size {width}, got {' x '.join(map(str, factors))} = {unrolled} (ZigZag cuts "
+                    "only a single loop to the array); reduce it, or enlarge operational_array.sizes"
                 )
+    return warnings
 
 
 def capped_mapping_file(accelerator: Path, mapping: Path, folder: Path) -> Path:
     """`mapping` as ZigZag uses it on `accelerator`: each single-loop unrolling wider than its array dimension
-    cut to the dimension's size (ZigZag does so with a warning in its log; `check_mapping_fits` refuses it).
+    cut to the dimension's size (ZigZag does so with a warning in its log; `check_mapping_fits` warns).
     A copy in `folder` if anything was cut, else `mapping` itself; for comparisons with ZigZag on its own
     shipped files."""
     array = yaml.safe_load(accelerator.read_text())["operational_array"]

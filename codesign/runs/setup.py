@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from codesign.config.workload import Workload, load_workload
-from codesign.cost.cache import LayerCostCache
+from codesign.cost.cache import LayerCostCache, default_cache_path
 from codesign.cost.engine import CostEngine
 from codesign.data.registry import load_dataset
-from codesign.data.splits import Dataset
+from codesign.data.splits import Dataset, DataSubset
 from codesign.errors import CodesignError
 from codesign.evaluation.backends import EvaluatorRecipe, build_evaluator
 from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
@@ -43,6 +43,7 @@ from codesign.runs.store import RunConfig, RunStore
 from codesign.space import SearchSpace
 
 Reporter = Callable[[str], None]
+SHARED_WEIGHTS_FOLDER = "architectures"  # in the supernet folder: candidates' fitted weights, for every run
 # The libraries whose versions can change a run's results (recorded in its store, see `runs.identity`).
 RESULT_LIBRARIES = ("codesign", "zigzag-dse", "torch", "brevitas", "onnx")
 
@@ -63,7 +64,7 @@ class RunSetup:
         return RunConfig(
             workload=workload.name,
             workload_file=workload.source,
-            dataset=self.dataset.name,
+            dataset=workload.dataset,
             accelerator=target.name,
             clock_mhz=target.clock_hz / 1e6,
             cores=target.cores,
@@ -83,6 +84,7 @@ class RunSetup:
             hardware=target.fingerprint,
             versions={name: version(name) for name in RESULT_LIBRARIES},
             augment=workload.augment,
+            data=None if workload.data.whole else workload.data,
         )
 
     def supernet(self, folder: Path, report: Reporter = print) -> Path | None:
@@ -146,6 +148,7 @@ class RunSetup:
         )
         return EvaluatorRecipe(
             dataset=workload.dataset,
+            data_subset=workload.data,
             data_dir=self.data_dir,
             data_seed=workload.training.seed,
             accelerator=workload.accelerator,
@@ -158,6 +161,8 @@ class RunSetup:
             supernet_path=supernet_path,
             cost_jobs=cost_jobs,
             static_dir=static_dir or run_dir / "weights" / "static",
+            # beside the supernet they were inherited from: its file name is part of theirs
+            shared_weights_dir=supernet_path.parent / SHARED_WEIGHTS_FOLDER if supernet_path else None,
         )
 
     def _static_weights_tag(self) -> str:
@@ -206,7 +211,14 @@ def prepare_run(workload: Workload, data_dir: Path | None = None) -> RunSetup:
             load_hardware(name)
         except CodesignError as error:
             raise CodesignError(f"{workload.source}: hardware.compare: {error}") from None
-    dataset = load_dataset(workload.dataset, seed=workload.training.seed, data_dir=data_dir)
+    try:
+        dataset = load_dataset(
+            workload.dataset, seed=workload.training.seed, data_dir=data_dir, subset=workload.data
+        )
+    except CodesignError as error:
+        if str(error).startswith("data."):  # a subset larger than the split: the workload's field
+            raise CodesignError(f"{workload.source}: {error}") from None
+        raise
     return RunSetup(workload, target, dataset, prepare_space(workload, dataset, target), data_dir)
 
 
@@ -393,6 +405,7 @@ def stored_workload(
         augment=config.augment,
         device=current.device if current else "auto",
         compare_accelerators=current.compare_accelerators if current else (),
+        data=config.data or DataSubset(),
     )
     if report is not None:
         edits = ["the file no longer loads"] if current is None else workload_edits(stored, current)
@@ -427,3 +440,27 @@ def open_run_evaluator(
     setup = prepare_run(workload, data_dir)
     supernet = setup.supernet(supernet_dir or default_supernet_dir(), report)
     return setup, setup.evaluator(setup.recipe(run_dir, cache_path, supernet))
+
+
+def workload_evaluator(
+    workload: Workload,
+    accelerator: str | Path | None = None,
+    *,
+    threshold_tuning: float | None = None,
+    data_dir: Path | None = None,
+    report: Reporter = print,
+) -> Evaluator:
+    """An evaluator for networks of `workload`'s space, as its searches fit them (the supernet found or trained
+    once in the user's supernet folder; fitted weights kept beside it, so evaluators on other accelerators
+    read the same weights), on `accelerator` (default: the workload's). `threshold_tuning`: the validation
+    accuracy a candidate's tuned thresholds may give up against its final exit (None: as the workload says)."""
+    if accelerator is not None:
+        workload = replace(workload, accelerator=str(accelerator), mapping=None, hardware_overrides=())
+    setup = prepare_run(workload, data_dir)
+    supernet = setup.supernet(default_supernet_dir(), report)
+    shared = default_supernet_dir() / SHARED_WEIGHTS_FOLDER
+    recipe = setup.recipe(shared, default_cache_path(), supernet, static_dir=shared)
+    recipe = replace(recipe, weights_dir=shared)
+    if threshold_tuning is not None:
+        recipe = replace(recipe, settings=replace(recipe.settings, threshold_tuning=threshold_tuning))
+    return setup.evaluator(recipe)

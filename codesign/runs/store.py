@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from codesign.cost.settings import CostModelSettings, CostOptions
+from codesign.data.splits import DataSubset
 from codesign.errors import CodesignError
 from codesign.evaluation.result import CandidateResult
 from codesign.files import open_database
@@ -72,6 +73,7 @@ class RunConfig:
     # now residency "offchip" (and precision-aware MAC energy and non-compute costs, as now)
     cost_model: CostModelSettings = field(default_factory=lambda: CostModelSettings(residency="offchip"))
     augment: Augmentation = field(default_factory=Augmentation)  # training-time augmentation (none before)
+    data: DataSubset | None = None  # the subset of each split a run used (None: every image; always, before)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,6 +106,7 @@ class RunConfig:
             versions=data.get("versions"),
             cost_model=CostModelSettings(**data.get("cost_model", {"residency": "offchip"})),
             augment=Augmentation(**data.get("augment", {})),
+            data=DataSubset(**data["data"]) if data.get("data") else None,
         )
 
 

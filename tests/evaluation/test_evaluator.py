@@ -37,7 +37,9 @@ def space():
 
 @pytest.fixture(scope="module")
 def supernet_state(space, digits):
-    return train_supernet(space, digits, SupernetConfig(epochs=2, batch_size=64, random_subnets=1)).state_dict()
+    return train_supernet(
+        space, digits, SupernetConfig(epochs=2, batch_size=64, random_subnets=1)
+    ).state_dict()
 
 
 def _evaluator(digits, supernet_state, static_dir, tag="t") -> Evaluator:
@@ -72,7 +74,10 @@ def test_a_static_network_is_fitted_once_for_every_evaluator_sharing_its_folder(
     again = later.evaluate(spec)
     assert again.val == result.val and again.exits == result.exits and again.static == result.static
     static_key = next(iter(first._static_states))
-    assert all(torch.equal(later._static_states[static_key][k], v) for k, v in first._static_states[static_key].items())
+    assert all(
+        torch.equal(later._static_states[static_key][k], v)
+        for k, v in first._static_states[static_key].items()
+    )
 
     monkeypatch.undo()
     other_settings = _evaluator(digits, supernet_state, tmp / "static", tag="other")  # e.g. another supernet
@@ -120,3 +125,48 @@ def test_the_early_heads_learn_on_the_backbone_outputs_the_static_fit_computed(
     alone = _evaluator(digits, supernet_state, tmp / "b").evaluate(spec)
     assert len(passes) == 4
     assert alone.val == shared.val and alone.exits == shared.exits and alone.static == shared.static
+
+
+def test_an_architecture_fitted_by_one_run_is_read_by_the_next_from_the_shared_folder(
+    space, supernet_state, digits, tmp, monkeypatch
+):
+    """A later run of the same settings (another run folder, another accelerator) reads the weights an earlier
+    run fitted from the shared folder instead of fitting them again, and gets the same statistics; its own run
+    folder then holds them too (a hard link), and nothing is read under another tag."""
+    spec = space.decode([1] * len(space.genes))
+
+    def run(run_dir, accelerator="edge_tpu_like", tag="t"):
+        return Evaluator(
+            digits,
+            CostEngine(load_hardware(accelerator), CostOptions(lpf_limit=2)),
+            EvaluationSettings(
+                finetune=FinetuneConfig(head_steps=20),
+                static_backbone=True,
+                weights_tag=tag,
+                static_weights_tag=tag,
+            ),
+            supernet_state=supernet_state,
+            weights_dir=run_dir / "weights",
+            static_dir=run_dir / "weights" / "static",
+            shared_dir=tmp / "shared",
+        )
+
+    first = run(tmp / "run1").evaluate(spec)
+    shared = sorted(p.name for p in (tmp / "shared").glob("*.pt"))
+    assert len(shared) == 2 and sum(name.startswith("static-") for name in shared) == 1
+
+    def refit(*args, **kwargs):
+        raise AssertionError("weights kept in the shared folder were fitted again")
+
+    monkeypatch.setattr(weights, "inherited_model", refit)
+    monkeypatch.setattr(weights, "static_weights", refit)
+    second = run(tmp / "run2", "eyeriss_like").evaluate(spec)
+    assert second.val == first.val and second.accelerator != first.accelerator
+    architecture_file = next(n for n in shared if not n.startswith("static-"))
+    assert (tmp / "run2" / "weights" / architecture_file).stat().st_ino == (
+        tmp / "shared" / architecture_file
+    ).stat().st_ino
+
+    monkeypatch.undo()
+    run(tmp / "run3", tag="other").evaluate(spec)  # other settings: fitted, never read under another tag
+    assert len(list((tmp / "shared").glob("*.pt"))) == 4
