@@ -305,6 +305,101 @@ def zniber_edp(runs: Path, quick: bool, times: dict[str, float]) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def markdown(frame: pd.DataFrame, columns: dict[str, str], formats: dict[str, str] | None = None) -> str:
+    """`frame`'s `columns` (name -> heading) as a Markdown table, numbers formatted by `formats` (name -> spec)."""
+    formats = formats or {}
+    lines = ["| " + " | ".join(columns.values()) + " |", "|" + "---|" * len(columns)]
+    for _, row in frame.iterrows():
+        cells = []
+        for name in columns:
+            value = row[name]
+            missing = value is None or (isinstance(value, float) and value != value)
+            cells.append("-" if missing else format(value, formats.get(name, "")))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary(zniber: pd.DataFrame, comparison: pd.DataFrame, tau: pd.DataFrame, times: pd.DataFrame) -> str:
+    """The tables of docs/prior-art.md, in Markdown."""
+    parts = ["### Zniber et al.'s headline on edge_tpu_x4 (`zniber_edp.csv`)", ""]
+    if len(zniber):
+        parts.append(
+            markdown(
+                zniber,
+                {
+                    "level": "level",
+                    "accuracy_at_least": "test accuracy >=",
+                    "static_edp_j_s": "static EDP [J*s]",
+                    "static_cores": "static cores",
+                    "early_exit_edp_j_s": "early-exit EDP [J*s]",
+                    "early_exit_cores": "early-exit cores",
+                    "early_share": "inputs out early",
+                    "edp_ratio": "EDP ratio",
+                    "edp_reduction_pct": "EDP reduction %",
+                },
+                {
+                    "accuracy_at_least": ".4f",
+                    "static_edp_j_s": ".3e",
+                    "early_exit_edp_j_s": ".3e",
+                    "early_share": ".2f",
+                    "edp_ratio": ".3f",
+                    "edp_reduction_pct": ".1f",
+                },
+            )
+        )
+    parts += ["", "### MACs fronts against hardware-objective fronts (`macs_vs_hardware.csv`)", ""]
+    if len(comparison):
+        parts.append(
+            markdown(
+                comparison,
+                {
+                    "method": "method",
+                    "accelerator": "accelerator",
+                    "level": "level",
+                    "macs_front_best_over_hardware_energy": "energy, MACs front / hardware front",
+                    "macs_front_best_over_hardware_latency": "latency",
+                    "macs_front_best_over_hardware_edp": "EDP",
+                    "macs_pick_over_hardware_energy": "energy, lowest-MACs pick / hardware front",
+                    "same_candidates_energy_ratio": "energy, lowest-MACs / lowest-energy among the same candidates",
+                },
+                {
+                    k: ".3f"
+                    for k in (
+                        "macs_front_best_over_hardware_energy",
+                        "macs_front_best_over_hardware_latency",
+                        "macs_front_best_over_hardware_edp",
+                        "macs_pick_over_hardware_energy",
+                        "same_candidates_energy_ratio",
+                    )
+                },
+            )
+        )
+    parts += ["", "### Kendall tau, expected MACs against expected energy (`kendall_tau.csv`)", ""]
+    if len(tau):
+        wide = tau.pivot(index="accelerator", columns="method", values="kendall_tau").reset_index()
+        counts = tau.groupby("method")["candidates"].first().to_dict()
+        parts.append(
+            markdown(
+                wide,
+                {
+                    "accelerator": "accelerator",
+                    **{m: f"{m} ({counts[m]} candidates)" for m in wide.columns if m != "accelerator"},
+                },
+                {m: ".3f" for m in wide.columns if m != "accelerator"},
+            )
+        )
+    parts += ["", "### Wall time on 2 cores (`study_times.csv`)", ""]
+    if len(times):
+        parts.append(
+            markdown(
+                times.assign(minutes=times["wall_time_s"] / 60),
+                {"run": "run", "minutes": "minutes"},
+                {"minutes": ".1f"},
+            )
+        )
+    return "\n".join(parts) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("studies"), help="folder of the study runs")
@@ -352,6 +447,8 @@ def main() -> int:
     for name, table in tables.items():
         atomic_write_text(args.out / name, table.to_csv(index=False))
         print(f"\n{name}\n{table.to_string(index=False, max_colwidth=40)}")
+    atomic_write_text(args.out / "summary.md", summary(zniber, comparison, tau, tables["study_times.csv"]))
+    print(f"\nwrote {args.out}: {', '.join(tables)}, summary.md")
     return 0
 
 

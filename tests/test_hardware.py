@@ -178,13 +178,21 @@ def test_resident_accelerator_keeps_activations_on_chip_and_still_reads_weights_
     assert costs["resident"][1].energy_pj == pytest.approx(costs["like"][1].energy_pj, rel=0.1)
 
 
-def test_chip_area_sums_the_files_area_fields_and_says_when_there_are_none():
+def test_chip_area_sums_the_files_area_fields_and_says_when_there_are_none(tmp_path: Path):
     import yaml
 
     from codesign.hardware.area import NO_AREA, chip_area
     from codesign.hardware.memory import memory_roles
+    from codesign.hardware.target import library_names
 
-    assert chip_area(load_hardware("edge_tpu_like")) is None and "not modelled" in NO_AREA
+    # every library accelerator states its areas (memories from CACTI, the array per MAC: library_areas.py)
+    assert all(chip_area(load_hardware(name)).total > 0 for name in library_names())
+    data = yaml.safe_load(load_hardware("edge_tpu_like").accelerator_path.read_text())
+    for memory in data["memories"].values():
+        memory["area"] = 0
+    (tmp_path / "no_area.yaml").write_text(yaml.safe_dump(data))
+    mapping = load_hardware("edge_tpu_like").mapping_path
+    assert chip_area(load_hardware(tmp_path / "no_area.yaml", mapping)) is None and "not modelled" in NO_AREA
     eyeriss = load_hardware("eyeriss_like")
     data = yaml.safe_load(Path(eyeriss.accelerator_path).read_text())
     sizes = dict(

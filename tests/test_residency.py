@@ -71,14 +71,27 @@ def weight_bits(network) -> list[int]:  # noqa: ANN001
     return [layer.weight_elements * layer.weight_bits for layer in network.layers]
 
 
+def capacity_only(overrides: dict[str, int]) -> dict[str, object]:
+    """Sizes changed alone: each resized memory keeps the file's per-access energies and area (CACTI, which
+    prices a resized memory otherwise, is not asked), since these tests are about what fits where."""
+    memories = load_hardware("edge_tpu_like").accelerator_data["memories"]
+    pinned: dict[str, object] = dict(overrides)
+    for path in overrides:
+        name = path.split(".")[1]
+        pinned.update(
+            {f"memories.{name}.{field}": memories[name][field] for field in ("r_cost", "w_cost", "area")}
+        )
+    return pinned
+
+
 def total_energy(network, overrides: dict[str, int], settings: CostModelSettings = AUTO) -> float:  # noqa: ANN001
-    target = load_hardware("edge_tpu_like", overrides=overrides)
+    target = load_hardware("edge_tpu_like", overrides=capacity_only(overrides))
     items = network_costs(network.layers, network.operators, CostEngine(target, FAST), settings, target)
     return sum(item.energy_pj for item in items)
 
 
 def test_where_everything_fits_every_layer_is_costed_with_its_operands_on_chip(chain):
-    target = load_hardware("edge_tpu_like", overrides={WEIGHT_SRAM: sum(weight_bits(chain))})
+    target = load_hardware("edge_tpu_like", overrides=capacity_only({WEIGHT_SRAM: sum(weight_bits(chain))}))
     plan = plan_residency(chain.layers, target, "auto", operators=chain.operators)
     assert all(plan.weights_on_chip) and all(plan.activations_on_chip)
     assert plan.streamed_bytes == 0 and plan.on_chip_bytes == sum(weight_bits(chain)) / 8
@@ -93,7 +106,7 @@ def test_where_everything_fits_every_layer_is_costed_with_its_operands_on_chip(c
 def test_where_nothing_fits_it_equals_offchip(chain):
     smallest = min(weight_bits(chain))
     tiny = {WEIGHT_SRAM: smallest - 8, ACTIVATION_SRAM: 16_000}  # bits: below every tensor and every live set
-    target = load_hardware("edge_tpu_like", overrides=tiny)
+    target = load_hardware("edge_tpu_like", overrides=capacity_only(tiny))
     plan = plan_residency(chain.layers, target, "auto", operators=chain.operators)
     assert not any(plan.weights_on_chip) and not any(plan.activations_on_chip) and plan.weight_load is None
     assert total_energy(chain, tiny) == total_energy(chain, tiny, OFFCHIP)
@@ -109,7 +122,7 @@ def test_one_layer_over_the_sram_costs_at_most_that_layers_streaming_more(chain)
         size = sum(bits) - bits[index]
         if max(bits) > size:
             continue
-        target = load_hardware("edge_tpu_like", overrides={WEIGHT_SRAM: size})
+        target = load_hardware("edge_tpu_like", overrides=capacity_only({WEIGHT_SRAM: size}))
         engine = CostEngine(target, FAST)
         everything_on_chip = sum(
             c.energy_pj for c in engine.layer_costs(chain.layers, resident_target(target, True, True))
@@ -137,7 +150,7 @@ def test_partial_residency_keeps_the_bytes_that_save_most_traffic(tiny_model, tm
     layers = network.layers
     bits = weight_bits(network)
     capacity = sum(bits) // 2
-    target = load_hardware("edge_tpu_like", overrides={WEIGHT_SRAM: capacity})
+    target = load_hardware("edge_tpu_like", overrides=capacity_only({WEIGHT_SRAM: capacity}))
     for fractions in [(0.0, 0.0, 1.0), (0.9, 0.05, 0.05), (0.3, 0.6, 0.1)]:
         runs = run_probabilities(network.exit_stages, fractions)
         plan = plan_residency(layers, target, "auto", runs=runs)
@@ -175,7 +188,9 @@ def test_activations_by_liveness_hold_a_skip_connection_and_an_exit_heads_input(
     # /b/Conv reads a's map and writes its own while the skip (the stem's map) waits for the Add
     assert live[conv_b] == 3 * map_bits
     own = residual.layers[conv_b].input_elements * 8 + residual.layers[conv_b].output_elements * 8
-    target = load_hardware("edge_tpu_like", overrides={ACTIVATION_SRAM: int(own + live[conv_b]) // 2})
+    target = load_hardware(
+        "edge_tpu_like", overrides=capacity_only({ACTIVATION_SRAM: int(own + live[conv_b]) // 2})
+    )
     plan = plan_residency(residual.layers, target, "auto", operators=residual.operators)
     assert not plan.activations_on_chip[conv_b]  # its own input and output alone would have fitted
 

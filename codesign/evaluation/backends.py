@@ -50,9 +50,8 @@ class EvaluatorRecipe:
     cost_jobs: int = 1
     static_dir: Path | None = None  # static networks' fitted weights, shared by processes and searches
     data_subset: DataSubset = field(default_factory=DataSubset)  # the workload's `data:` (default: all)
-    shared_weights_dir: Path | None = (
-        None  # weights fitted by earlier runs of the same settings, kept for later
-    )
+    # weights fitted by any run of the same settings, kept there for later runs (None: this run's only)
+    shared_weights_dir: Path | None = None
 
     def key(self) -> str:
         return hashlib.sha256(pickle.dumps(self)).hexdigest()

@@ -21,6 +21,7 @@ import yaml
 
 from codesign.errors import CodesignError
 from codesign.files import atomic_write_text, library_dir, read_yaml
+from codesign.hardware.cacti import PricedMemory, with_cacti_costs
 from codesign.hardware.overrides import METADATA_KEY, apply_overrides, scale_spatial_mapping
 from codesign.hardware.zigzag_files import check_mapping_fits, validate_accelerator, validate_mapping
 
@@ -116,6 +117,7 @@ class HardwareTarget:
     # None: no DVFS model (energies as in the file, no static power)
     operating_point: OperatingPoint | None = None
     notes: tuple[str, ...] = ()  # what a user should know about how these files are costed
+    cacti_memories: tuple[PricedMemory, ...] = ()  # memories whose energy and area CACTI gave
     accelerator_data: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     mapping_data: list[dict[str, Any]] = field(default_factory=list, compare=False, repr=False)
 
@@ -200,14 +202,16 @@ def load_hardware(
     meta = _metadata(accel_path, accel_raw.get(METADATA_KEY))
     zigzag_raw = {k: v for k, v in accel_raw.items() if k != METADATA_KEY}
     accel_data = validate_accelerator(accel_path, zigzag_raw)
-    notes: list[str] = []
+    accel_data, priced = with_cacti_costs(accel_path, accel_data, overrides or {})
+    notes: list[str] = [memory.describe() for memory in priced]
     mapping_data = validate_mapping(mapping_path, mapping_raw, notes)
     for warning in check_mapping_fits(mapping_path, mapping_data, accel_data):
         _warn_once(warning)
     digest = hashlib.sha256(
-        yaml.safe_dump(zigzag_raw, sort_keys=True).encode()
+        yaml.safe_dump(_without_areas(zigzag_raw), sort_keys=True).encode()
         + b"\0"
         + yaml.safe_dump(mapping_raw, sort_keys=True).encode()
+        + (repr(priced).encode() if priced else b"")  # CACTI's figures replace the file's
     ).hexdigest()
     cores = int(_positive(accel_path, f"{METADATA_KEY}.cores", meta.get("cores", 1), integer=True))
     interconnect = _interconnect(accel_path, meta.get("interconnect"))
@@ -235,9 +239,28 @@ def load_hardware(
         overrides=tuple((k, repr(v)) for k, v in (overrides or {}).items()),
         operating_point=point,
         notes=tuple(notes),
+        cacti_memories=priced,
         accelerator_data=accel_data,
         mapping_data=mapping_data,
     )
+
+
+def _without_areas(zigzag_raw: dict[str, Any]) -> dict[str, Any]:
+    """The file as far as layer costs go: areas change no layer's energy or latency, so they are left out of
+    the digest (set to 0 and 1 per MAC, as every library file stated before it recorded real areas), and
+    recording or correcting an area keeps every cached layer cost and every run's identity."""
+    memories = zigzag_raw.get("memories")
+    array = zigzag_raw.get("operational_array")
+    if not isinstance(memories, dict) or not isinstance(array, dict):
+        return zigzag_raw
+    return {
+        **zigzag_raw,
+        "memories": {
+            name: {**memory, "area": 0} if isinstance(memory, dict) and "area" in memory else memory
+            for name, memory in memories.items()
+        },
+        "operational_array": {**array, "unit_area": 1} if "unit_area" in array else array,
+    }
 
 
 def without_file(error: CodesignError) -> str:

@@ -138,6 +138,8 @@ def _explore(
             f"{len(dataset.test)} train/val/test images | space of {setup.space.size():,} specs | evaluating in {where} "
             f"| run folder {run_dir}" + (f" | resuming with {resumed} stored evaluations" if resumed else "")
         )
+        for line in config.memory_costs or []:  # energy and area that follow a memory's size
+            report(f"memory cost from CACTI: {line}")
         seeds: list[CandidateSpec] = []
         if workload.search.baseline == "static" and setup.space.early_exits:
             # first: the static search, whose supernet is the early-exit networks' backbone and whose

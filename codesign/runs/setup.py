@@ -85,7 +85,18 @@ class RunSetup:
             versions={name: version(name) for name in RESULT_LIBRARIES},
             augment=workload.augment,
             data=None if workload.data.whole else workload.data,
+            memory_costs=self.memory_costs() or None,
         )
+
+    def memory_costs(self) -> list[str]:
+        """What CACTI gave each memory whose cost follows its size, on the accelerator and on every searched
+        variant of it, one line each."""
+        targets = [self.target]
+        overrides = dict(self.workload.hardware_overrides)
+        for path, choices in self.space.hardware:
+            targets += [load_variant(self.target, {**overrides, path: choice}) for choice in choices]
+        lines = [memory.describe() for target in targets for memory in target.cacti_memories]
+        return list(dict.fromkeys(lines))
 
     def supernet(self, folder: Path, report: Reporter = print) -> Path | None:
         """The supernet checkpoint in the supernet folder `folder` (trained now if missing); None in scratch

@@ -74,6 +74,9 @@ class RunConfig:
     cost_model: CostModelSettings = field(default_factory=lambda: CostModelSettings(residency="offchip"))
     augment: Augmentation = field(default_factory=Augmentation)  # training-time augmentation (none before)
     data: DataSubset | None = None  # the subset of each split a run used (None: every image; always, before)
+    # memories whose energy per access and area CACTI gave, on the accelerator and each searched variant
+    # (`hardware.cacti`; None: the accelerator file's own figures throughout)
+    memory_costs: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,6 +110,7 @@ class RunConfig:
             cost_model=CostModelSettings(**data.get("cost_model", {"residency": "offchip"})),
             augment=Augmentation(**data.get("augment", {})),
             data=DataSubset(**data["data"]) if data.get("data") else None,
+            memory_costs=data.get("memory_costs"),
         )
 
 
