@@ -152,7 +152,15 @@ WORKLOAD_CASES = {
 @pytest.mark.parametrize("case", list(WORKLOAD_CASES))
 def test_bad_workload_field_is_one_line_naming_file_and_field(case: str, tmp: Path, capsys):
     field, value, named = WORKLOAD_CASES[case]
-    workload = write_yaml(tmp / "w.yaml", with_change(DIGITS, field, value))
+    data = with_change(DIGITS, field, value)
+    if "without areas" in case:  # every library file states its areas: a copy that states none
+        accelerator, mapping = library_copy(tmp)
+        for memory in accelerator["memories"].values():
+            memory["area"] = 0
+        write_yaml(tmp / "no_area.yaml", accelerator)
+        write_yaml(tmp / "no_area.mapping.yaml", mapping)
+        data = {**data, "accelerator": str(tmp / "no_area.yaml")}
+    workload = write_yaml(tmp / "w.yaml", data)
     runs = tmp / "runs"
     one_line_failure(
         ["explore", "-w", str(workload), "--runs", str(runs), "-q"], capsys, str(workload), named
