@@ -115,7 +115,7 @@ class Pricer:
             self.cache = store.cost_cache()
         assert contents.config is not None, f"{run_dir}: not a codesign run"
         self.config = contents.config
-        self.finals = [record for record in contents.finals.values()]
+        self.finals = list(contents.finals.values())
         self.results = [result for _, result in contents.items]
         self.run_dir = run_dir
         self._graphs: dict[str, object] = {}

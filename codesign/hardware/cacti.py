@@ -196,8 +196,11 @@ def with_cacti_costs(
     size `overrides` sets or whose entry asks for `auto_cost_extraction` (then switched off: ZigZag is handed
     the figures); an energy or area `overrides` sets itself stays (all three set: CACTI is not asked). A memory
     CACTI cannot serve is a one-line error naming it."""
-    sized = {key.split(".")[1] for key in overrides if key.count(".") == 2 and key.startswith("memories.")}
-    sized = {name for name in sized if f"memories.{name}.size" in overrides}
+    sized = {
+        key.split(".")[1]
+        for key in overrides
+        if key.count(".") == 2 and key.startswith("memories.") and key.endswith(".size")
+    }
     memories, priced = dict(data["memories"]), []
     for name, memory in data["memories"].items():
         if not memory.get("ports") or not (memory.get("auto_cost_extraction") or name in sized):

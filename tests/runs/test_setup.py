@@ -19,7 +19,8 @@ def test_evaluators_on_two_accelerators_share_weights_and_exits_off_give_the_sta
     quiet = {"threshold_tuning": 0.005, "report": lambda line: None}
     first = workload_evaluator(workload, "edge_tpu_like", **quiet)
     assert first.settings.static_backbone and first.settings.threshold_tuning == 0.005
-    spec = prepare_run(workload).space.decode([1] * len(prepare_run(workload).space.genes))
+    space = prepare_run(workload).space
+    spec = space.decode([1] * len(space.genes))
     with_exits = replace(spec, exits=(True, True))
     eenn = first.evaluate(with_exits)
     static = first.evaluate(replace(spec, exits=(False, False)))
