@@ -34,7 +34,8 @@ import numpy as np
 from codesign.cost.graph import parse_onnx
 from codesign.data.registry import load_dataset
 from codesign.data.splits import Split
-from codesign.deploy.runtime import DeployOptions, EarlyExitRuntime, batch1_latency, compare_modes
+from codesign.deploy.measure import batch1_latency, compare_modes
+from codesign.deploy.runtime import DeployOptions, EarlyExitRuntime
 from codesign.deploy.segments import SegmentedModel
 from codesign.evaluation.result import CandidateResult
 from codesign.runs.store import RunStore

@@ -40,7 +40,7 @@ from codesign.hardware.target import load_hardware
 from codesign.network.device import resolve_device
 from codesign.network.layers import ElasticConvBN
 from codesign.network.model import build_model
-from codesign.network.supernet import Supernet, _extreme, _random, supernet_step
+from codesign.network.supernet import Supernet, extreme_candidate, random_candidate, supernet_step
 from codesign.network.training import exit_logits
 from codesign.runs.setup import prepare_space
 from codesign.spec import CandidateSpec
@@ -193,7 +193,7 @@ def main() -> None:
     dataset = Dataset(workload.dataset, stand_in, stand_in, stand_in, classes)
     space = prepare_space(workload, dataset, load_hardware(workload.accelerator))
     net = Supernet(space, config.exit_gradient).to(device)
-    largest, smallest = _extreme(space, True), _extreme(space, False)
+    largest, smallest = extreme_candidate(space, True), extreme_candidate(space, False)
     rng = random.Random(0)
     x_all, y_all = x_all.to(device), y_all.to(device)
     plain_largest = materialize(net, largest, x_all).to(device)
@@ -206,7 +206,7 @@ def main() -> None:
     for step in range(args.steps + 1):
         x = x_all[step * batch : (step + 1) * batch]
         y = y_all[step * batch : (step + 1) * batch]
-        subnets = [smallest, *(_random(space, rng) for _ in range(config.random_subnets))]
+        subnets = [smallest, *(random_candidate(space, rng) for _ in range(config.random_subnets))]
         times = measure_step(net, plain_largest, x, y, largest, subnets, config.distillation, device)
         if step > 0:  # the first step warms up allocators and kernels
             supernet_times.append(times[0])

@@ -29,9 +29,10 @@ import torch
 from codesign.cost.cache import default_cache_path
 from codesign.cost.exits import expected_cost
 from codesign.evaluation.result import CandidateResult
-from codesign.exits import DROP_REFERENCES, tune_thresholds
+from codesign.exits import DROP_REFERENCES
 from codesign.runs.setup import open_run_evaluator
 from codesign.runs.store import RunStore
+from codesign.thresholds import tune_thresholds
 
 
 @dataclass(frozen=True)

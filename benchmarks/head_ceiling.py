@@ -2,7 +2,7 @@
 
 Two tables, for the largest and the smallest sub-network of the workload's space:
 
-1. Supernet heads (float): the shipped training (`network.supernet.train_exit_heads`) trains every early
+1. Supernet heads (float): the shipped training (`network.exit_heads.train_exit_heads`) trains every early
    head at once, shared by all sub-networks, until the heads' validation loss stops falling. Ceiling: each
    early head trained alone, from the same initialisation, on that sub-network's frozen stage outputs, with
    Adam until its validation loss has not fallen for 20 epochs (learning rate halved after each 5 without
@@ -33,13 +33,12 @@ import torch
 import torch.nn.functional as F
 
 from codesign.config.workload import load_workload
+from codesign.network.exit_heads import backbone_features, exit_heads_checkpoint
 from codesign.network.supernet import (
     Supernet,
-    _at,
-    _backbone_features,
-    _extreme,
+    at_resolution,
     default_supernet_dir,
-    exit_heads_checkpoint,
+    extreme_candidate,
     static_space,
     supernet_checkpoint,
 )
@@ -51,7 +50,7 @@ def features(net: Supernet, images: torch.Tensor, spec) -> list[torch.Tensor]:
     """Each stage's output for `spec`, in batches of 512 with batch statistics (as the heads train)."""
     net.train()
     chunks = [
-        _backbone_features(net, _at(images[b : b + 512], spec.resolution), spec)
+        backbone_features(net, at_resolution(images[b : b + 512], spec.resolution), spec)
         for b in range(0, len(images), 512)
     ]
     return [torch.cat([c[k] for c in chunks]) for k in range(len(chunks[0]))]
@@ -126,8 +125,8 @@ def main() -> None:
             f"{'sub-network':>11} {'head':>4} {'val shipped':>11} {'val alone':>9} {'test shipped':>12} {'test alone':>10} {'gap (test, pt)':>14} {'epochs':>6}"
         )
         for label, spec in (
-            ("largest", _extreme(setup.space, True)),
-            ("smallest", _extreme(setup.space, False)),
+            ("largest", extreme_candidate(setup.space, True)),
+            ("smallest", extreme_candidate(setup.space, False)),
         ):
             train = features(shipped, dataset.train.images, spec)
             val = features(shipped, dataset.val.images, spec)
@@ -208,7 +207,10 @@ def candidate_table(setup, supernet_path, steps: int) -> list[float]:
         f"\n{'candidate':>11} {'exit':>4} {'val shipped':>11} {'val alone':>9} {'test shipped':>12} {'test alone':>10} {'gap (test, pt)':>14}"
     )
     gaps = []
-    for label, spec in (("largest", _extreme(setup.space, True)), ("smallest", _extreme(setup.space, False))):
+    for label, spec in (
+        ("largest", extreme_candidate(setup.space, True)),
+        ("smallest", extreme_candidate(setup.space, False)),
+    ):
         architecture = spec.architecture()
         trained = evaluator.trained(architecture)
         shipped_test = evaluator.test_exits(architecture)

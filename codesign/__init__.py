@@ -48,7 +48,7 @@ _PUBLIC = {
     "build_model": "codesign.network.model",
     "load_shared_weights": "codesign.network.model",
     "CachedExits": "codesign.exits",
-    "tune_thresholds": "codesign.exits",
+    "tune_thresholds": "codesign.thresholds",
     "export_qcdq": "codesign.deploy.qcdq",
     "cost_onnx": "codesign.cost.report",
     "Allocation": "codesign.cost.exits",

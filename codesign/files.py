@@ -3,9 +3,9 @@ finding the libraries shipped with codesign (accelerators, workloads)."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
-import sqlite3
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +40,10 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; outputs get the usual permissions
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is None:  # a write to an open file (a full disk) names no file: this one failed
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -57,7 +61,9 @@ _UMASK = _read_umask()
 def atomic_torch_save(state: dict[str, Any], path: Path) -> None:
     import torch
 
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    buffer = io.BytesIO()  # serialised first: a full disk is then an OSError naming the file, not torch's own
+    torch.save(state, buffer)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getbuffer()))
 
 
 def read_torch_weights(path: Path) -> dict[str, Any] | None:
@@ -100,77 +106,6 @@ def library_dir(name: str) -> Path:
     """The shipped library folder `name` (`accelerators` or `workloads`), installed or in the source tree."""
     installed = _INSTALLED_LIBRARIES / name
     return installed if installed.is_dir() else _SOURCE_LIBRARIES / name
-
-
-def open_database(
-    path: Path,
-    schema: tuple[str, ...],
-    tables: dict[str, tuple[str, ...]],
-    what: str,
-    remedy: str,
-    create: bool = True,
-    upgrades: dict[str, tuple[str, ...]] | None = None,
-    check_integrity: bool = False,
-) -> sqlite3.Connection:
-    """An SQLite database in WAL mode (many readers, serialised writers, safe across processes) holding
-    `tables` (name -> columns). A file that is not such a database, or cannot be opened, is a one-line
-    error naming it, what it should be (`what`) and what to do (`remedy`). `create`: make the tables if
-    missing (else a database without them is refused). `upgrades`: columns added to a table since its
-    first version, added to an older file in place (its rows get NULL there). `check_integrity`: read every
-    page once now (SQLite's quick_check, milliseconds on a run store) so that damaged data is named here,
-    not by the first query that happens to touch it."""
-    problem = None
-    connection = None
-    try:
-        if create:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
-        connection.execute("PRAGMA busy_timeout=60000")
-        present = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if create:
-            connection.execute("PRAGMA journal_mode=WAL")
-            for statement in schema:
-                connection.execute(statement)
-        elif not set(tables) <= present:
-            problem = f"no {', '.join(sorted(set(tables) - present))} table"
-        for table, columns in tables.items():
-            if problem is None:
-                found = tuple(row[1] for row in connection.execute(f"PRAGMA table_info({table})"))
-                added = (upgrades or {}).get(table, ())
-                if create and added and found == tuple(c for c in columns if c not in added):
-                    for column in added:
-                        connection.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
-                    found = columns
-                if found != columns:
-                    problem = f"table {table} has columns {list(found)}"
-        if problem is None:  # a first row of each table: cheap, and finds a table whose pages are garbage
-            for table in tables:
-                connection.execute(f"SELECT * FROM {table} LIMIT 1").fetchall()
-        if problem is None and check_integrity:
-            verdict = [row[0] for row in connection.execute("PRAGMA quick_check")]
-            if verdict != ["ok"]:
-                problem = f"its data is damaged (SQLite quick_check: {verdict[0]})"
-    except sqlite3.Error as exc:
-        problem = str(exc)
-    except OSError as exc:
-        if connection is not None:
-            connection.close()
-        raise CodesignError(
-            f"{path}: file: expected a location where {what} can be kept ({exc.strerror}: {exc.filename}); choose another"
-        ) from None
-    if problem is not None:
-        if connection is not None:
-            connection.close()
-        raise CodesignError(f"{path}: database: expected {what} ({problem}); {remedy}")
-    return connection
-
-
-class DamagedDatabase(CodesignError):
-    """A database that opened but failed on a query: one line naming it and saying whether it can go."""
-
-
-def damaged(path: Path, what: str, remedy: str, exc: sqlite3.Error) -> DamagedDatabase:
-    return DamagedDatabase(f"{path}: database: expected {what} (SQLite: {exc}); {remedy}")
 
 
 def user_cache_dir() -> Path:

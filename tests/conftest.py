@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from codesign.data.digits import load_digits_dataset
 from codesign.hardware.target import load_hardware
@@ -23,7 +24,9 @@ warnings.filterwarnings("ignore")
 if os.environ.get("PYTEST_XDIST_WORKER") and hasattr(os, "sched_setaffinity"):
     _cores = sorted(os.sched_getaffinity(0))
     if len(_cores) > 1 and int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
-        os.sched_setaffinity(0, {_cores[int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw")) % len(_cores)]})
+        os.sched_setaffinity(
+            0, {_cores[int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw")) % len(_cores)]}
+        )
 if "CODESIGN_CACHE_DIR" not in os.environ or os.environ.get("CODESIGN_TEST_OWN_CACHE"):
     _process = os.environ.get("PYTEST_XDIST_WORKER", "main")
     os.environ["CODESIGN_CACHE_DIR"] = tempfile.mkdtemp(prefix=f"codesign-test-cache-{_process}-")
@@ -82,3 +85,22 @@ def edge_tpu():
 @pytest.fixture()
 def tmp(tmp_path: Path) -> Path:
     return tmp_path
+
+
+def float_network(path: Path, width: int = 32, flat: int = 64) -> Path:
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, width, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(width, flat, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(flat * 8 * 8, 10),
+    )
+    torch.onnx.export(net, torch.zeros(1, 3, 16, 16), str(path), dynamo=False, opset_version=13)
+    return path
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return float_network(tmp_path_factory.mktemp("net") / "net.onnx")

@@ -10,8 +10,8 @@ from codesign.exits import (
     max_probability,
     score_margin,
     softmax,
-    tune_thresholds,
 )
+from codesign.thresholds import tune_thresholds
 
 
 def test_score_margin_is_top1_minus_top2_probability():

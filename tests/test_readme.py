@@ -25,3 +25,35 @@ def test_the_readme_plain_commands_are_what_the_makefile_runs():
             "python3 -m venv .venv", "$(PYTHON) -m venv $(VENV)"
         )
         assert as_in_make in makefile, command
+
+
+def readme_commands() -> list[str]:
+    """Every `codesign` command the README shows, continuation lines joined, comments dropped."""
+    readme = (ROOT / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```(?:bash)?\n(.*?)```", readme, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("  #")[0].strip()
+            if line.startswith(".venv/bin/codesign "):
+                commands.append(line.removeprefix(".venv/bin/codesign "))
+    return commands
+
+
+def test_every_codesign_command_in_the_readme_parses_with_the_real_command_line():
+    import shlex
+
+    from codesign.cli.main import build_parser
+
+    commands = readme_commands()
+    assert len(commands) >= 8  # the tour: explore, cost, infer
+    parser = build_parser()
+    for command in commands:
+        args = parser.parse_args(shlex.split(command))  # an unknown option or bad value exits with 2
+        assert args.command in {"explore", "cost", "report", "infer", "accelerators"}, command
+
+
+def test_the_readme_stays_a_guide_and_its_links_exist():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 300
+    for target in re.findall(r"\]\(([^)#]+)\)", readme):
+        assert (ROOT / target).exists(), target

@@ -120,13 +120,8 @@ def run_defaults(model: Path) -> RunDefaults | None:
 def run(args: argparse.Namespace) -> int:
     from codesign.cost.cache import default_cache_path
     from codesign.cost.exits import Allocation
-    from codesign.cost.report import (
-        comparison_table,
-        cost_onnx,
-        format_comparison,
-        format_cost_report,
-        write_cost_report,
-    )
+    from codesign.cost.report import cost_onnx, write_cost_report
+    from codesign.cost.report_text import comparison_table, format_comparison, format_cost_report
     from codesign.files import atomic_write
     from codesign.hardware.overrides import parse_override
     from codesign.hardware.target import load_overridden

@@ -61,7 +61,8 @@ def _median_run(results: list[SplitResult]) -> SplitResult:
 
 def _infer(args: argparse.Namespace) -> int:
     from codesign.data.registry import load_dataset
-    from codesign.deploy.runtime import EarlyExitRuntime, batch1_latency, compare_modes
+    from codesign.deploy.measure import batch1_latency, compare_modes
+    from codesign.deploy.runtime import EarlyExitRuntime
 
     thresholds = parse_thresholds(args.thresholds) if args.thresholds else None
     runtime = EarlyExitRuntime(

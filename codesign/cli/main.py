@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sqlite3
 import sys
 from importlib.metadata import version
@@ -37,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc))
     except OSError as exc:
         where = exc.filename or "file system"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return _fail(
+                f"{where}: {exc.strerror}: expected room to write it; free space on its disk (finished work is "
+                "kept: `codesign explore --resume RUN` continues a run)"
+            )
         return _fail(
             f"{where}: {exc.strerror or exc}: expected a readable (and, for outputs, writable) path; choose another"
         )

@@ -15,11 +15,12 @@ from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
 
-from codesign.cost.graph import LayerSpec
+from codesign.cost.layer_specs import LayerSpec
 from codesign.cost.records import LayerCost
 from codesign.cost.settings import CostOptions
+from codesign.databases import damaged, open_database
 from codesign.errors import CodesignError
-from codesign.files import damaged, open_database, user_cache_dir
+from codesign.files import user_cache_dir
 from codesign.hardware.target import HardwareTarget
 
 ZIGZAG_VERSION = version("zigzag-dse")
@@ -87,6 +88,7 @@ class LayerCostCache:
             WHAT,
             REMEDY,
             upgrades={"layer_costs": ("detail_json",)},
+            foreign="codesign leaves it untouched: give another file with --cost-cache",
         )
 
     def _damaged(self, exc: sqlite3.DatabaseError) -> CodesignError:

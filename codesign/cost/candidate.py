@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from codesign.cost.engine import CostEngine
 from codesign.cost.exits import Allocation, per_exit_costs
-from codesign.cost.graph import LayerSpec, OperatorSpec, ParsedNetwork
+from codesign.cost.layer_specs import LayerSpec, OperatorSpec, ParsedNetwork
 from codesign.cost.network import network_costs
 from codesign.cost.records import ExitCost, ItemCost
 from codesign.cost.residency import ResidencyPlan, plan_residency, run_probabilities

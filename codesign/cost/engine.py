@@ -9,7 +9,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from codesign.cost.cache import LayerCostCache, layer_cost_key
-from codesign.cost.graph import SOURCE_INPUT_FROM_LAYER, DataflowNode, LayerSpec, conv_layer, gemm_layer
 from codesign.cost.imc import (
     ImcNodeFailure,
     ImcPlacement,
@@ -18,6 +17,7 @@ from codesign.cost.imc import (
     imc_placements,
     is_imc,
 )
+from codesign.cost.layer_specs import SOURCE_INPUT_FROM_LAYER, DataflowNode, LayerSpec, conv_layer, gemm_layer
 from codesign.cost.records import LayerCost
 from codesign.cost.settings import CostOptions
 from codesign.cost.zigzag import zigzag_layer_cost

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from codesign.cost.cache import cost_key
-from codesign.cost.graph import SOURCE_BOTH_CONSTANT, SOURCE_BOTH_FROM_LAYERS, DataflowNode, LayerSpec
+from codesign.cost.layer_specs import SOURCE_BOTH_CONSTANT, SOURCE_BOTH_FROM_LAYERS, DataflowNode, LayerSpec
 from codesign.cost.records import LayerCost
 from codesign.cost.settings import CostOptions
 from codesign.errors import CodesignError

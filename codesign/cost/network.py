@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from codesign.cost.engine import CostEngine
-from codesign.cost.graph import DataflowNode, LayerSpec, OperatorSpec
 from codesign.cost.imc import MODEL_IMC, is_imc
+from codesign.cost.layer_specs import DataflowNode, LayerSpec, OperatorSpec
 from codesign.cost.records import OFF_CHIP, ON_CHIP, ItemCost, LayerCost, MemoryEnergy
 from codesign.cost.residency import ResidencyPlan, plan_residency, resident_target
 from codesign.cost.settings import CostModelSettings

@@ -48,8 +48,8 @@ from functools import lru_cache
 import numpy as np
 
 from codesign.cost.exits import segment_index
-from codesign.cost.graph import NETWORK_INPUT, LayerSpec, OperatorSpec
 from codesign.cost.imc import is_imc
+from codesign.cost.layer_specs import NETWORK_INPUT, LayerSpec, OperatorSpec
 from codesign.cost.settings import RESIDENCY_MODES
 from codesign.hardware.memory import (
     MemoryLevel,

@@ -12,7 +12,7 @@ import logging
 from functools import lru_cache
 from typing import Any
 
-from codesign.cost.graph import LayerSpec
+from codesign.cost.layer_specs import LayerSpec
 from codesign.cost.records import LatencyParts, LayerCost, LayerMapping, MemoryEnergy
 from codesign.cost.settings import CostOptions
 from codesign.hardware.target import HardwareTarget

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from codesign.deploy.segments import SegmentedModel
+from codesign.deploy.segments import SegmentedModel, static_graph
 from codesign.deploy.sessions import onnxruntime_session
 from codesign.errors import CodesignError, input_error
 from codesign.exits import POLICIES, LearnedConfidence
@@ -237,8 +237,8 @@ class EarlyExitRuntime:
         """
         if batch_size < 1:
             raise CodesignError(f"batch_size: expected a positive integer, got {batch_size}")
-        images = _as_numpy(split.images).astype(np.float32, copy=False)
-        labels = _as_numpy(split.labels).astype(np.int64, copy=False)
+        images = as_numpy(split.images).astype(np.float32, copy=False)
+        labels = as_numpy(split.labels).astype(np.int64, copy=False)
         n = int(labels.shape[0])
         if warmup and n:
             self.run(images[:batch_size], static=static)
@@ -264,54 +264,6 @@ class EarlyExitRuntime:
             predictions=predictions,
             exits=exits,
         )
-
-
-@dataclass(frozen=True)
-class ModeAgreement:
-    """The deployment mode against the reference mode (which equals PyTorch) on the same images."""
-
-    same_exit_and_class: float  # share of inputs that leave at the same exit with the same prediction
-    reference_accuracy: float
-    deploy_accuracy: float
-    num_images: int
-
-
-def compare_modes(reference: EarlyExitRuntime, deployed: EarlyExitRuntime, split: Any) -> ModeAgreement:
-    """How often the deployment mode decides as the reference mode (= PyTorch) does, and both accuracies."""
-    images = _as_numpy(split.images).astype(np.float32, copy=False)
-    labels = _as_numpy(split.labels).astype(np.int64, copy=False)
-    ref, dep = reference.run(images), deployed.run(images)
-    same = (ref.predictions == dep.predictions) & (ref.exits == dep.exits)
-    return ModeAgreement(
-        same_exit_and_class=float(same.mean()),
-        reference_accuracy=float((ref.predictions == labels).mean()),
-        deploy_accuracy=float((dep.predictions == labels).mean()),
-        num_images=int(labels.size),
-    )
-
-
-@dataclass(frozen=True)
-class Latency:
-    """Per-image latency at batch 1 (seconds), one image at a time through the runtime. With early exit the
-    distribution has one mode per exit: the mean is the expected latency (what costs predict), the median
-    that of the exit most inputs take."""
-
-    median_s: float
-    p90_s: float
-    images: int
-    mean_s: float
-
-
-def batch1_latency(runtime: EarlyExitRuntime, images: np.ndarray, static: bool = False) -> Latency:
-    """Each image alone, as a device classifies it: median and 90th percentile of the per-image wall time."""
-    images = np.ascontiguousarray(images, dtype=np.float32)
-    times = np.empty(len(images))
-    clock = time.perf_counter
-    for index in range(len(images)):
-        start = clock()
-        runtime.run(images[index : index + 1], static=static)
-        times[index] = clock() - start
-    return Latency(float(np.median(times)), float(np.percentile(times, 90)), len(images), float(times.mean()))
 
 
 class _Deployed:
@@ -357,7 +309,7 @@ class _Deployed:
         self.options = options
         self.sessions = [onnxruntime_session(graph, threads, options.optimized) for graph in graphs]
         self.static_session = onnxruntime_session(
-            _static_graph(segments, heads[-1]), threads, options.optimized
+            static_graph(segments, heads[-1]), threads, options.optimized
         )
         self.outputs = [
             [PREDICTION, FEATURES] + ([LEAVE] if p < last else []) for p in range(model.num_exits)
@@ -458,43 +410,7 @@ class _Deployed:
         return RuntimeResult(predictions, exits, time.perf_counter() - start, zeros, zeros, tuple(entered))
 
 
-def _static_graph(segments: list[Any], final_head: Any):  # noqa: ANN202 (an onnx ModelProto)
-    """The whole network without its early exits, as one graph: every segment, then the final head
-    (onnx ModelProtos, left unchanged)."""
-    import onnx
-    from onnx import helper
-
-    from codesign.deploy.decisions import PREDICTION
-    from codesign.deploy.segments import FEATURES_NAME, INPUT_NAME, LOGITS_NAME
-
-    graph = onnx.compose.add_prefix(segments[0], "s0_")
-    current = f"s0_{FEATURES_NAME}"
-    parts = [*segments[1:], final_head]
-    for index, part in enumerate(parts, start=1):
-        port = INPUT_NAME if index < len(parts) else FEATURES_NAME
-        output = FEATURES_NAME if index < len(parts) else LOGITS_NAME
-        graph = onnx.compose.merge_models(
-            graph,
-            part,
-            io_map=[(current, port)],  # the second name before its prefix (merge_models adds it)
-            prefix2=f"p{index}_",
-            outputs=[f"p{index}_{output}"],
-        )
-        current = f"p{index}_{output}"
-    graph.graph.node.append(
-        helper.make_node("ArgMax", [current], [PREDICTION], name="static_argmax", axis=1, keepdims=0)
-    )
-    del graph.graph.output[:]
-    graph.graph.output.append(helper.make_tensor_value_info(PREDICTION, onnx.TensorProto.INT64, ["batch"]))
-    for node in graph.graph.node:
-        node.input[:] = [INPUT_NAME if n == f"s0_{INPUT_NAME}" else n for n in node.input]
-    for value in graph.graph.input:
-        if value.name == f"s0_{INPUT_NAME}":
-            value.name = INPUT_NAME
-    return graph
-
-
-def _as_numpy(value: Any) -> np.ndarray:
+def as_numpy(value: Any) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     return np.asarray(value)

@@ -384,3 +384,38 @@ def export_segments(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return segmented
+
+
+def static_graph(segments: list[Any], final_head: Any):  # noqa: ANN202 (an onnx ModelProto)
+    """The whole network without its early exits, as one graph: every segment, then the final head
+    (onnx ModelProtos, left unchanged)."""
+    import onnx
+    from onnx import helper
+
+    from codesign.deploy.decisions import PREDICTION
+
+    graph = onnx.compose.add_prefix(segments[0], "s0_")
+    current = f"s0_{FEATURES_NAME}"
+    parts = [*segments[1:], final_head]
+    for index, part in enumerate(parts, start=1):
+        port = INPUT_NAME if index < len(parts) else FEATURES_NAME
+        output = FEATURES_NAME if index < len(parts) else LOGITS_NAME
+        graph = onnx.compose.merge_models(
+            graph,
+            part,
+            io_map=[(current, port)],  # the second name before its prefix (merge_models adds it)
+            prefix2=f"p{index}_",
+            outputs=[f"p{index}_{output}"],
+        )
+        current = f"p{index}_{output}"
+    graph.graph.node.append(
+        helper.make_node("ArgMax", [current], [PREDICTION], name="static_argmax", axis=1, keepdims=0)
+    )
+    del graph.graph.output[:]
+    graph.graph.output.append(helper.make_tensor_value_info(PREDICTION, onnx.TensorProto.INT64, ["batch"]))
+    for node in graph.graph.node:
+        node.input[:] = [INPUT_NAME if n == f"s0_{INPUT_NAME}" else n for n in node.input]
+    for value in graph.graph.input:
+        if value.name == f"s0_{INPUT_NAME}":
+            value.name = INPUT_NAME
+    return graph

@@ -22,7 +22,8 @@ from codesign.cost.cache import LayerCostCache, default_cache_path
 from codesign.cost.candidate import CandidateCosting
 from codesign.cost.engine import CostEngine
 from codesign.cost.exits import Allocation, expected_cost
-from codesign.cost.graph import ParsedNetwork, parse_onnx
+from codesign.cost.graph import parse_onnx
+from codesign.cost.layer_specs import ParsedNetwork
 from codesign.cost.records import ExitCost
 from codesign.cost.settings import CostOptions
 from codesign.data.splits import Dataset, Split, resize_split, to_device

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from codesign.cost.graph import ParsedNetwork
+from codesign.cost.layer_specs import ParsedNetwork
 from codesign.cost.settings import CostModelSettings
 from codesign.exits import CachedExits, LearnedConfidence
 from codesign.network.settings import Augmentation, FinetuneConfig, TrainingConfig

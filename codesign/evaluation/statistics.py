@@ -16,9 +16,10 @@ from codesign.cost.exits import expected_cost
 from codesign.cost.records import ExitCost
 from codesign.data.splits import Split
 from codesign.evaluation.settings import EvaluationSettings
-from codesign.exits import CachedExits, ExitStats, LearnedConfidence, fit_temperature, tune_thresholds
+from codesign.exits import CachedExits, ExitStats, LearnedConfidence, fit_temperature
 from codesign.network.training import exit_logits
 from codesign.spec import CandidateSpec
+from codesign.thresholds import tune_thresholds
 
 
 def fit_temperatures(

@@ -65,7 +65,11 @@ def _linked(source: Path, target: Path) -> None:
     try:
         os.link(source, scratch)
     except OSError:
-        shutil.copyfile(source, scratch)
+        try:
+            shutil.copyfile(source, scratch)
+        except OSError as exc:  # a full disk: name the file being written, not the one read
+            scratch.unlink(missing_ok=True)
+            raise OSError(exc.errno, exc.strerror, str(target)) from None
     os.replace(scratch, target)
 
 

@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from codesign.databases import open_database, writing
 from codesign.errors import CodesignError
-from codesign.files import open_database, user_cache_dir
+from codesign.files import user_cache_dir
 
 TECHNOLOGY_UM = 0.022  # ZigZag's default CACTI technology node (22 nm)
 CACHE_NAME = "cacti.sqlite"
@@ -98,10 +99,11 @@ def cacti_costs(query: CactiQuery, cache_path: Path | None = None) -> MemoryCost
         if row is not None:
             return MemoryCosts(*row)
         costs = _run_cacti(query)
-        connection.execute(
-            "INSERT OR IGNORE INTO memory_costs VALUES (?, ?, ?, ?)",
-            (query.key(), costs.read_pj, costs.write_pj, costs.area_mm2),
-        )
+        with writing(path):
+            connection.execute(
+                "INSERT OR IGNORE INTO memory_costs VALUES (?, ?, ?, ?)",
+                (query.key(), costs.read_pj, costs.write_pj, costs.area_mm2),
+            )
         return costs
     finally:
         connection.close()

@@ -10,7 +10,6 @@ or `memories.sram_2MB.size=8388608` or `codesign.clock_mhz=400`.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -22,76 +21,22 @@ import yaml
 from codesign.errors import CodesignError
 from codesign.files import atomic_write_text, library_dir, read_yaml
 from codesign.hardware.cacti import PricedMemory, with_cacti_costs
+from codesign.hardware.metadata import (
+    Interconnect,
+    MacEnergyModel,
+    OperatingPoint,
+    parse_interconnect,
+    parse_mac_energy,
+    parse_metadata,
+    parse_operating_point,
+    parse_precision_scalable,
+    positive,
+)
 from codesign.hardware.overrides import METADATA_KEY, apply_overrides, scale_spatial_mapping
 from codesign.hardware.zigzag_files import check_mapping_fits, validate_accelerator, validate_mapping
 
 MAPPING_SUFFIX = ".mapping.yaml"
 DEFAULT_CLOCK_MHZ = 1000.0
-METADATA_FIELDS = (
-    "description",
-    "clock_mhz",
-    "cores",
-    "interconnect",
-    "mac_energy",
-    "precision_scalable",
-    "dvfs",
-)
-
-
-@dataclass(frozen=True)
-class MacEnergyModel:
-    """MAC energy as a function of operand widths.
-
-    ZigZag charges `unit_energy` per MAC whatever the precision. We split that energy at the
-    reference precision into a multiplier share, scaling with the product of operand widths
-    (array multiplier: w x a partial-product bits), and an adder/accumulator share, scaling with
-    their sum (ripple/carry-save adder width). Horowitz (ISSCC 2014, 45 nm): 8-bit multiply 0.2 pJ,
-    8-bit add 0.03 pJ, i.e. a multiplier share of about 0.85-0.87 at 8x8 bits.
-    """
-
-    reference_bits: tuple[int, int] = (8, 8)
-    multiplier_share: float = 0.85
-
-    def scale(self, weight_bits: int, act_bits: int) -> float:
-        ref_w, ref_a = self.reference_bits
-        product = (weight_bits * act_bits) / (ref_w * ref_a)
-        total = (weight_bits + act_bits) / (ref_w + ref_a)
-        return self.multiplier_share * product + (1.0 - self.multiplier_share) * total
-
-
-@dataclass(frozen=True)
-class Interconnect:
-    bandwidth_bits_per_cycle: float
-    energy_pj_per_bit: float
-    latency_cycles: float = 0.0
-
-    def transfer(self, bits: float) -> tuple[float, float]:
-        """(energy pJ, latency cycles) of moving `bits` between two cores."""
-        if bits <= 0:
-            return 0.0, 0.0
-        return bits * self.energy_pj_per_bit, self.latency_cycles + math.ceil(
-            bits / self.bandwidth_bits_per_cycle
-        )
-
-
-@dataclass(frozen=True)
-class OperatingPoint:
-    """A DVFS operating point and what it does to costs (see `_operating_point` for the model).
-
-    Dynamic energy (MACs, memory accesses) scales with (V / V_ref)^2 from the energies in the accelerator
-    file, which are taken to hold at `reference_voltage`; static (leakage) power scales linearly with V,
-    a first-order model (leakage current roughly constant over a small voltage range), and is paid for
-    every cycle an inference takes, so a slower clock is not free."""
-
-    index: int
-    clock_mhz: float
-    voltage: float
-    reference_voltage: float
-    static_power_w: float  # at this operating point
-
-    @property
-    def energy_scale(self) -> float:
-        return (self.voltage / self.reference_voltage) ** 2
 
 
 @dataclass(frozen=True)
@@ -199,7 +144,7 @@ def load_hardware(
         )
     if overrides:
         accel_raw, mapping_raw = _overridden(accel_raw, mapping_raw, overrides, accel_path)
-    meta = _metadata(accel_path, accel_raw.get(METADATA_KEY))
+    meta = parse_metadata(accel_path, accel_raw.get(METADATA_KEY))
     zigzag_raw = {k: v for k, v in accel_raw.items() if k != METADATA_KEY}
     accel_data = validate_accelerator(accel_path, zigzag_raw)
     accel_data, priced = with_cacti_costs(accel_path, accel_data, overrides or {})
@@ -213,14 +158,14 @@ def load_hardware(
         + yaml.safe_dump(mapping_raw, sort_keys=True).encode()
         + (repr(priced).encode() if priced else b"")  # CACTI's figures replace the file's
     ).hexdigest()
-    cores = int(_positive(accel_path, f"{METADATA_KEY}.cores", meta.get("cores", 1), integer=True))
-    interconnect = _interconnect(accel_path, meta.get("interconnect"))
+    cores = int(positive(accel_path, f"{METADATA_KEY}.cores", meta.get("cores", 1), integer=True))
+    interconnect = parse_interconnect(accel_path, meta.get("interconnect"))
     if cores > 1 and interconnect is None:
         raise CodesignError(
             f"{accel_path}: {METADATA_KEY}.interconnect: expected an interconnect for {cores} cores"
         )
-    clock_mhz = _positive(accel_path, f"{METADATA_KEY}.clock_mhz", meta.get("clock_mhz", DEFAULT_CLOCK_MHZ))
-    point = _operating_point(accel_path, meta.get("dvfs"))
+    clock_mhz = positive(accel_path, f"{METADATA_KEY}.clock_mhz", meta.get("clock_mhz", DEFAULT_CLOCK_MHZ))
+    point = parse_operating_point(accel_path, meta.get("dvfs"))
     if point is not None:
         clock_mhz = point.clock_mhz
     name = str(accel_raw.get("name") or accel_path.stem)
@@ -233,8 +178,8 @@ def load_hardware(
         clock_assumed="clock_mhz" not in meta and point is None,
         cores=cores,
         interconnect=interconnect,
-        mac_energy=_mac_energy(accel_path, meta.get("mac_energy") or {}),
-        precision_scalable=_precision_scalable(accel_path, meta.get("precision_scalable") or {}),
+        mac_energy=parse_mac_energy(accel_path, meta.get("mac_energy") or {}),
+        precision_scalable=parse_precision_scalable(accel_path, meta.get("precision_scalable") or {}),
         description=str(meta.get("description", "")),
         overrides=tuple((k, repr(v)) for k, v in (overrides or {}).items()),
         operating_point=point,
@@ -317,137 +262,6 @@ def _overridden(
             mapping_raw, list(array.get("dimensions", [])), list(original_sizes), list(array["sizes"])
         )
     return accel_raw, mapping_raw
-
-
-def _metadata(path: Path, meta: Any) -> dict[str, Any]:
-    if meta is None:
-        return {}
-    if not isinstance(meta, dict):
-        raise CodesignError(
-            f"{path}: {METADATA_KEY}: expected a mapping (clock_mhz, cores, interconnect, mac_energy)"
-        )
-    for key in meta:
-        if key not in METADATA_FIELDS:
-            raise CodesignError(f"{path}: {METADATA_KEY}.{key}: expected one of {sorted(METADATA_FIELDS)}")
-    return meta
-
-
-def _number(path: Path, field_name: str, value: Any, *, minimum: float = 0.0, strict: bool = True) -> float:
-    """A finite number above `minimum` (at least it, if not `strict`), or a one-line error."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > minimum if strict else value >= minimum)
-    if not ok:
-        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-        raise CodesignError(f"{path}: {field_name}: expected a finite number {bound}, got {value!r}")
-    return float(value)
-
-
-def _positive(path: Path, field_name: str, value: Any, integer: bool = False) -> float:
-    ok = (
-        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-    )
-    if integer:
-        ok = ok and float(value).is_integer()
-    if not ok:
-        raise CodesignError(
-            f"{path}: {field_name}: expected a positive {'integer' if integer else 'number'}, got {value!r}"
-        )
-    return float(value)
-
-
-def _interconnect(path: Path, data: Any) -> Interconnect | None:
-    if data is None:
-        return None
-    where = f"{METADATA_KEY}.interconnect"
-    if not isinstance(data, dict):
-        raise CodesignError(
-            f"{path}: {where}: expected a mapping (bandwidth_bits_per_cycle, energy_pj_per_bit)"
-        )
-    for key in data:
-        if key not in ("bandwidth_bits_per_cycle", "energy_pj_per_bit", "latency_cycles"):
-            raise CodesignError(
-                f"{path}: {where}.{key}: expected one of bandwidth_bits_per_cycle, energy_pj_per_bit, latency_cycles"
-            )
-    return Interconnect(
-        bandwidth_bits_per_cycle=_positive(
-            path, f"{where}.bandwidth_bits_per_cycle", data.get("bandwidth_bits_per_cycle")
-        ),
-        energy_pj_per_bit=_number(
-            path, f"{where}.energy_pj_per_bit", data.get("energy_pj_per_bit", 0.0), strict=False
-        ),
-        latency_cycles=_number(
-            path, f"{where}.latency_cycles", data.get("latency_cycles", 0.0), strict=False
-        ),
-    )
-
-
-def _mac_energy(path: Path, data: Any) -> MacEnergyModel:
-    where = f"{METADATA_KEY}.mac_energy"
-    expected = "reference_bits [w, a] (positive integers) and multiplier_share in [0, 1]"
-    if not isinstance(data, dict) or set(data) - {"reference_bits", "multiplier_share"}:
-        raise CodesignError(f"{path}: {where}: expected a mapping with {expected}, got {data!r}")
-    bits = data.get("reference_bits", [8, 8])
-    share = data.get("multiplier_share", 0.85)
-    bits_ok = isinstance(bits, (list, tuple)) and len(bits) == 2
-    bits_ok = bits_ok and all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in bits)
-    share_ok = isinstance(share, (int, float)) and not isinstance(share, bool) and 0.0 <= share <= 1.0
-    if not (bits_ok and share_ok):
-        raise CodesignError(f"{path}: {where}: expected {expected}, got {data!r}")
-    return MacEnergyModel(reference_bits=(int(bits[0]), int(bits[1])), multiplier_share=float(share))
-
-
-def _precision_scalable(path: Path, data: Any) -> tuple[tuple[int, float], ...]:
-    where = f"{METADATA_KEY}.precision_scalable"
-    if not isinstance(data, dict):
-        raise CodesignError(f"{path}: {where}: expected a mapping bits -> throughput factor, e.g. {{4: 2}}")
-    table = []
-    for bits, factor in data.items():
-        bits_ok = isinstance(bits, int) and not isinstance(bits, bool) and 1 <= bits <= 32
-        factor_ok = (
-            isinstance(factor, (int, float)) and not isinstance(factor, bool) and math.isfinite(factor)
-        )
-        if not bits_ok or not factor_ok or factor < 1:
-            raise CodesignError(
-                f"{path}: {where}.{bits}: expected an integer bit width 1-32 -> a factor >= 1, got {factor!r}"
-            )
-        table.append((int(bits), float(factor)))
-    return tuple(sorted(table))
-
-
-def _operating_point(path: Path, data: Any) -> OperatingPoint | None:
-    """`codesign.dvfs`: {reference_voltage, static_power_mw (at the reference voltage), points: [{clock_mhz,
-    voltage}, ...], point: index of the one in use}; `codesign.dvfs.point` is searchable like any field."""
-    if data is None:
-        return None
-    where = f"{METADATA_KEY}.dvfs"
-    keys = {"reference_voltage", "static_power_mw", "points", "point"}
-    if not isinstance(data, dict) or set(data) - keys or "points" not in data:
-        raise CodesignError(f"{path}: {where}: expected a mapping with {sorted(keys)}, got {data!r}")
-    reference = _positive(path, f"{where}.reference_voltage", data.get("reference_voltage"))
-    static_mw = _number(path, f"{where}.static_power_mw", data.get("static_power_mw", 0.0), strict=False)
-    points = data["points"]
-    if not isinstance(points, list) or not points:
-        raise CodesignError(
-            f"{path}: {where}.points: expected a list of {{clock_mhz, voltage}}, got {points!r}"
-        )
-    index = data.get("point", 0)
-    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(points):
-        raise CodesignError(
-            f"{path}: {where}.point: expected an index in 0..{len(points) - 1}, got {index!r}"
-        )
-    chosen = points[index]
-    if not isinstance(chosen, dict) or set(chosen) != {"clock_mhz", "voltage"}:
-        raise CodesignError(
-            f"{path}: {where}.points.{index}: expected {{clock_mhz, voltage}}, got {chosen!r}"
-        )
-    voltage = _positive(path, f"{where}.points.{index}.voltage", chosen["voltage"])
-    return OperatingPoint(
-        index=index,
-        clock_mhz=_positive(path, f"{where}.points.{index}.clock_mhz", chosen["clock_mhz"]),
-        voltage=voltage,
-        reference_voltage=reference,
-        static_power_w=static_mw * 1e-3 * voltage / reference,
-    )
 
 
 def zigzag_accelerator_file(target: HardwareTarget, folder: Path | None = None) -> Path:

@@ -379,7 +379,8 @@ def write_comparison(
     """Every returned network costed on each of `accelerators` too (its own ONNX file, the run's ZigZag options
     and cost model, its test exit fractions): `compare.csv`, one row per network, accelerator and exit,
     with columns that mean the same on every accelerator (`cost.roles`) and the chip area."""
-    from codesign.cost.report import comparison_table, cost_onnx
+    from codesign.cost.report import cost_onnx
+    from codesign.cost.report_text import comparison_table
 
     contents = store.contents()
     config = contents.config

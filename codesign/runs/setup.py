@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from importlib.metadata import version
@@ -21,7 +20,6 @@ from codesign.errors import CodesignError
 from codesign.evaluation.backends import EvaluatorRecipe, build_evaluator
 from codesign.evaluation.evaluator import EvaluationSettings, Evaluator
 from codesign.exits import LEARNED
-from codesign.hardware.area import chip_area
 from codesign.hardware.target import (
     HardwareTarget,
     load_hardware,
@@ -30,14 +28,14 @@ from codesign.hardware.target import (
     without_file,
 )
 from codesign.network.device import resolve_device
-from codesign.network.model import exit_pool_kernel, feature_map_sizes
+from codesign.network.exit_heads import exit_heads_checkpoint
 from codesign.network.supernet import (
     default_supernet_dir,
-    exit_heads_checkpoint,
     static_space,
     supernet_checkpoint,
     supernet_key,
 )
+from codesign.runs.checks import check_area, check_augmentation, check_feature_maps, check_memory
 from codesign.runs.identity import workload_edits
 from codesign.runs.store import RunConfig, RunStore
 from codesign.space import SearchSpace
@@ -216,7 +214,7 @@ class RunSetup:
 def prepare_run(workload: Workload, data_dir: Path | None = None) -> RunSetup:
     resolve_device(workload.device, f"{workload.source}: training.device")  # before anything is loaded
     target = workload_target(workload)
-    _check_area(workload, target)
+    check_area(workload, target)
     for name in workload.compare_accelerators:  # each must load now, not after the search
         try:
             load_hardware(name)
@@ -257,9 +255,9 @@ def prepare_space(workload: Workload, dataset: Dataset, target: HardwareTarget) 
         resolution=dataset.resolution,
         cores=target.cores if workload.allocate_cores else 1,
     )
-    _check_feature_maps(workload, dataset, space)
-    _check_augmentation(workload, dataset, space)
-    _check_memory(workload, space)
+    check_feature_maps(workload, dataset, space)
+    check_augmentation(workload, dataset, space)
+    check_memory(workload, space)
     for path, choices in space.hardware:  # fail before any training if a searched value is invalid
         for choice in choices:
             try:
@@ -271,106 +269,6 @@ def prepare_space(workload: Workload, dataset: Dataset, target: HardwareTarget) 
                     f"{target.accelerator_path.name}: {reason}"
                 ) from None
     return space
-
-
-def _check_area(workload: Workload, target: HardwareTarget) -> None:
-    """Chip area as an objective or a limit needs an accelerator file that states areas."""
-    field = (
-        "search.objectives"
-        if "area" in workload.search.objectives
-        else "search.constraints.max_area"
-        if workload.search.constraints.max_area is not None
-        else None
-    )
-    if field is not None and chip_area(target) is None:
-        raise CodesignError(
-            f"{workload.source}: {field}: expected an accelerator whose file states memory areas for chip area "
-            f"({target.accelerator_path} states none: give its memories an `area` and its array a `unit_area`)"
-        )
-
-
-def _check_augmentation(workload: Workload, dataset: Dataset, space: SearchSpace) -> None:
-    """A crop padded by as many pixels as the image is wide can be all padding: no image left to learn from."""
-    smallest = min(space.resolutions or (dataset.resolution,))
-    padding = workload.augment.crop_padding
-    if padding >= smallest:
-        raise CodesignError(
-            f"{workload.source}: training.augment.crop_padding: expected fewer pixels than the smallest image "
-            f"side ({smallest}, {dataset.name}), got {padding}"
-        )
-
-
-def _check_feature_maps(workload: Workload, dataset: Dataset, space: SearchSpace) -> None:
-    """Every exit sees a map of at least 2x2 that every pooling grid divides into equal windows."""
-    sizes = feature_map_sizes(dataset.resolution, [stage.stride for stage in space.stages])
-    for index, size in enumerate(sizes):
-        if size < 2:
-            raise CodesignError(
-                f"{workload.source}: space.stages[{index}].stride: expected feature maps of at least 2x2 at every exit, "
-                f"but {dataset.name}'s {dataset.resolution}x{dataset.resolution} input is down to {size}x{size} here"
-            )
-    # every map an exit pools: each stage's output, and an early one's halved by a strided conv head
-    pooled = {(size, "space.exit_branches.pool") for size in sizes}
-    pooled |= {
-        (feature_map_sizes(size, [stride])[0], "space.exit_branches.stride")
-        for size in sizes[:-1]
-        for stride in space.branches.stride
-        if stride > 1
-    }
-    for size, field_name in sorted(pooled):
-        for grid in sorted({*space.branches.pool, space.final_branch.pool}):
-            try:
-                exit_pool_kernel(size, grid)
-            except ValueError as exc:
-                raise CodesignError(
-                    f"{workload.source}: {field_name}: expected exits whose maps fit every pooling grid ({exc})"
-                ) from None
-
-
-def _check_memory(workload: Workload, space: SearchSpace) -> None:
-    """The supernet (the largest choice of everything) must fit in memory with its training state. Counted
-    on PyTorch's meta device: shapes only, nothing allocated."""
-    import torch
-
-    from codesign.network.supernet import Supernet
-
-    try:
-        with torch.device("meta"):
-            supernet = Supernet(space)
-    except (RuntimeError, OverflowError, ValueError) as exc:  # sizes beyond what PyTorch can even describe
-        widths = [max(stage.width) for stage in space.stages]
-        widest = max(range(len(widths)), key=widths.__getitem__)
-        raise CodesignError(
-            f"{workload.source}: space.stages[{widest}].width: expected networks that fit in memory, but PyTorch "
-            f"cannot even size the largest choice ({str(exc).splitlines()[0][:80]}); choose smaller widths, "
-            "expansions or depths"
-        ) from None
-    per_stage = [sum(p.numel() for p in stage.parameters()) for stage in supernet.stages]
-    parameters = sum(p.numel() for p in supernet.parameters())
-    needed = parameters * _TRAINING_BYTES_PER_PARAMETER
-    available = _available_memory()
-    if needed > available:
-        widest = max(range(len(per_stage)), key=per_stage.__getitem__)
-        raise CodesignError(
-            f"{workload.source}: space.stages[{widest}].width: expected networks that fit in memory, but the "
-            f"largest choice has {parameters:.3g} parameters ({needed / 2**30:.1f} GiB to train) and "
-            f"{available / 2**30:.1f} GiB are available; choose smaller widths, expansions or depths"
-        )
-
-
-# float32 weight, gradient and two Adam moments
-_TRAINING_BYTES_PER_PARAMETER = 16
-
-
-def _available_memory() -> int:
-    """Bytes of memory available now (Linux: MemAvailable), else the machine's physical memory."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def stored_workload(

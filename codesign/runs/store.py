@@ -16,9 +16,9 @@ from typing import Any
 
 from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.data.splits import DataSubset
+from codesign.databases import open_database, writing
 from codesign.errors import CodesignError
 from codesign.evaluation.result import CandidateResult
-from codesign.files import open_database
 from codesign.network.settings import Augmentation, FinetuneConfig, SupernetConfig, TrainingConfig
 from codesign.search.settings import SearchSettings
 from codesign.search.surrogate_search import IterationReport
@@ -165,6 +165,7 @@ class RunStore:
             "another folder (--run-dir)",
             create=create,
             check_integrity=True,
+            foreign="codesign leaves it untouched: give a run folder `codesign explore` wrote, or a new one",
         )
 
     @classmethod
@@ -199,7 +200,7 @@ class RunStore:
 
     def put(self, result: CandidateResult, key: str | None = None) -> None:
         """Store under `key`: the key of the spec the search asked for (tuned thresholds may change the result's)."""
-        with self._db:
+        with writing(self.path), self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
                 "INSERT OR IGNORE INTO evaluations VALUES (?, ?, ?, ?)",
@@ -309,7 +310,7 @@ class RunStore:
         return json.loads(row[0]) if row else default
 
     def _set(self, key: str, value: Any) -> None:
-        with self._db:
+        with writing(self.path), self._db:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ from codesign.cli.main import main
 from codesign.config.workload import load_workload
 from codesign.data.splits import DataSubset
 from codesign.errors import CodesignError
+from tests.test_space import write as write_text
 
 STUDIES = ["aebnas_fmnist", "edanas_fmnist", "zniber_fmnist"]
 SPACE = {"stages": [{"depth": 1, "width": 8, "stride": 1}, {"depth": 1, "width": 8, "stride": 2}]}
@@ -92,3 +93,56 @@ def test_a_subset_larger_than_its_split_names_the_workload_field(tmp: Path, caps
     assert main(["explore", "-w", str(path), "--runs", str(tmp / "runs")]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "w.yaml: data.val_images: expected between 1 and" in err[0], err
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("dataset: digits\nspace: {stages: [{depth: 1, width: 8}]}\n", "space.stages"),
+        (
+            "space:\n  stages:\n    - {depth: 1, width: 8}\n    - {depth: 0, width: 8}\n",
+            "space.stages[1].depth",
+        ),
+        (
+            "space:\n  stages:\n    - {depth: 1, width: 8, stride: 3}\n    - {depth: 1, width: 8}\n",
+            "space.stages[0].stride",
+        ),
+        (
+            "space:\n  stages:\n    - {depth: 1, width: 8}\n    - {depth: 1, width: 8}\n  thresholds: [0.2]\n",
+            "space.thresholds",
+        ),
+        (
+            "space:\n  stages:\n    - {depth: 1, width: 8}\n    - {depth: 1, width: 8}\n  exit_fractions: [2]\n",
+            "space.exit_fractions",
+        ),
+        ("bogus: 1\n", "bogus"),
+        (
+            "space:\n  stages:\n    - {depth: 1, width: 8}\n    - {depth: 1, width: 8}\n"
+            "  exit_branches: {convs: 1, stride: [1, 3]}\n",
+            "space.exit_branches.stride",
+        ),
+        ("space: [1, 2\n", "line"),
+        (
+            "space:\n  stages:\n    - {depth: 1, width: 8}\n    - {depth: 1, width: 8}\n"
+            "  threshold_tuning: {max_accuracy_drop: 0.01, confidence: 1.5}\n",
+            "space.threshold_tuning.confidence",
+        ),
+        (
+            "space:\n  stages:\n    - {depth: 1, width: 8}\n    - {depth: 1, width: 8}\n"
+            "  threshold_tuning: {max_accuracy_drop: 0.01, reference: oracle}\n",
+            "space.threshold_tuning.reference",
+        ),
+    ],
+)
+def test_malformed_workload_gets_one_line_error_naming_file_and_field(tmp, text, field):
+    path = write_text(tmp, text)
+    with pytest.raises(CodesignError) as info:
+        load_workload(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(path) in message and field in message and "expected" in message
+
+
+def test_unknown_workload_name_lists_presets():
+    with pytest.raises(CodesignError, match="digits"):
+        load_workload("no_such_workload")
