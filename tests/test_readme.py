@@ -57,3 +57,14 @@ def test_the_readme_stays_a_guide_and_its_links_exist():
     assert len(readme.splitlines()) <= 300
     for target in re.findall(r"\]\(([^)#]+)\)", readme):
         assert (ROOT / target).exists(), target
+
+
+def test_the_readmes_workload_example_is_the_embedded_default(tmp_path: Path):
+    from codesign.config.workload import load_workload
+
+    readme = (ROOT / "README.md").read_text()
+    (example,) = [b for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S) if b.startswith("dataset: digits")]
+    path = tmp_path / "example.yaml"
+    path.write_text("name: digits\n" + example)
+    shown, shipped = load_workload(path), load_workload("digits")
+    assert (shown.space, shown.search, shown.cost) == (shipped.space, shipped.search, shipped.cost)
