@@ -92,9 +92,8 @@ def open_database(
         connection = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
         connection.execute("PRAGMA busy_timeout=60000")
         connection.execute("PRAGMA journal_mode=WAL")
-        if (
-            connection.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID
-        ):  # from an older codesign
+        older = connection.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID
+        if older:  # made by a codesign from before application ids: it gets its own now
             connection.execute(f"PRAGMA application_id={APPLICATION_ID}")
             connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         for table, columns in tables.items():
@@ -134,6 +133,9 @@ def _create(path: Path, schema: tuple[str, ...]) -> None:
             os.link(private, path)
         except FileExistsError:
             if path.is_file() and path.stat().st_size == 0:  # an empty file holds nothing: replaced
+                os.replace(private, path)
+        except OSError:  # a file system without hard links: renamed into place unless one appeared meanwhile
+            if not path.exists():
                 os.replace(private, path)
     finally:
         for leftover in (

@@ -48,6 +48,9 @@ def _zigzag_validate(path: Path, validator: Any, schema_ok: bool, what: str) -> 
     handler = _CriticalLog()
     zigzag_logger = logging.getLogger("zigzag.parser")
     zigzag_logger.addHandler(handler)
+    disabled, propagate = logging.root.manager.disable, zigzag_logger.propagate
+    logging.disable(logging.NOTSET)  # ZigZag's reasons arrive as log records: read them even where the caller
+    zigzag_logger.propagate = False  # (a notebook, a test) switched logging off, and print none of them
     try:
         valid = validator.validate()
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
@@ -55,6 +58,8 @@ def _zigzag_validate(path: Path, validator: Any, schema_ok: bool, what: str) -> 
             f"{path}: document: expected a consistent ZigZag {what} ({type(exc).__name__}: {exc})"
         ) from None
     finally:
+        logging.disable(disabled)
+        zigzag_logger.propagate = propagate
         zigzag_logger.removeHandler(handler)
     if not valid:
         detail = handler.messages[0] if handler.messages else "rejected by ZigZag's validator"

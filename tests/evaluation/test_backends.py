@@ -115,7 +115,7 @@ def test_worker_runs_report_the_zigzag_work_done_in_the_workers(tmp: Path, capsy
 DASK = Path(sys.executable).parent / "dask"
 
 
-WORKLOAD = {
+DASK_WORKLOAD = {
     "name": "tiny-dask",
     "dataset": "digits",
     "accelerator": "edge_tpu_like",
@@ -217,7 +217,7 @@ def front(run: Path) -> pd.DataFrame:
 def undisturbed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     folder = tmp_path_factory.mktemp("dask")
     workload = folder / "tiny.yaml"
-    workload.write_text(yaml.safe_dump(WORKLOAD))
+    workload.write_text(yaml.safe_dump(DASK_WORKLOAD))
     cluster = Cluster(workers=2)
     try:
         process = explore(workload, folder / "undisturbed", folder / "cache", cluster.address)
