@@ -173,6 +173,16 @@ def cost_onnx(
         notes.append(
             "static (leakage) power: not modelled (the accelerator file has no codesign.dvfs section)"
         )
+    schedule_tasks = (
+        tuple(schedule(items, network.exit_stages, allocation, target.interconnect)) if allocation else ()
+    )
+    if target.cores > 1:
+        used = len({task.core for task in schedule_tasks}) if schedule_tasks else 1
+        notes.append(
+            f"multi-core: each backbone stage and exit head runs whole on one core ({used} of {target.cores} cores "
+            "used here); a layer is never split over cores, so a single network's latency is pessimistic by up "
+            "to the core count against a Stream-style split (docs/stream-comparison.md)"
+        )
     area = chip_area(target)
     notes.append(area.describe() if area is not None else NO_AREA)
     notes.extend(target.notes)
@@ -197,7 +207,7 @@ def cost_onnx(
         tuple(asdict(core) for core in plan.cores),
         area,
         tuple((item.name, item.mapping) for item in items if item.mapping is not None),
-        tuple(schedule(items, network.exit_stages, allocation, target.interconnect)) if allocation else (),
+        schedule_tasks,
     )
 
 

@@ -93,3 +93,14 @@ def test_each_layers_mapping_is_shown_and_survives_the_cache(network: Path, tmp:
         if attempt == "cold":
             first = (layers["temporal_mapping"].tolist(), text)
     assert (layers["temporal_mapping"].tolist(), text) == first
+
+
+def test_a_multi_core_cost_says_layers_are_not_split_over_cores(network: Path):
+    from codesign.cost.report import cost_onnx
+    from codesign.cost.settings import CostOptions
+
+    report = cost_onnx(network, "edge_tpu_x4", options=CostOptions(lpf_limit=2))
+    (note,) = [n for n in report.notes if n.startswith("multi-core:")]
+    assert "1 of 4 cores used here" in note and "never split over cores" in note
+    single = cost_onnx(network, "edge_tpu_like", options=CostOptions(lpf_limit=2))
+    assert not any(n.startswith("multi-core:") for n in single.notes)
