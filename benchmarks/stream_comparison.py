@@ -31,7 +31,7 @@ import pandas as pd
 import yaml
 from onnx import TensorProto, helper
 
-from codesign.cost.exits import Allocation
+from codesign.cli.cost import RunDefaults, run_defaults
 from codesign.cost.report import CostReport, cost_onnx
 from codesign.cost.settings import CostModelSettings, CostOptions
 from codesign.files import atomic_write_text
@@ -197,19 +197,16 @@ def run_stream(python: Path, hardware: Path, model: Path, time_limit_s: float, t
 
 
 def codesign_side(
-    model: Path, accelerator: Path, residency: str, allocation: Allocation | None, cache: Path
+    model: Path, accelerator: Path, residency: str, run: RunDefaults | None, cache: Path
 ) -> CostReport:
-    """codesign's cost of `model`: with its run's options (ZigZag criterion, loop-prime-factor limit) when a run
-    returned it, else codesign's defaults."""
-    from codesign.cli.cost import run_defaults
-
-    run = run_defaults(model)
+    """codesign's cost of `model`: with its run's options, core allocation and residency order when a run
+    returned it (`run`), else codesign's defaults."""
     return cost_onnx(
         model,
         str(accelerator),
         options=run.options if run is not None else CostOptions(),
         settings=CostModelSettings(residency=residency),
-        allocation=allocation,
+        allocation=run.allocation if run is not None else None,
         residency_fractions=run.residency_fractions if run is not None else None,
         cache_path=cache,
         jobs=2,
@@ -222,20 +219,28 @@ def used_cores(report: CostReport) -> str:
     return " ".join(f"{task.segment}:c{task.core}" for task in report.schedule)
 
 
-def returned_allocation(model: Path) -> Allocation | None:
-    """The core allocation of the run that returned `model` (None: not a run's network, or one core)."""
-    from codesign.cli.cost import run_defaults
-
-    defaults = run_defaults(model)
-    return defaults.allocation if defaults is not None else None
+def usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the command line, in one line naming the option (None: nothing)."""
+    if not (args.stream_venv / "bin" / "python").is_file():
+        return f"--stream-venv: {args.stream_venv}: expected Stream's environment (bash benchmarks/stream/setup.sh)"
+    unknown = [name for name in args.networks if not (ZIGZAG_WORKLOADS / f"{name}.onnx").is_file()]
+    if unknown:
+        shipped = sorted(p.stem for p in ZIGZAG_WORKLOADS.glob("*.onnx"))
+        return f"--networks: {', '.join(unknown)}: expected ZigZag's workloads ({', '.join(shipped)})"
+    if args.eenn is not None:
+        try:
+            onnx.load(str(args.eenn), load_external_data=False)
+        except Exception as exc:  # noqa: BLE001 - missing file, or not ONNX: one line either way
+            return f"--eenn: {args.eenn}: expected an ONNX network a run returned ({type(exc).__name__})"
+    if not (args.time_limit > 0 and args.timeout > 0):
+        return "--time-limit, --timeout: expected positive seconds"
+    return None
 
 
 def compare(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     python = args.stream_venv / "bin" / "python"
-    if not python.is_file():
-        raise SystemExit(f"{python}: no Stream environment; run `bash benchmarks/stream/setup.sh` first")
     accelerator = args.accelerator
-    networks: list[tuple[str, Path, Allocation | None, list[tuple[str, str | None]]]] = [
+    networks: list[tuple[str, Path, RunDefaults | None, list[tuple[str, str | None]]]] = [
         (name, ZIGZAG_WORKLOADS / f"{name}.onnx", None, [("whole network", None)]) for name in args.networks
     ]
     if args.eenn is not None:
@@ -244,7 +249,7 @@ def compare(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
             (
                 f"fmnist-eenn {args.eenn.stem}",
                 args.eenn,
-                returned_allocation(args.eenn),
+                run_defaults(args.eenn),
                 [("every exit (input through all)", None), *((f"up to {name}", name) for name in outputs)],
             )
         )
@@ -252,10 +257,8 @@ def compare(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         hardware = stream_hardware(accelerator, work / "hardware")
-        for name, model, allocation, parts in networks:
-            reports = {
-                r: codesign_side(model, accelerator, r, allocation, args.cost_cache) for r in RESIDENCIES
-            }
+        for name, model, run, parts in networks:
+            reports = {r: codesign_side(model, accelerator, r, run, args.cost_cache) for r in RESIDENCIES}
             layers = reports["auto"].layers.set_index("name")
             for part, output in parts:
                 prepared = stream_ready(model, work / f"{name.replace(' ', '_')}-{len(totals)}.onnx", output)
@@ -368,6 +371,10 @@ def main() -> int:
         "--cost-cache", type=Path, default=Path.home() / ".cache" / "codesign" / "layer_costs.sqlite"
     )
     args = parser.parse_args()
+    problem = usage_problem(args)
+    if problem is not None:
+        print(f"stream_comparison.py: error: {problem}", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     totals, groups = compare(args)
     args.out.mkdir(parents=True, exist_ok=True)

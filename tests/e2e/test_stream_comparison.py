@@ -72,3 +72,28 @@ def test_stream_prices_resnet18_on_the_four_core_chip(tmp_path: Path):
         2,
         3,
     }
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["--stream-venv", "/nowhere"], "--stream-venv"),
+        (["--networks", "lenet"], "--networks"),
+        (["--eenn", "missing.onnx"], "--eenn"),
+        (["--timeout", "-1"], "--timeout"),
+    ],
+)
+def test_a_bad_command_line_is_one_line_naming_the_option_and_exit_2(argv, option, tmp_path: Path):
+    import subprocess
+    import sys
+
+    venv = [] if "--stream-venv" in argv else ["--stream-venv", str(tmp_path / "venv")]
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    (tmp_path / "venv" / "bin" / "python").write_text("")  # present: the other options are checked
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "stream_comparison.py"), *venv, *argv, "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert option in line and not (tmp_path / "o").exists()
